@@ -1,0 +1,29 @@
+"""The periodic schedule, built from Settings (triggerInterval, reviewInterval)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from macha.config import Settings
+
+
+def build_beat_schedule(settings: Settings) -> dict[str, Any]:
+    return {
+        "check-host": {
+            "task": "macha.start_check",
+            "schedule": float(settings.trigger_interval),
+            "kwargs": {"hostname": settings.hostname, "reason": "schedule"},
+            # A check older than its interval is superseded by the next one.
+            "options": {"expires": float(settings.trigger_interval)},
+        },
+        "review-tick": {
+            "task": "macha.review_tick",
+            "schedule": float(settings.review_interval),
+            "options": {"expires": float(settings.review_interval)},
+        },
+        "reconcile": {
+            "task": "macha.reconcile",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
+    }

@@ -1,0 +1,140 @@
+"""Layer 1 check of one host: read the journal since the stored cursor, detect, store (events first)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+
+from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
+from macha.config import Settings
+from macha.detect.patterns import Matcher, default_matcher
+from macha.detect.triggers import detect
+from macha.store.db import Store
+from macha.store.models import Host, JournalCursor, LogEvent, TriggerEvent, utcnow
+from macha.store.ops import insert_ignore, upsert
+
+log = logging.getLogger(__name__)
+
+#: Trigger ids carried in a check result are capped: results travel through the broker.
+MAX_IDS_IN_RESULT = 200
+
+
+@dataclass
+class CheckResult:
+    hostname: str
+    source: str
+    reason: str
+    entries_read: int = 0
+    new_log_events: int = 0
+    new_triggers: int = 0
+    severity_counts: dict[str, int] = field(default_factory=dict)
+    trigger_ids: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 2d") from None
+
+
+def ensure_host(store: Store, hostname: str) -> None:
+    with store.session() as s:
+        now = utcnow()
+        upsert(s, Host.__table__, {"hostname": hostname, "first_seen": now, "last_seen": now, "metadata": {}},
+               keys=["hostname"], update=["last_seen"])
+
+
+def run_check(
+    store: Store,
+    settings: Settings,
+    *,
+    hostname: str | None = None,
+    source: JournalSource | None = None,
+    reason: str = "schedule",
+    matcher: Matcher | None = None,
+) -> CheckResult:
+    hostname = hostname or settings.hostname
+    source = source or JournalSource()
+    matcher = matcher or default_matcher()
+    result = CheckResult(hostname=hostname, source=source.key, reason=reason)
+    ensure_host(store, hostname)
+
+    with store.session() as s:
+        row = s.execute(
+            select(JournalCursor).where(JournalCursor.hostname == hostname, JournalCursor.source == source.key)
+        ).scalar_one_or_none()
+        cursor = row.cursor if row else None
+        total_before = row.entries_read if row else 0
+
+    since = None
+    if cursor is None and source.kind == "system":
+        # The first read of a live system journal starts a bounded time ago, not at the dawn of the journal.
+        since = datetime.now(timezone.utc) - parse_duration(settings.journal_initial_lookback)
+    try:
+        _ingest(store, settings, result, matcher, source, cursor, since, total_before)
+    except CursorInvalid as exc:
+        restart = cursor_time(cursor or "") or since
+        note = f"{exc}; re-reading from {restart.isoformat() if restart else 'the start'} (duplicates are skipped)"
+        log.warning(note)
+        result.notes.append(note)
+        _ingest(store, settings, result, matcher, source, None, restart, total_before)
+    return result
+
+
+def _ingest(
+    store: Store,
+    settings: Settings,
+    result: CheckResult,
+    matcher: Matcher,
+    source: JournalSource,
+    cursor: str | None,
+    since: datetime | None,
+    total_before: int,
+) -> None:
+    severities: Counter[str] = Counter(result.severity_counts)
+    for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size):
+        detections = [d for e in batch if (d := detect(e, matcher, result.hostname, source.key)) is not None]
+        # One transaction per batch: the events and the cursor that covers them commit together.
+        with store.session() as s:
+            inserted = insert_ignore(
+                s, LogEvent.__table__, [d.log_row for d in detections], returning=("id", "entry_key")
+            )
+            ids = {key: log_id for log_id, key in inserted}
+            trigger_rows = [
+                {**t, "log_event_id": ids[d.log_row["entry_key"]]}
+                for d in detections
+                if d.log_row["entry_key"] in ids
+                for t in d.triggers
+            ]
+            new_triggers = insert_ignore(s, TriggerEvent.__table__, trigger_rows, returning=("id", "severity"))
+            upsert(
+                s,
+                JournalCursor.__table__,
+                {
+                    "hostname": result.hostname,
+                    "source": source.key,
+                    "cursor": batch[-1].cursor,
+                    "entries_read": total_before + result.entries_read + len(batch),
+                    "updated_at": utcnow(),
+                },
+                keys=["hostname", "source"],
+            )
+            s.execute(update(Host).where(Host.hostname == result.hostname).values(last_seen=utcnow()))
+        result.entries_read += len(batch)
+        result.new_log_events += len(inserted)
+        result.new_triggers += len(new_triggers)
+        for tid, sev in new_triggers:
+            severities[sev] += 1
+            if len(result.trigger_ids) < MAX_IDS_IN_RESULT:
+                result.trigger_ids.append(tid)
+    result.severity_counts = dict(severities)

@@ -1,0 +1,1 @@
+"""Command-line interfaces: thin skins over the same functions the workers call."""

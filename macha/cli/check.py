@@ -1,0 +1,130 @@
+"""macha-check: run one check of this host through the pipeline (or in-process with --local) and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from macha.cli.common import parser, run, settings_from, setup_logging
+from macha.errors import BrokerError
+from macha.report import CheckReport, build_report
+from macha.store.db import Store
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
+STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "critical": "bold red"}
+
+
+def main() -> None:
+    p = parser("macha-check", "Run one Macha check of this host and print what it found.")
+    p.add_argument("--local", action="store_true", help="run in this process, without the broker and workers")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--journal-file", help="read this journal file (*.journal) instead of the system journal")
+    src.add_argument("--journal-dir", help="read the journal files in this directory")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the pipeline (default 120)")
+    p.add_argument("--hostname", help="the host name to file events under (default: this host)")
+    args = p.parse_args()
+    run("macha-check", lambda: _main(args))
+
+
+def _main(args: Any) -> int:
+    setup_logging(args.verbose)
+    settings = settings_from(args, hostname=args.hostname)
+    store = Store(settings.effective_database_url)
+    if args.local:
+        from macha import pipeline
+
+        state = pipeline.check_step(store, settings, settings.hostname, "manual", args.journal_file, args.journal_dir)
+        state = pipeline.review_step(store, pipeline.context_step(store, state))
+    else:
+        state = _through_pipeline(settings, args)
+    report = build_report(store, state)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        render(report, Console())
+    return report.exit_code
+
+
+def _through_pipeline(settings: Any, args: Any) -> dict[str, Any]:
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from macha.broker.client import ensure_reachable
+    from workers.app import check_pipeline, create_app, host_queue
+
+    hint = (
+        "; start the pipeline with `macha-ai`, or run `macha-check --local`"
+        if settings.embedded_broker
+        else "; check broker_url, or run `macha-check --local`"
+    )
+    ensure_reachable(settings.effective_broker_url, hint)
+    celery = create_app(settings)
+    journal_file = str(_abs(args.journal_file)) if args.journal_file else None
+    journal_dir = str(_abs(args.journal_dir)) if args.journal_dir else None
+    result = check_pipeline(
+        celery, settings.hostname, "manual", journal_file=journal_file, journal_dir=journal_dir
+    ).apply_async()
+    try:
+        return result.get(timeout=args.timeout, propagate=True)
+    except CeleryTimeout:
+        raise BrokerError(
+            f"no result within {args.timeout:.0f} s: is a worker consuming the queues "
+            f"{host_queue(settings.hostname)} and review? (`macha-ai` runs one)"
+        ) from None
+
+
+def _abs(path: str) -> Path:
+    # The worker may run in another directory: send absolute paths.
+    return Path(path).resolve()
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render(report: CheckReport, console: Console) -> None:
+    console.print(
+        f"[bold]{report.hostname}[/bold]  source: {report.source}  entries read: {report.entries_read}  "
+        f"new events: {report.new_events}"
+    )
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if report.severity_counts:
+        table = Table(title="Events found by this check")
+        table.add_column("Severity")
+        table.add_column("Count", justify="right")
+        for severity, count in report.severity_counts.items():
+            table.add_row(f"[{SEVERITY_STYLE[severity]}]{severity}[/]", str(count))
+        console.print(table)
+        detail = Table(title="Events (worst first)", show_lines=False)
+        for col in ("Time (UTC)", "Severity", "Pattern", "Unit", "Message"):
+            detail.add_column(col, overflow="fold")
+        for ev in report.events:
+            detail.add_row(
+                ev["time"][:19].replace("T", " "),
+                f"[{SEVERITY_STYLE[ev['severity']]}]{ev['severity']}[/]",
+                ev["pattern"] or "",
+                ev["unit"] or "",
+                _short(ev["message"]),
+            )
+        console.print(detail)
+        if report.new_events > len(report.events):
+            console.print(f"... and {report.new_events - len(report.events)} more (see --json or the database)")
+    else:
+        console.print("No new events.")
+    review = report.review
+    if review is None:
+        console.print("No recent review.")
+    else:
+        style = STATUS_STYLE.get(review["status"], "")
+        fresh = "this check" if report.review_is_new else f"latest, {review['created_at'][:19]}"
+        console.print(f"Review #{review['id']} ({fresh}): [{style}]{review['status']}[/]")
+        console.print(review["summary"], markup=False, highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

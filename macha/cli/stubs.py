@@ -1,0 +1,38 @@
+"""Commands whose layer is not built yet: one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+_PENDING = {
+    "macha-chat": "chat with the meta model (Layer 4) is not yet available",
+    "macha-approve": "the approval queue is not yet available",
+    "macha-logs": "log browsing is not yet available; use macha-check for the latest events",
+    "macha-issues": "issue tracking is not yet available",
+    "macha-systems": "the system registry is not yet available",
+}
+
+
+def _stub(prog: str) -> None:
+    print(f"{prog}: not yet available: {_PENDING[prog]}", file=sys.stderr)
+    sys.exit(2)
+
+
+def chat() -> None:
+    _stub("macha-chat")
+
+
+def approve() -> None:
+    _stub("macha-approve")
+
+
+def logs() -> None:
+    _stub("macha-logs")
+
+
+def issues() -> None:
+    _stub("macha-issues")
+
+
+def systems() -> None:
+    _stub("macha-systems")

@@ -1,0 +1,246 @@
+"""One typed Settings object for all of Macha.
+
+Sources, highest first: keyword arguments, environment (``MACHA_*``, nested with ``__``), a TOML file
+(``--config`` or ``MACHA_CONFIG``), defaults. TOML keys may be written as in the NixOS module
+(``autonomyLevel``) or in snake case (``autonomy_level``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from macha.errors import ConfigError
+
+AutonomyLevel = Literal["observe", "suggest", "auto-safe", "auto-full"]
+AUTONOMY_LEVELS: tuple[str, ...] = ("observe", "suggest", "auto-safe", "auto-full")
+
+
+def _default_state_dir() -> Path:
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "macha"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TimescaleSettings(_Section):
+    enable: bool = False
+    retention_days: int = Field(30, ge=1)
+    port: int = Field(5432, ge=1, le=65535)
+
+
+class WebInterfaceSettings(_Section):
+    enable: bool = True
+    port: int = Field(8080, ge=1, le=65535)
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+
+
+class McpServerSettings(_Section):
+    enable: bool = True
+    port: int = Field(8081, ge=1, le=65535)
+    respect_autonomy: bool = True
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None):
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        return _normalise_keys(read_toml(self.path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} cannot be read (permission denied)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def _snake(key: str) -> str:
+    return _CAMEL.sub(r"_\1", key).replace("-", "_").lower()
+
+
+def _normalise_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_snake(str(k)): _normalise_keys(v) for k, v in value.items()}
+    return value
+
+
+class Settings(BaseSettings):
+    """Every option of the ``services.ai-sysadmin`` NixOS module, plus where Macha's parts live."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MACHA_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # The four layers.
+    autonomy_level: AutonomyLevel = "suggest"
+    trigger_interval: int = Field(30, ge=1, description="seconds between Layer 1 checks")
+    review_interval: int = Field(60, ge=1, description="seconds between Layer 3 review ticks")
+    context_size: int = Field(32768, ge=1024, description="token budget of the review context")
+    trigger_model: str = "qwen3:1.7b"
+    review_model: str = "qwen3:4b"
+    meta_model: str = "qwen3:14b"
+    use_trigger_model: bool = False
+
+    timescaledb: TimescaleSettings = Field(default_factory=TimescaleSettings)
+    web_interface: WebInterfaceSettings = Field(default_factory=WebInterfaceSettings)
+    mcp_server: McpServerSettings = Field(default_factory=McpServerSettings)
+
+    enable_sar: bool = True
+    sar_collect_frequency: str = "*:00/10"
+
+    # Where things live. None means the embedded default under state_dir.
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    broker_url: str | None = None
+    database_url: str | None = None
+    ollama_url: str = "http://127.0.0.1:11434"
+
+    hostname: str = Field(default_factory=socket.gethostname)
+    critical_services: list[str] = Field(default_factory=lambda: ["sshd", "systemd-journald"])
+
+    # Journal reading.
+    journal_batch_size: int = Field(1000, ge=1, le=100_000)
+    journal_initial_lookback: str = Field(
+        "1h", description="how far back the first read of the system journal goes (journalctl --since)"
+    )
+
+    # Queue behaviour. Tasks are hard-limited below the visibility timeout so that a running task is
+    # never handed to a second worker.
+    task_time_limit: int = Field(600, ge=10)
+    broker_visibility_timeout: int = Field(900, ge=2)
+    broker_restore_interval: int = Field(10, ge=1, description="seconds between sweeps for orphaned messages")
+    reconcile_after: int = Field(180, ge=10, description="seconds before unreviewed events are re-enqueued")
+    review_lock_ttl: int = Field(660, ge=5)
+    worker_concurrency: int = Field(2, ge=1)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname_is_queue_safe(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", v):
+            raise ValueError("must be a host name (letters, digits, '.', '_' and '-')")
+        return v
+
+    @field_validator("critical_services")
+    @classmethod
+    def _unit_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9:_.@\\-]{1,255}", name):
+                raise ValueError(f"{name!r} is not a systemd unit name")
+        return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+            raise ValueError("must be a Redis URL (redis://, rediss:// or redis+socket://PATH)")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("MACHA_CONFIG")
+        return (
+            init_settings,
+            env_settings,
+            _TomlFileSource(settings_cls, Path(path) if path else None),
+        )
+
+    # Derived locations of the embedded default.
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'macha.db'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url is None
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.state_dir / "redis" / "redis.sock"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"redis+socket://{self.redis_socket}"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__") or "settings"
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown option"
+    if kind == "literal_error":
+        allowed = err.get("ctx", {}).get("expected", "")
+        return f"{loc}: {err.get('input')!r} is not allowed; expected {allowed}"
+    msg = err.get("msg", "invalid value")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    got = err.get("input")
+    if isinstance(got, (str, int, float, bool)) and kind != "missing":
+        return f"{loc}: {msg} (got {got!r})"
+    return f"{loc}: {msg}"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings, turning every problem into one ConfigError line that names the key."""
+    previous = os.environ.get("MACHA_CONFIG")
+    if config_file is not None:
+        os.environ["MACHA_CONFIG"] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = _describe(errors[0])
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        source = os.environ.get("MACHA_CONFIG")
+        where = f" in {source} or MACHA_* environment" if source else " in MACHA_* environment"
+        raise ConfigError(f"invalid setting{where}: {first}{more}") from None
+    finally:
+        if config_file is not None:
+            if previous is None:
+                os.environ.pop("MACHA_CONFIG", None)
+            else:
+                os.environ["MACHA_CONFIG"] = previous

@@ -1,0 +1,82 @@
+"""Turn journal entries into log events and trigger events (rows, not yet stored)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from macha.collect.journal import JournalEntry
+from macha.detect.patterns import SEVERITY_RANK, Matcher, Pattern
+
+# syslog priorities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning ...
+PRIORITY_SEVERITY = {0: "critical", 1: "critical", 2: "high", 3: "medium", 4: "low"}
+_NUMBERS = re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{8,}\b|\d+", re.I)
+
+
+def entry_key(entry: JournalEntry) -> str:
+    return hashlib.sha256(entry.cursor.encode()).hexdigest()[:40]
+
+
+def fingerprint(pattern_id: str, unit: str | None, message: str) -> str:
+    """Groups repeats: same pattern, same unit, same message once numbers and ids are masked."""
+    normal = _NUMBERS.sub("#", message)[:512]
+    return hashlib.sha256(f"{pattern_id}\x1f{unit or ''}\x1f{normal}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What one kept journal entry gives: its log_events row and the triggers it raises (keyed by column)."""
+
+    log_row: dict[str, Any]
+    triggers: list[dict[str, Any]]
+
+
+def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str) -> Detection | None:
+    """None for entries that are neither a pattern match nor of error priority (they are not kept)."""
+    matches: list[Pattern] = matcher.match(entry.message)
+    prio_severity = PRIORITY_SEVERITY.get(entry.priority) if entry.priority is not None else None
+    if not matches and (entry.priority is None or entry.priority > 3):
+        return None
+    severity = min((p.severity for p in matches), key=SEVERITY_RANK.__getitem__) if matches else (prio_severity or "medium")
+    unit = entry.unit or entry.identifier
+    log_row = {
+        "time": entry.time,
+        "hostname": hostname,
+        "severity": severity,
+        "message": entry.message,
+        "unit": unit,
+        "source": source_key,
+        "entry_key": entry_key(entry),
+        "metadata": entry.fields(),
+    }
+    triggers = [
+        {
+            "time": entry.time,
+            "hostname": hostname,
+            "trigger_type": "journal_pattern",
+            "trigger_reason": f"{p.description}: {entry.message[:300]}",
+            "severity": p.severity,
+            "pattern_id": p.id,
+            "fingerprint": fingerprint(p.id, unit, entry.message),
+            "metadata": {"subsystem": p.subsystem, "unit": unit},
+        }
+        for p in matches
+    ]
+    # An emergency/alert/critical line that no pattern knows is still worth a review.
+    if not matches and entry.priority is not None and entry.priority <= 2:
+        triggers.append(
+            {
+                "time": entry.time,
+                "hostname": hostname,
+                "trigger_type": "journal_priority",
+                "trigger_reason": f"journal priority {entry.priority}: {entry.message[:300]}",
+                "severity": severity,
+                "pattern_id": f"priority_{entry.priority}",
+                "fingerprint": fingerprint(f"priority_{entry.priority}", unit, entry.message),
+                "metadata": {"subsystem": "journal", "unit": unit},
+            }
+        )
+    return Detection(log_row, triggers)
+

@@ -1,0 +1,1 @@
+"""Model backends, prompts and the schemas of model output."""

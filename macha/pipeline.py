@@ -1,0 +1,55 @@
+"""Plain functions behind the Celery tasks: the tasks only load settings, call these and pass small dicts on."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import distinct, select
+
+from macha.check import CheckResult, run_check
+from macha.collect.journal import JournalSource
+from macha.config import Settings
+from macha.context.window import build_context
+from macha.review import ReviewOutcome, run_review
+from macha.store.db import Store
+from macha.store.models import TriggerEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def journal_source(journal_file: str | None = None, journal_dir: str | None = None) -> JournalSource:
+    if journal_file:
+        return JournalSource.file(journal_file)
+    if journal_dir:
+        return JournalSource.directory(journal_dir)
+    return JournalSource()
+
+
+def check_step(store: Store, settings: Settings, hostname: str, reason: str,
+               journal_file: str | None = None, journal_dir: str | None = None) -> dict:
+    result: CheckResult = run_check(
+        store, settings, hostname=hostname, source=journal_source(journal_file, journal_dir), reason=reason
+    )
+    return {"check": result.to_dict(), "hostname": hostname}
+
+
+def context_step(store: Store, state: dict) -> dict:
+    return {**state, "context": build_context(store, state["hostname"]).to_dict()}
+
+
+def review_step(store: Store, state: dict) -> dict:
+    ctx = state.get("context") or {}
+    if not ctx.get("pending_events"):
+        outcome = ReviewOutcome(hostname=state["hostname"], review_id=None, skipped=True)
+    else:
+        outcome = run_review(store, state["hostname"], ctx.get("up_to_event_id"))
+    return {**state, "review": outcome.to_dict()}
+
+
+def hosts_with_pending_events(store: Store, older_than: timedelta | None = None) -> list[str]:
+    q = select(distinct(TriggerEvent.hostname)).where(TriggerEvent.review_id.is_(None))
+    if older_than is not None:
+        q = q.where(TriggerEvent.stored_at < utcnow() - older_than)
+    with store.session() as s:
+        return list(s.execute(q).scalars())

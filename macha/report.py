@@ -1,0 +1,94 @@
+"""What a check found, for people (a table) and scripts (JSON), and the exit code that sums it up."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from macha.detect.patterns import SEVERITIES, SEVERITY_RANK
+from macha.store.db import Store
+from macha.store.models import Review, TriggerEvent, utcnow
+
+EXIT_HEALTHY, EXIT_PROBLEMS = 0, 1
+#: A review older than this says nothing about "now" when this check found nothing new.
+RECENT_REVIEW = timedelta(minutes=15)
+MAX_LISTED = 50
+
+
+@dataclass
+class CheckReport:
+    hostname: str
+    source: str
+    entries_read: int
+    new_events: int
+    severity_counts: dict[str, int]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    review: dict[str, Any] | None = None
+    review_is_new: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        found = any(SEVERITY_RANK[s] <= SEVERITY_RANK["medium"] for s, n in self.severity_counts.items() if n)
+        unhealthy = self.review is not None and self.review["status"] != "healthy"
+        return EXIT_PROBLEMS if found or unhealthy else EXIT_HEALTHY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "exit_code": self.exit_code}
+
+
+def _review_dict(r: Review) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "created_at": r.created_at.isoformat(),
+        "status": r.status,
+        "summary": r.summary,
+        "reviewer": r.reviewer,
+        "model": r.model,
+        "event_count": r.event_count,
+        "issues": (r.payload or {}).get("issues", []),
+    }
+
+
+def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
+    check = state["check"]
+    review_state = state.get("review") or {}
+    with store.session() as s:
+        events = s.execute(
+            select(TriggerEvent).where(TriggerEvent.id.in_(check["trigger_ids"][:MAX_LISTED]))
+        ).scalars().all()
+        review = None
+        if review_state.get("review_id"):
+            review = s.get(Review, review_state["review_id"])
+        else:
+            review = s.execute(
+                select(Review).where(Review.hostname == state["hostname"]).order_by(Review.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            if review is not None and utcnow() - review.created_at > RECENT_REVIEW:
+                review = None
+    listed = sorted(events, key=lambda e: (SEVERITY_RANK[e.severity], e.time))
+    return CheckReport(
+        hostname=state["hostname"],
+        source=check["source"],
+        entries_read=check["entries_read"],
+        new_events=check["new_triggers"],
+        severity_counts={s: check["severity_counts"][s] for s in SEVERITIES if check["severity_counts"].get(s)},
+        events=[
+            {
+                "id": e.id,
+                "time": e.time.isoformat(),
+                "severity": e.severity,
+                "pattern": e.pattern_id,
+                "unit": (e.meta or {}).get("unit"),
+                "reason": e.trigger_reason,
+                "message": e.trigger_reason.split(": ", 1)[-1],
+            }
+            for e in listed
+        ],
+        review=_review_dict(review) if review is not None else None,
+        review_is_new=bool(review_state.get("review_id")),
+        notes=list(check.get("notes", [])),
+    )

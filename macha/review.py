@@ -1,0 +1,116 @@
+"""Layer 3: review the pending trigger events of one host and store the review.
+
+Until a model backend exists, the deterministic rules reviewer writes every review, and says so.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select, update
+
+from macha.detect.patterns import SEVERITY_RANK
+from macha.llm.schemas import ReviewIssue, ReviewReport
+from macha.store.db import Store
+from macha.store.models import Review, TriggerEvent
+
+RULES_NOTE = "Rules reviewer (no model was used)"
+MAX_EVIDENCE = 20
+
+
+@dataclass
+class ReviewOutcome:
+    hostname: str
+    review_id: int | None
+    skipped: bool
+    status: str | None = None
+    summary: str | None = None
+    events_covered: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rules_review(events: list[TriggerEvent]) -> ReviewReport:
+    """One issue per group (pattern + unit); status from the worst severity."""
+    groups: dict[tuple[str, str], list[TriggerEvent]] = defaultdict(list)
+    for ev in events:
+        groups[(ev.pattern_id or ev.trigger_type, (ev.meta or {}).get("unit") or "")].append(ev)
+    issues = []
+    for (pattern, unit), evs in groups.items():
+        worst = min(evs, key=lambda e: SEVERITY_RANK[e.severity])
+        title = worst.trigger_reason.split(":", 1)[0]
+        issues.append(
+            ReviewIssue(
+                title=f"{title}{f' ({unit})' if unit else ''}"[:300],
+                severity=worst.severity,
+                subsystem=str((worst.meta or {}).get("subsystem", "other"))[:64],
+                evidence_event_ids=[e.id for e in evs[:MAX_EVIDENCE]],
+                occurrences=len(evs),
+            )
+        )
+    issues.sort(key=lambda i: (SEVERITY_RANK[i.severity], -i.occurrences))
+    worst_rank = SEVERITY_RANK[issues[0].severity] if issues else SEVERITY_RANK["info"]
+    status = "critical" if worst_rank == 0 else "degraded" if worst_rank <= SEVERITY_RANK["medium"] else "healthy"
+    if issues:
+        top = "; ".join(f"{i.severity}: {i.title} x{i.occurrences}" for i in issues[:3])
+        summary = f"{RULES_NOTE}. {len(events)} new event(s) in {len(issues)} group(s). {top}"
+    else:
+        summary = f"{RULES_NOTE}. No new events."
+    return ReviewReport(
+        status=status,
+        summary=summary[:4000],
+        issues=issues,
+        should_escalate=status == "critical",
+        escalation_reason="critical events" if status == "critical" else None,
+    )
+
+
+def run_review(store: Store, hostname: str, up_to_event_id: int | None = None) -> ReviewOutcome:
+    """Review every pending event of the host (up to ``up_to_event_id``); no pending events means no review.
+
+    The caller holds the host's single-flight lock. The review and the marking of its events commit together.
+    """
+    with store.session() as s:
+        q = select(TriggerEvent).where(TriggerEvent.hostname == hostname, TriggerEvent.review_id.is_(None))
+        if up_to_event_id is not None:
+            q = q.where(TriggerEvent.id <= up_to_event_id)
+        events = list(s.execute(q.order_by(TriggerEvent.id)).scalars())
+        if not events:
+            return ReviewOutcome(hostname=hostname, review_id=None, skipped=True)
+        report = rules_review(events)
+        review = Review(
+            hostname=hostname,
+            status=report.status,
+            summary=report.summary,
+            reviewer="rules",
+            model=None,
+            outcome="ok",
+            event_count=len(events),
+            payload=report.model_dump(mode="json"),
+        )
+        s.add(review)
+        s.flush()
+        ids = [e.id for e in events]
+        for start in range(0, len(ids), 1000):  # bounded IN lists: SQLite caps bound parameters
+            s.execute(
+                update(TriggerEvent)
+                .where(TriggerEvent.id.in_(ids[start : start + 1000]), TriggerEvent.review_id.is_(None))
+                .values(review_id=review.id)
+            )
+    return ReviewOutcome(
+        hostname=hostname,
+        review_id=review.id,
+        skipped=False,
+        status=report.status,
+        summary=report.summary,
+        events_covered=len(events),
+    )
+
+
+def latest_review(store: Store, hostname: str) -> Review | None:
+    with store.session() as s:
+        return s.execute(
+            select(Review).where(Review.hostname == hostname).order_by(Review.id.desc()).limit(1)
+        ).scalar_one_or_none()

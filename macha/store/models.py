@@ -1,0 +1,163 @@
+"""The schema: the seed's four time-series tables plus hosts, journal cursors and reviews.
+
+Every time column is timezone-aware UTC on every backend (SQLite stores it naive; UTCDateTime restores the zone).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), unique=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+
+
+class SystemMetric(Base):
+    __tablename__ = "system_metrics"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    hostname: Mapped[str] = mapped_column(String(255))
+    metric_name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(32))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    __table_args__ = (Index("ix_system_metrics_host_name_time", "hostname", "metric_name", "time"),)
+
+
+class ServiceStatus(Base):
+    __tablename__ = "service_status"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    hostname: Mapped[str] = mapped_column(String(255))
+    service_name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(64))
+    active_state: Mapped[str | None] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    __table_args__ = (Index("ix_service_status_host_service_time", "hostname", "service_name", "time"),)
+
+
+class LogEvent(Base):
+    """A journal entry worth keeping (it matched a pattern or has error priority)."""
+
+    __tablename__ = "log_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    hostname: Mapped[str] = mapped_column(String(255))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(1024))
+    # Identifies the journal entry so that a re-read stores nothing twice.
+    entry_key: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    __table_args__ = (
+        UniqueConstraint("hostname", "entry_key", name="uq_log_events_entry"),
+        Index("ix_log_events_host_time", "hostname", "time"),
+    )
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # healthy | degraded | critical
+    status: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    # "rules" when no model was used, else the backend name.
+    reviewer: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    # ok | failed
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    error: Mapped[str | None] = mapped_column(Text)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    __table_args__ = (Index("ix_reviews_host_created", "hostname", "created_at"),)
+
+
+class TriggerEvent(Base):
+    __tablename__ = "trigger_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    hostname: Mapped[str] = mapped_column(String(255))
+    # journal_pattern | metric_threshold | service_state | error_rate | classifier
+    trigger_type: Mapped[str] = mapped_column(String(32))
+    trigger_reason: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    pattern_id: Mapped[str | None] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    log_event_id: Mapped[int | None] = mapped_column(ForeignKey("log_events.id"))
+    # NULL until a review covers the event: the reconciler looks for old NULLs.
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    __table_args__ = (
+        UniqueConstraint("log_event_id", "pattern_id", name="uq_trigger_events_log_pattern"),
+        Index("ix_trigger_events_host_review", "hostname", "review_id"),
+        Index("ix_trigger_events_host_time", "hostname", "time"),
+    )
+
+
+class JournalCursor(Base):
+    __tablename__ = "journal_cursors"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    # "system", "file:/abs/path" or "dir:/abs/path"
+    source: Mapped[str] = mapped_column(String(1024))
+    cursor: Mapped[str] = mapped_column(Text)
+    entries_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "source", name="uq_journal_cursors_source"),)

@@ -1,0 +1,131 @@
+"""The Celery app. Configured from Settings at import, so `celery -A workers.app` and `macha-ai` agree.
+
+Queues: ``host.<hostname>`` (work that must run on that machine), ``review`` (CPU work), ``gpu`` (the meta model,
+one worker with -c 1). On Redis, message priority 0 is the highest.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from celery import Celery, chain
+from kombu import Queue
+
+from macha.config import Settings, load_settings
+from macha.errors import MachaError
+
+#: Message priorities (Redis: 0 runs first).
+PRIORITY_HIGHEST = 0
+PRIORITY_DEFAULT = 5
+PRIORITY_BACKGROUND = 9
+
+HOST_TASKS = {"macha.check_host"}
+
+
+def host_queue(hostname: str) -> str:
+    return f"host.{hostname}"
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "priority_steps": list(range(10)),
+        "sep": ":",
+        "queue_order_strategy": "priority",
+        "visibility_timeout": settings.broker_visibility_timeout,
+        "unacked_restore_interval": settings.broker_restore_interval,
+        "unacked_restore_throttle": 1,
+    }
+
+
+def route(name: str, args: tuple, kwargs: dict, options: dict, task: Any = None, **_: Any) -> dict | None:
+    """check_host (and later actions) run on the queue of the host they concern."""
+    if name in HOST_TASKS:
+        hostname = kwargs.get("hostname") or (args[0] if args else None)
+        if hostname:
+            return {"queue": host_queue(hostname)}
+    return None
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    url = settings.effective_broker_url
+    return {
+        "broker_url": url,
+        "result_backend": url,
+        "broker_transport_options": transport_options(settings),
+        "result_backend_transport_options": {"visibility_timeout": settings.broker_visibility_timeout},
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": "review",
+        "task_queues": [
+            Queue(host_queue(settings.hostname)),
+            Queue("review"),
+            Queue("gpu"),
+        ],
+        "task_create_missing_queues": True,
+        "task_routes": (route,),
+        "task_default_priority": PRIORITY_DEFAULT,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        # A task is acknowledged after it ran, and put back if its worker died under it.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Hard limit below the visibility timeout: a running task is never handed to a second worker.
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": max(settings.task_time_limit - 30, 5),
+        "result_expires": 86400,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": _beat_schedule(settings),
+        "beat_schedule_filename": str(settings.state_dir / "celerybeat-schedule"),
+    }
+
+
+def _beat_schedule(settings: Settings) -> dict[str, Any]:
+    from beat_schedule import build_beat_schedule
+
+    return build_beat_schedule(settings)
+
+
+def check_pipeline(
+    celery: Celery,
+    hostname: str,
+    reason: str = "schedule",
+    *,
+    journal_file: str | None = None,
+    journal_dir: str | None = None,
+) -> chain:
+    """The Layer 1 -> 2 -> 3 chain for one host, by task name, so senders need not import the tasks."""
+    return chain(
+        celery.signature(
+            "macha.check_host",
+            kwargs={"hostname": hostname, "reason": reason, "journal_file": journal_file, "journal_dir": journal_dir},
+            immutable=True,
+        ),
+        celery.signature("macha.update_context"),
+        celery.signature("macha.review"),
+    )
+
+
+def create_app(settings: Settings) -> Celery:
+    celery = Celery("macha", include=["workers.tasks"])
+    celery.conf.update(celery_config(settings))
+    celery.macha_settings = settings  # type: ignore[attr-defined]
+    return celery
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except MachaError as exc:
+        # Celery imports this module; a bad config must read as one line, not a traceback.
+        print(f"macha: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+settings = _settings_or_exit()
+app = create_app(settings)

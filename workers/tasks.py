@@ -1,0 +1,66 @@
+"""Thin Celery tasks: load by id or name, call a plain function in macha/, return a small dict."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import chain
+
+from macha import pipeline
+from macha.broker.client import SingleFlight
+from macha.store.db import get_store
+from workers.app import app, check_pipeline, settings
+
+log = logging.getLogger(__name__)
+
+
+def _store():
+    return get_store(settings.effective_database_url)
+
+
+@app.task(name="macha.start_check")
+def start_check(hostname: str, reason: str = "schedule") -> str:
+    return check_pipeline(app, hostname, reason).apply_async().id
+
+
+@app.task(name="macha.check_host")
+def check_host(hostname: str, reason: str = "schedule", journal_file: str | None = None,
+               journal_dir: str | None = None) -> dict:
+    return pipeline.check_step(_store(), settings, hostname, reason, journal_file, journal_dir)
+
+
+@app.task(name="macha.update_context")
+def update_context(state: dict) -> dict:
+    return pipeline.context_step(_store(), state)
+
+
+@app.task(name="macha.review", bind=True, max_retries=30)
+def review(self, state: dict) -> dict:
+    with SingleFlight(settings.effective_broker_url, f"review:{state['hostname']}", settings.review_lock_ttl) as lock:
+        if not lock.acquired:
+            # Another review of this host is running; it or the next one covers these events.
+            raise self.retry(countdown=2)
+        return pipeline.review_step(_store(), state)
+
+
+def _enqueue_reviews(hostnames: list[str]) -> list[str]:
+    for hostname in hostnames:
+        chain(update_context.s({"hostname": hostname}), review.s()).apply_async()
+    return hostnames
+
+
+@app.task(name="macha.review_tick")
+def review_tick() -> list[str]:
+    """Every reviewInterval: review hosts that have unreviewed events; nothing new, nothing sent."""
+    return _enqueue_reviews(pipeline.hosts_with_pending_events(_store()))
+
+
+@app.task(name="macha.reconcile")
+def reconcile() -> list[str]:
+    """The database is the truth: events no review covered after reconcile_after seconds get a review again."""
+    stale = pipeline.hosts_with_pending_events(_store(), timedelta(seconds=settings.reconcile_after))
+    if stale:
+        log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
+    return _enqueue_reviews(stale)
+
