@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from macha.detect.patterns import SEVERITIES, SEVERITY_RANK
 from macha.store.db import Store
-from macha.store.models import Review, TriggerEvent, utcnow
+from macha.store.models import LogEvent, Review, TriggerEvent, utcnow
 
 EXIT_HEALTHY, EXIT_PROBLEMS = 0, 1
 #: A review older than this says nothing about "now" when this check found nothing new.
@@ -58,8 +58,10 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
     review_state = state.get("review") or {}
     with store.session() as s:
         events = s.execute(
-            select(TriggerEvent).where(TriggerEvent.id.in_(check["trigger_ids"][:MAX_LISTED]))
-        ).scalars().all()
+            select(TriggerEvent, LogEvent.message)
+            .outerjoin(LogEvent, TriggerEvent.log_event_id == LogEvent.id)
+            .where(TriggerEvent.id.in_(check["trigger_ids"][:MAX_LISTED]))
+        ).all()
         review = None
         if review_state.get("review_id"):
             review = s.get(Review, review_state["review_id"])
@@ -69,7 +71,7 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
             ).scalar_one_or_none()
             if review is not None and utcnow() - review.created_at > RECENT_REVIEW:
                 review = None
-    listed = sorted(events, key=lambda e: (SEVERITY_RANK[e.severity], e.time))
+    listed = sorted(events, key=lambda row: (SEVERITY_RANK[row[0].severity], row[0].time))
     return CheckReport(
         hostname=state["hostname"],
         source=check["source"],
@@ -84,9 +86,9 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
                 "pattern": e.pattern_id,
                 "unit": (e.meta or {}).get("unit"),
                 "reason": e.trigger_reason,
-                "message": e.trigger_reason.split(": ", 1)[-1],
+                "message": message or e.trigger_reason,
             }
-            for e in listed
+            for e, message in listed
         ],
         review=_review_dict(review) if review is not None else None,
         review_is_new=bool(review_state.get("review_id")),

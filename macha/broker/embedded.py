@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from macha.errors import BrokerError
 
@@ -53,7 +55,8 @@ class EmbeddedRedis:
         return f"redis+socket://{self.socket}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+        # No retries: a server that is gone (or going, after SHUTDOWN) should be known at once.
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5, retry=Retry(NoBackoff(), 0))
 
     def ping(self) -> bool:
         if not self.socket.exists():

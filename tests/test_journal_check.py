@@ -1,0 +1,147 @@
+"""Layer 1 minimal: real journal files (systemd-journal-remote) read by real journalctl into the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Entry
+from sqlalchemy import func, select, update
+
+from macha.check import run_check
+from macha.collect.journal import JournalSource
+from macha.config import load_settings
+from macha.detect.patterns import Matcher, default_matcher
+from macha.errors import JournalError
+from macha.store.db import Store
+from macha.store.models import JournalCursor, LogEvent, TriggerEvent
+
+OOM = ("Out of memory: Killed process 4242 (postgres) total-vm:8123456kB, anon-rss:7000000kB, file-rss:0kB, "
+       "shmem-rss:0kB, UID:71 pgtables:14000kB oom_score_adj:0")
+SEGV = "nginx[{pid}]: segfault at 0 ip 00007f00deadbeef sp 00007ffc0 error 4 in libc.so.6[7f00de000000+1a0000]"
+
+
+def settings(tmp_path: Path, **kw):
+    return load_settings(state_dir=tmp_path / "state", hostname="h1", **kw)
+
+
+def triggers(store: Store) -> list[TriggerEvent]:
+    with store.session() as s:
+        return list(s.execute(select(TriggerEvent).order_by(TriggerEvent.id)).scalars())
+
+
+def count(store: Store, model) -> int:
+    with store.session() as s:
+        return s.execute(select(func.count()).select_from(model)).scalar()
+
+
+def test_oom_and_segfault_become_trigger_events_once(db_url, make_journal, tmp_path) -> None:
+    journal = make_journal([
+        Entry("eth0: link becomes ready"),
+        Entry(OOM, priority=3),
+        Entry("Started Session 3 of User bob.", identifier="systemd", transport="journal"),
+        Entry(SEGV.format(pid=1234), priority=6),
+    ])
+    store = Store(db_url)
+    first = run_check(store, settings(tmp_path), source=JournalSource.file(journal))
+    assert first.entries_read == 4
+    got = {(t.pattern_id, t.severity) for t in triggers(store)}
+    assert got == {("oom_kill", "critical"), ("segfault", "high")}
+    assert first.severity_counts == {"critical": 1, "high": 1}
+    with store.session() as s:
+        oom = s.execute(select(LogEvent).where(LogEvent.message == OOM)).scalar_one()
+        assert oom.meta["boot_id"] == "0123456789abcdef0123456789abcdef" and oom.meta["priority"] == 3
+
+    again = run_check(store, settings(tmp_path), source=JournalSource.file(journal))
+    assert (again.entries_read, again.new_triggers) == (0, 0)
+    assert len(triggers(store)) == 2
+    store.dispose()
+
+
+def test_ten_thousand_entries_lose_none(db_url, make_journal, tmp_path) -> None:
+    entries = [
+        Entry(SEGV.format(pid=i) if i % 10 == 0 else f"routine message {i}", priority=6) for i in range(10_000)
+    ]
+    journal = make_journal(entries)
+    store = Store(db_url)
+    result = run_check(store, settings(tmp_path, journal_batch_size=700), source=JournalSource.file(journal))
+    assert result.entries_read == 10_000
+    assert result.new_triggers == count(store, TriggerEvent) == 1_000
+    with store.session() as s:
+        cursor = s.execute(select(JournalCursor)).scalar_one()
+        assert cursor.entries_read == 10_000
+        assert s.execute(select(LogEvent).where(LogEvent.message == SEGV.format(pid=9990))).scalar_one()
+    store.dispose()
+
+
+class CrashingMatcher(Matcher):
+    """The process dies while storing: an exception from inside the batch loop after some batches committed."""
+
+    def __init__(self, crash_on: str):
+        super().__init__(default_matcher().patterns)
+        self.crash_on = crash_on
+
+    def match(self, message: str):
+        if message == self.crash_on:
+            raise KeyboardInterrupt("simulated crash")
+        return super().match(message)
+
+
+def test_a_crash_mid_read_rereads_and_stores_nothing_twice(db_url, make_journal, tmp_path) -> None:
+    entries = [Entry(SEGV.format(pid=i), priority=6) for i in range(2_500)]
+    journal = make_journal(entries)
+    store = Store(db_url)
+    cfg = settings(tmp_path, journal_batch_size=300)
+    with pytest.raises(KeyboardInterrupt):
+        run_check(store, cfg, source=JournalSource.file(journal), matcher=CrashingMatcher(SEGV.format(pid=1000)))
+    committed = count(store, TriggerEvent)
+    assert committed == 900  # three whole batches; the fourth died with the process
+    with store.session() as s:
+        assert s.execute(select(JournalCursor.entries_read)).scalar() == 900
+
+    result = run_check(store, cfg, source=JournalSource.file(journal))
+    assert result.entries_read == 1_600
+    assert count(store, TriggerEvent) == count(store, LogEvent) == 2_500
+    store.dispose()
+
+
+def test_replayed_entries_hit_the_unique_key(sqlite_url, make_journal, tmp_path) -> None:
+    """Even a cursor that went backwards (restored backup) stores no duplicate."""
+    journal = make_journal([Entry(SEGV.format(pid=i)) for i in range(50)])
+    store = Store(sqlite_url)
+    run_check(store, settings(tmp_path), source=JournalSource.file(journal))
+    with store.session() as s:
+        s.execute(update(JournalCursor).values(cursor="s=0;i=0;b=0;m=0;t=0;x=0"))  # unknown: journalctl rejects it
+    result = run_check(store, settings(tmp_path), source=JournalSource.file(journal))
+    assert result.notes and "re-reading" in result.notes[0]
+    assert result.entries_read == 50 and result.new_triggers == 0
+    assert count(store, TriggerEvent) == 50
+
+
+def test_long_and_binary_messages_are_kept(sqlite_url, make_journal, tmp_path) -> None:
+    long_msg = "I/O error, dev sda, sector 1 " + "x" * 6000
+    journal = make_journal([
+        Entry(long_msg, priority=3),
+        Entry(b"blk_update_request: I/O error, dev sdb, sector 9 \xff\xfe", priority=3),
+    ])
+    store = Store(sqlite_url)
+    run_check(store, settings(tmp_path), source=JournalSource.file(journal))
+    with store.session() as s:
+        messages = sorted(s.execute(select(LogEvent.message)).scalars(), key=len)
+    assert messages[0].startswith("blk_update_request: I/O error, dev sdb") and "\ufffd" in messages[0]
+    assert messages[1] == long_msg  # over journalctl's 4,096-byte default: not null, not cut
+    assert {t.pattern_id for t in triggers(store)} == {"io_error"}
+
+
+def test_bad_journal_paths_are_clear_errors(sqlite_url, tmp_path) -> None:
+    store = Store(sqlite_url)
+    with pytest.raises(JournalError, match="does not exist"):
+        run_check(store, settings(tmp_path), source=JournalSource.file(tmp_path / "missing.journal"))
+    bad = tmp_path / "not-a-journal.log"
+    bad.write_text("hello")
+    with pytest.raises(JournalError, match=r"must end in \.journal"):
+        run_check(store, settings(tmp_path), source=JournalSource.file(bad))
+    corrupt = tmp_path / "corrupt.journal"
+    corrupt.write_bytes(b"\0" * 4096)
+    with pytest.raises(JournalError, match=r"journalctl failed on the file:.*corrupt.journal journal: .*Bad message"):
+        run_check(store, settings(tmp_path), source=JournalSource.file(corrupt))
