@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ def _main(args: Any) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        render(report, Console())
+        # Piped output (logs, mail, scripts) is not wrapped at 80 columns.
+        render(report, Console(width=None if sys.stdout.isatty() else 200))
     return report.exit_code
 
 
