@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from macha.check import CheckResult, run_check
 from macha.collect.journal import JournalSource
@@ -48,7 +48,7 @@ def review_step(store: Store, state: dict) -> dict:
 
 
 def hosts_with_pending_events(store: Store, older_than: timedelta | None = None) -> list[str]:
-    q = select(distinct(TriggerEvent.hostname)).where(TriggerEvent.review_id.is_(None))
+    q = select(TriggerEvent.hostname).distinct().where(TriggerEvent.review_id.is_(None))
     if older_than is not None:
         q = q.where(TriggerEvent.stored_at < utcnow() - older_than)
     with store.session() as s:

@@ -1,0 +1,41 @@
+# Shared by scripts/run and scripts/test: system packages and the project's virtualenv (.venv).
+# shellcheck shell=bash
+
+need_apt() {
+    # Installs the Debian packages named, if any is missing and we may (root). Otherwise says what to install.
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian packages: ${missing[*]}" >&2
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; then
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        fi
+    else
+        echo "missing Debian packages: ${missing[*]} (install them: sudo apt-get install ${missing[*]})" >&2
+        return 1
+    fi
+}
+
+ensure_venv() {
+    # ensure_venv SPEC: create .venv with Python >= 3.11 and pip-install SPEC (e.g. "." or ".[test]") into it.
+    local spec="$1" py="${PYTHON:-python3}"
+    if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        echo "Macha needs Python >= 3.11 ($py is $("$py" --version 2>&1))" >&2
+        return 1
+    fi
+    if [ ! -x .venv/bin/python ]; then
+        "$py" -m venv .venv 2>/dev/null || { need_apt python3-venv && "$py" -m venv .venv; }
+    fi
+    local stamp=.venv/.macha-installed
+    local want
+    want="$spec $(sha256sum pyproject.toml | cut -c1-16)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e "$spec"
+        echo "$want" > "$stamp"
+    fi
+}
