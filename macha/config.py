@@ -146,7 +146,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(900, ge=2)
     broker_restore_interval: int = Field(10, ge=1, description="seconds between sweeps for orphaned messages")
     reconcile_after: int = Field(180, ge=10, description="seconds before unreviewed events are re-enqueued")
-    review_lock_ttl: int = Field(660, ge=5)
+    lock_ttl: int = Field(
+        30, ge=3, description="seconds a single-flight lock outlives a holder that died (live holders renew it)"
+    )
     worker_concurrency: int = Field(2, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -73,13 +73,32 @@ def test_single_flight_admits_one_holder(redis_url: str) -> None:
         assert after.acquired
 
 
-def test_single_flight_lock_expires_when_its_holder_dies(redis_url: str) -> None:
-    holder = SingleFlight(redis_url, "review:dead", ttl=1).__enter__()  # never exits: its process "died"
-    assert holder.acquired
-    with SingleFlight(redis_url, "review:dead", ttl=1) as blocked:
-        assert not blocked.acquired
+def test_a_live_holder_keeps_the_lock_past_its_ttl(redis_url: str) -> None:
+    with SingleFlight(redis_url, "check:long", ttl=1) as holder:
+        time.sleep(2.5)  # a long task: the holder renews the lock while it runs
+        with SingleFlight(redis_url, "check:long", ttl=1) as other:
+            assert holder.acquired and not other.acquired
+    with SingleFlight(redis_url, "check:long", ttl=1) as after:
+        assert after.acquired
+
+
+def test_the_lock_of_a_killed_holder_frees_itself(redis_url: str) -> None:
+    script = textwrap.dedent(f"""
+        from macha.broker.client import SingleFlight
+        import time
+        lock = SingleFlight({redis_url!r}, "check:dead", ttl=1).__enter__()
+        print(lock.acquired, flush=True)
+        time.sleep(60)
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "True"
+    time.sleep(1.5)
+    with SingleFlight(redis_url, "check:dead", ttl=1) as blocked:
+        assert not blocked.acquired  # still renewed by its live holder
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
     time.sleep(1.2)
-    with SingleFlight(redis_url, "review:dead", ttl=1) as later:
+    with SingleFlight(redis_url, "check:dead", ttl=1) as later:
         assert later.acquired
 
 

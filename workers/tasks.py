@@ -24,10 +24,15 @@ def start_check(hostname: str, reason: str = "schedule") -> str:
     return check_pipeline(app, hostname, reason).apply_async().id
 
 
-@app.task(name="macha.check_host")
-def check_host(hostname: str, reason: str = "schedule", journal_file: str | None = None,
+@app.task(name="macha.check_host", bind=True, max_retries=None)
+def check_host(self, hostname: str, reason: str = "schedule", journal_file: str | None = None,
                journal_dir: str | None = None) -> dict:
-    return pipeline.check_step(_store(), settings, hostname, reason, journal_file, journal_dir)
+    source = pipeline.journal_source(journal_file, journal_dir).key
+    # One reader per journal source: two readers of one cursor would each read the same entries again.
+    with SingleFlight(settings.effective_broker_url, f"check:{hostname}:{source}", settings.lock_ttl) as lock:
+        if not lock.acquired:
+            raise self.retry(countdown=2)
+        return pipeline.check_step(_store(), settings, hostname, reason, journal_file, journal_dir)
 
 
 @app.task(name="macha.update_context")
@@ -37,7 +42,7 @@ def update_context(state: dict) -> dict:
 
 @app.task(name="macha.review", bind=True, max_retries=30)
 def review(self, state: dict) -> dict:
-    with SingleFlight(settings.effective_broker_url, f"review:{state['hostname']}", settings.review_lock_ttl) as lock:
+    with SingleFlight(settings.effective_broker_url, f"review:{state['hostname']}", settings.lock_ttl) as lock:
         if not lock.acquired:
             # Another review of this host is running; it or the next one covers these events.
             raise self.retry(countdown=2)

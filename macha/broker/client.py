@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from urllib.parse import urlparse
 
 import redis
@@ -61,19 +62,39 @@ def restore_orphaned_messages(url: str, transport_options: dict) -> int:
 
 
 class SingleFlight:
-    """At most one holder per name across every worker (a Redis lock that expires if its holder dies)."""
+    """At most one holder per name across every worker: a Redis lock with a short expiry that a live holder keeps
+    renewing, so that the lock of a holder killed with -9 frees itself within ``ttl`` seconds, while a long task
+    keeps it as long as it runs."""
 
-    def __init__(self, url: str, name: str, ttl: int):
-        self._lock = redis_client(url).lock(f"macha:lock:{name}", timeout=ttl, blocking=False)
+    def __init__(self, url: str, name: str, ttl: float = 30):
+        # Not thread-local: the renewing thread must see the token the holder acquired.
+        self._lock = redis_client(url).lock(f"macha:lock:{name}", timeout=ttl, blocking=False, thread_local=False)
+        self._ttl = ttl
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
         self.acquired = False
 
     def __enter__(self) -> SingleFlight:
         self.acquired = bool(self._lock.acquire(blocking=False))
+        if self.acquired:
+            self._renewer = threading.Thread(target=self._renew, name="single-flight-renew", daemon=True)
+            self._renewer.start()
         return self
 
+    def _renew(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                self._lock.reacquire()
+            except (redis.exceptions.LockError, redis.RedisError) as exc:
+                log.warning("could not renew single-flight lock %s: %s", self._lock.name, exc)
+                return
+
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
         if self.acquired:
             try:
                 self._lock.release()
             except redis.exceptions.LockError:
-                log.warning("a single-flight lock expired before its holder finished")
+                log.warning("single-flight lock %s expired before its holder finished", self._lock.name)
