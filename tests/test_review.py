@@ -57,6 +57,26 @@ def test_review_covers_only_events_up_to_its_context(sqlite_url, make_journal, t
     assert pipeline.hosts_with_pending_events(store) == []
 
 
+def test_reconciler_picks_only_events_left_unreviewed_too_long(sqlite_url, make_journal, tmp_path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from macha.store.models import utcnow
+
+    store = Store(sqlite_url)
+    settings = load_settings(state_dir=tmp_path, hostname="h1")
+    run_check(store, settings, source=JournalSource.file(make_journal([Entry(SEGV.format(pid=1))], name="a.journal")))
+    run_check(store, load_settings(state_dir=tmp_path, hostname="h2"),
+              source=JournalSource.file(make_journal([Entry(SEGV.format(pid=2))], name="b.journal")))
+    assert pipeline.hosts_with_pending_events(store, timedelta(minutes=3)) == []
+    with store.session() as s:  # h1's event has waited ten minutes: its review task must have vanished
+        s.execute(update(TriggerEvent).where(TriggerEvent.hostname == "h1")
+                  .values(stored_at=utcnow() - timedelta(minutes=10)))
+    assert pipeline.hosts_with_pending_events(store, timedelta(minutes=3)) == ["h1"]
+    assert sorted(pipeline.hosts_with_pending_events(store)) == ["h1", "h2"]
+
+
 def test_macha_check_local_reports_json_and_exit_codes(make_journal, tmp_path) -> None:
     env = macha_env(tmp_path / "state", MACHA_HOSTNAME="h1")
     proc = run_cli("macha-check", "--local", "--json", "--journal-file", str(FIXTURES / "oom.journal"), env=env)

@@ -7,16 +7,19 @@ import threading
 from urllib.parse import urlparse
 
 import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.retry import Retry
 
 from macha.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, retries: int = 3) -> redis.Redis:
+    retry = Retry(ExponentialBackoff(cap=2), retries) if retries else Retry(NoBackoff(), 0)
     if url.startswith(("redis+socket://", "unix://")):
-        return redis.Redis(unix_socket_path=urlparse(url).path, socket_timeout=10)
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        return redis.Redis(unix_socket_path=urlparse(url).path, socket_timeout=10, retry=retry)
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, retry=retry)
 
 
 def describe(url: str) -> str:
@@ -28,7 +31,7 @@ def describe(url: str) -> str:
 
 def ensure_reachable(url: str, hint: str = "") -> None:
     try:
-        redis_client(url).ping()
+        redis_client(url, retries=0).ping()
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise BrokerError(f"the broker at {describe(url)} is not reachable ({exc}){hint}") from None
     except redis.AuthenticationError as exc:
