@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import select, update
 
 from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
-from macha.config import Settings
+from macha.config import Settings, parse_duration
 from macha.detect.patterns import Matcher, default_matcher
 from macha.detect.triggers import detect
 from macha.store.db import Store
@@ -37,14 +37,6 @@ class CheckResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def parse_duration(text: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return timedelta(seconds=int(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError):
-        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 2d") from None
 
 
 def ensure_host(store: Store, hostname: str) -> None:

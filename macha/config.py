@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,14 @@ from macha.errors import ConfigError
 
 AutonomyLevel = Literal["observe", "suggest", "auto-safe", "auto-full"]
 AUTONOMY_LEVELS: tuple[str, ...] = ("observe", "suggest", "auto-safe", "auto-full")
+
+
+def parse_duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 2d") from None
 
 
 def _default_state_dir() -> Path:
@@ -158,6 +167,12 @@ class Settings(BaseSettings):
     def _hostname_is_queue_safe(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", v):
             raise ValueError("must be a host name (letters, digits, '.', '_' and '-')")
+        return v
+
+    @field_validator("journal_initial_lookback")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
         return v
 
     @field_validator("critical_services")

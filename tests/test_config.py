@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_name_models_that_exist(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in [k for k in __import__("os").environ if k.startswith("MACHA_")]:
+    for key in [k for k in os.environ if k.startswith("MACHA_")]:
         monkeypatch.delenv(key)
     s = load_settings()
     assert s.autonomy_level == "suggest"
@@ -62,6 +63,7 @@ respectAutonomy = false
         ('reviewModell = "qwen3:4b"\n', "review_modell: unknown option"),
         ("[webInterface]\nport = 70000\n", "web_interface.port: "),
         ('brokerUrl = "amqp://x"\n', "broker_url: must be a Redis URL"),
+        ('journalInitialLookback = "yesterday"\n', "journal_initial_lookback: 'yesterday' is not a duration"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:

@@ -39,7 +39,10 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
     prio_severity = PRIORITY_SEVERITY.get(entry.priority) if entry.priority is not None else None
     if not matches and (entry.priority is None or entry.priority > 3):
         return None
-    severity = min((p.severity for p in matches), key=SEVERITY_RANK.__getitem__) if matches else (prio_severity or "medium")
+    if matches:
+        severity = min((p.severity for p in matches), key=SEVERITY_RANK.__getitem__)
+    else:
+        severity = prio_severity or "medium"
     unit = entry.unit or entry.identifier
     log_row = {
         "time": entry.time,
@@ -52,31 +55,27 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
         "metadata": entry.fields(),
     }
     triggers = [
-        {
-            "time": entry.time,
-            "hostname": hostname,
-            "trigger_type": "journal_pattern",
-            "trigger_reason": f"{p.description}: {entry.message[:300]}",
-            "severity": p.severity,
-            "pattern_id": p.id,
-            "fingerprint": fingerprint(p.id, unit, entry.message),
-            "metadata": {"subsystem": p.subsystem, "unit": unit},
-        }
+        _trigger(entry, hostname, unit, "journal_pattern", p.id, p.severity, p.subsystem, p.description)
         for p in matches
     ]
     # An emergency/alert/critical line that no pattern knows is still worth a review.
     if not matches and entry.priority is not None and entry.priority <= 2:
         triggers.append(
-            {
-                "time": entry.time,
-                "hostname": hostname,
-                "trigger_type": "journal_priority",
-                "trigger_reason": f"journal priority {entry.priority}: {entry.message[:300]}",
-                "severity": severity,
-                "pattern_id": f"priority_{entry.priority}",
-                "fingerprint": fingerprint(f"priority_{entry.priority}", unit, entry.message),
-                "metadata": {"subsystem": "journal", "unit": unit},
-            }
+            _trigger(entry, hostname, unit, "journal_priority", f"priority_{entry.priority}", severity, "journal",
+                     f"journal priority {entry.priority}")
         )
     return Detection(log_row, triggers)
 
+
+def _trigger(entry: JournalEntry, hostname: str, unit: str | None, trigger_type: str, pattern_id: str,
+             severity: str, subsystem: str, description: str) -> dict[str, Any]:
+    return {
+        "time": entry.time,
+        "hostname": hostname,
+        "trigger_type": trigger_type,
+        "trigger_reason": f"{description}: {entry.message[:300]}",
+        "severity": severity,
+        "pattern_id": pattern_id,
+        "fingerprint": fingerprint(pattern_id, unit, entry.message),
+        "metadata": {"subsystem": subsystem, "unit": unit},
+    }
