@@ -1,0 +1,1 @@
+"""Collectors: the journal, metrics, services, SAR."""

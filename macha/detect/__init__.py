@@ -1,0 +1,1 @@
+"""Detection: the pattern catalog (data) and the triggers it raises."""
