@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from macha.detect.patterns import SEVERITIES, SEVERITY_RANK
+from macha.review import latest_review
 from macha.store.db import Store
 from macha.store.models import LogEvent, Review, TriggerEvent, utcnow
 
@@ -66,9 +67,7 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
         if review_state.get("review_id"):
             review = s.get(Review, review_state["review_id"])
         else:
-            review = s.execute(
-                select(Review).where(Review.hostname == state["hostname"]).order_by(Review.id.desc()).limit(1)
-            ).scalar_one_or_none()
+            review = latest_review(store, state["hostname"])
             if review is not None and utcnow() - review.created_at > RECENT_REVIEW:
                 review = None
     listed = sorted(events, key=lambda row: (SEVERITY_RANK[row[0].severity], row[0].time))
