@@ -25,7 +25,6 @@ from pydantic_settings import (
 from macha.errors import ConfigError
 
 AutonomyLevel = Literal["observe", "suggest", "auto-safe", "auto-full"]
-AUTONOMY_LEVELS: tuple[str, ...] = ("observe", "suggest", "auto-safe", "auto-full")
 
 
 def parse_duration(text: str) -> timedelta:

@@ -26,11 +26,8 @@ def journal_source(journal_file: str | None = None, journal_dir: str | None = No
     return JournalSource()
 
 
-def check_step(store: Store, settings: Settings, hostname: str, reason: str,
-               journal_file: str | None = None, journal_dir: str | None = None) -> dict:
-    result: CheckResult = run_check(
-        store, settings, hostname=hostname, source=journal_source(journal_file, journal_dir), reason=reason
-    )
+def check_step(store: Store, settings: Settings, hostname: str, reason: str, source: JournalSource) -> dict:
+    result: CheckResult = run_check(store, settings, hostname=hostname, source=source, reason=reason)
     return {"check": result.to_dict(), "hostname": hostname}
 
 

@@ -67,7 +67,7 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
         if review_state.get("review_id"):
             review = s.get(Review, review_state["review_id"])
         else:
-            review = latest_review(store, state["hostname"])
+            review = latest_review(s, state["hostname"])
             if review is not None and utcnow() - review.created_at > RECENT_REVIEW:
                 review = None
     listed = sorted(events, key=lambda row: (SEVERITY_RANK[row[0].severity], row[0].time))

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from macha.detect.patterns import SEVERITY_RANK
 from macha.llm.schemas import ReviewIssue, ReviewReport
@@ -109,8 +110,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None) -
     )
 
 
-def latest_review(store: Store, hostname: str) -> Review | None:
-    with store.session() as s:
-        return s.execute(
-            select(Review).where(Review.hostname == hostname).order_by(Review.id.desc()).limit(1)
-        ).scalar_one_or_none()
+def latest_review(session: Session, hostname: str) -> Review | None:
+    return session.execute(
+        select(Review).where(Review.hostname == hostname).order_by(Review.id.desc()).limit(1)
+    ).scalar_one_or_none()

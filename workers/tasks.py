@@ -27,12 +27,12 @@ def start_check(hostname: str, reason: str = "schedule") -> str:
 @app.task(name="macha.check_host", bind=True, max_retries=None)
 def check_host(self, hostname: str, reason: str = "schedule", journal_file: str | None = None,
                journal_dir: str | None = None) -> dict:
-    source = pipeline.journal_source(journal_file, journal_dir).key
+    source = pipeline.journal_source(journal_file, journal_dir)
     # One reader per journal source: two readers of one cursor would each read the same entries again.
-    with SingleFlight(settings.effective_broker_url, f"check:{hostname}:{source}", settings.lock_ttl) as lock:
+    with SingleFlight(settings.effective_broker_url, f"check:{hostname}:{source.key}", settings.lock_ttl) as lock:
         if not lock.acquired:
             raise self.retry(countdown=2)
-        return pipeline.check_step(_store(), settings, hostname, reason, journal_file, journal_dir)
+        return pipeline.check_step(_store(), settings, hostname, reason, source)
 
 
 @app.task(name="macha.update_context")

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from macha.broker.client import redis_client
 from macha.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ class EmbeddedRedis:
 
     def client(self) -> redis.Redis:
         # No retries: a server that is gone (or going, after SHUTDOWN) should be known at once.
-        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5, retry=Retry(NoBackoff(), 0))
+        return redis_client(self.url, retries=0)
 
     def ping(self) -> bool:
         if not self.socket.exists():

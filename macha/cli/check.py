@@ -39,7 +39,8 @@ def _main(args: Any) -> int:
     if args.local:
         from macha import pipeline
 
-        state = pipeline.check_step(store, settings, settings.hostname, "manual", args.journal_file, args.journal_dir)
+        source = pipeline.journal_source(args.journal_file, args.journal_dir)
+        state = pipeline.check_step(store, settings, settings.hostname, "manual", source)
         state = pipeline.review_step(store, pipeline.context_step(store, state))
     else:
         state = _through_pipeline(settings, args)

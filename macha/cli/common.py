@@ -12,7 +12,8 @@ from pathlib import Path
 from macha.config import Settings, load_settings
 from macha.errors import MachaError
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+#: Health exit codes (0, 1) belong to macha.report; every command shares this one.
+EXIT_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
