@@ -21,6 +21,11 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
             "schedule": float(settings.review_interval),
             "options": {"expires": float(settings.review_interval)},
         },
+        "expire-approvals": {
+            "task": "macha.expire_approvals",
+            "schedule": 60.0,
+            "options": {"expires": 60.0},
+        },
         "reconcile": {
             "task": "macha.reconcile",
             "schedule": 60.0,

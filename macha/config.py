@@ -63,6 +63,43 @@ class McpServerSettings(_Section):
     respect_autonomy: bool = True
 
 
+class ActionSettings(_Section):
+    """The action catalog's local knobs. Risk levels are not here: they belong to the catalog."""
+
+    approval_timeout: str = Field("24h", description="a queued proposal expires after this long")
+    protected_units: list[str] = Field(
+        default_factory=list, description="unit names or globs no action may touch, added to the built-in list"
+    )
+    clean_tmp_roots: list[str] = Field(
+        default_factory=lambda: ["/tmp", "/var/tmp"], description="the only trees clean_tmp may delete in"
+    )
+    max_output_bytes: int = Field(65536, ge=1024, description="stdout/stderr kept per executed action")
+    max_proposals_per_review: int = Field(20, ge=1, le=200)
+    redeliver_after: int = Field(120, ge=10, description="seconds before an approved action's task is sent again")
+
+    @field_validator("approval_timeout")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("protected_units")
+    @classmethod
+    def _globs(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9:_.@\\*?\[\]-]{1,255}", name):
+                raise ValueError(f"{name!r} is not a unit name or glob")
+        return v
+
+    @field_validator("clean_tmp_roots")
+    @classmethod
+    def _absolute(cls, v: list[str]) -> list[str]:
+        for root in v:
+            if not root.startswith("/") or root.rstrip("/") in ("", "/usr", "/etc", "/nix", "/var", "/home"):
+                raise ValueError(f"{root!r} must be an absolute path below a temporary-files tree")
+        return v
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
 
@@ -129,6 +166,7 @@ class Settings(BaseSettings):
     timescaledb: TimescaleSettings = Field(default_factory=TimescaleSettings)
     web_interface: WebInterfaceSettings = Field(default_factory=WebInterfaceSettings)
     mcp_server: McpServerSettings = Field(default_factory=McpServerSettings)
+    actions: ActionSettings = Field(default_factory=ActionSettings)
 
     enable_sar: bool = True
     sar_collect_frequency: str = "*:00/10"

@@ -35,12 +35,13 @@ def context_step(store: Store, state: dict) -> dict:
     return {**state, "context": build_context(store, state["hostname"]).to_dict()}
 
 
-def review_step(store: Store, state: dict) -> dict:
+def review_step(store: Store, state: dict, settings: Settings | None = None) -> dict:
+    """The review; with ``settings``, its proposed actions go through the policy in the same transaction."""
     ctx = state.get("context") or {}
     if not ctx.get("pending_events"):
         outcome = ReviewOutcome(hostname=state["hostname"], review_id=None, skipped=True)
     else:
-        outcome = run_review(store, state["hostname"], ctx.get("up_to_event_id"))
+        outcome = run_review(store, state["hostname"], ctx.get("up_to_event_id"), settings)
     return {**state, "review": outcome.to_dict()}
 
 
@@ -50,3 +51,8 @@ def hosts_with_pending_events(store: Store, older_than: timedelta | None = None)
         q = q.where(TriggerEvent.stored_at < utcnow() - older_than)
     with store.session() as s:
         return list(s.execute(q).scalars())
+
+
+def actions_to_run(state: dict) -> list[int]:
+    """Ids of the actions a review scheduled (policy said execute): the task sends each to its host's queue."""
+    return [a["action_id"] for a in (state.get("review") or {}).get("actions", []) if a["status"] == "ready"]

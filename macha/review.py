@@ -5,19 +5,23 @@ Until a model backend exists, the deterministic rules reviewer writes every revi
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from macha.detect.patterns import SEVERITY_RANK
-from macha.llm.schemas import ReviewIssue, ReviewReport
+from macha.config import Settings
+from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
 from macha.store.db import Store
 from macha.store.models import Review, TriggerEvent
 
 RULES_NOTE = "Rules reviewer (no model was used)"
 MAX_EVIDENCE = 20
+# "nginx.service: Failed with result 'exit-code'." -> nginx.service (the unit systemd reports, not the logger)
+_FAILED_UNIT = re.compile(r"(\S+\.(?:service|socket|mount|timer)): (?:Failed with result|Main process exited)")
 
 
 @dataclass
@@ -28,6 +32,7 @@ class ReviewOutcome:
     status: str | None = None
     summary: str | None = None
     events_covered: int = 0
+    actions: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +57,7 @@ def rules_review(events: list[TriggerEvent]) -> ReviewReport:
             )
         )
     issues.sort(key=lambda i: (SEVERITY_RANK[i.severity], -i.occurrences))
+    proposals = _fitting_actions(groups)
     worst_rank = SEVERITY_RANK[issues[0].severity] if issues else SEVERITY_RANK["info"]
     status = "critical" if worst_rank == 0 else "degraded" if worst_rank <= SEVERITY_RANK["medium"] else "healthy"
     if issues:
@@ -63,15 +69,35 @@ def rules_review(events: list[TriggerEvent]) -> ReviewReport:
         status=status,
         summary=summary[:4000],
         issues=issues,
+        proposed_actions=proposals,
         should_escalate=status == "critical",
         escalation_reason="critical events" if status == "critical" else None,
     )
 
 
-def run_review(store: Store, hostname: str, up_to_event_id: int | None = None) -> ReviewOutcome:
+def _fitting_actions(groups: dict[tuple[str, str], list[TriggerEvent]]) -> list[ProposedAction]:
+    """Catalog actions that fit a group: a failed unit gets a restart (the policy decides whether it runs)."""
+    out: dict[str, ProposedAction] = {}
+    for (pattern, _), evs in groups.items():
+        if pattern != "unit_failed":
+            continue
+        for ev in evs:
+            m = _FAILED_UNIT.search(ev.trigger_reason)
+            if m and m[1] not in out:
+                out[m[1]] = ProposedAction(
+                    action="restart_service",
+                    arguments={"unit": m[1]},
+                    reason=f"{m[1]} failed ({len(evs)} event(s), e.g. #{ev.id})",
+                )
+    return list(out.values())
+
+
+def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
+               settings: Settings | None = None) -> ReviewOutcome:
     """Review every pending event of the host (up to ``up_to_event_id``); no pending events means no review.
 
-    The caller holds the host's single-flight lock. The review and the marking of its events commit together.
+    The caller holds the host's single-flight lock. The review, the marking of its events and the intake of its
+    proposed actions (when ``settings`` is given) commit together.
     """
     with store.session() as s:
         q = select(TriggerEvent).where(TriggerEvent.hostname == hostname, TriggerEvent.review_id.is_(None))
@@ -100,6 +126,17 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None) -
                 .where(TriggerEvent.id.in_(ids[start : start + 1000]), TriggerEvent.review_id.is_(None))
                 .values(review_id=review.id)
             )
+        actions = []
+        if settings is not None:
+            from macha.actions.proposals import propose
+
+            for proposal in report.proposed_actions[: settings.actions.max_proposals_per_review]:
+                evidence = {"event_ids": [e.id for e in events if proposal.arguments.get("unit", "\0") in
+                                          e.trigger_reason][:MAX_EVIDENCE]}
+                actions.append(
+                    propose(s, settings, hostname, proposal, proposer=f"review:{review.reviewer}",
+                            review_id=review.id, evidence=evidence).to_dict()
+                )
     return ReviewOutcome(
         hostname=hostname,
         review_id=review.id,
@@ -107,6 +144,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None) -
         status=report.status,
         summary=report.summary,
         events_covered=len(events),
+        actions=actions,
     )
 
 

@@ -20,7 +20,9 @@ PRIORITY_HIGHEST = 0
 PRIORITY_DEFAULT = 5
 PRIORITY_BACKGROUND = 9
 
-HOST_TASKS = {"macha.check_host"}
+HOST_TASKS = {"macha.check_host", "macha.execute_action"}
+#: Actions jump ahead of collection on their host's queue.
+PRIORITY_ACTION = 1
 
 
 def host_queue(hostname: str) -> str:
@@ -108,6 +110,16 @@ def check_pipeline(
         ),
         celery.signature("macha.update_context"),
         celery.signature("macha.review"),
+    )
+
+
+def send_execute(celery: Celery, action_id: int, hostname: str) -> None:
+    """Ask the target host's worker to run an action (ready in the database; the task only carries its id)."""
+    celery.send_task(
+        "macha.execute_action",
+        kwargs={"action_id": action_id, "hostname": hostname},
+        queue=host_queue(hostname),
+        priority=PRIORITY_ACTION,
     )
 
 

@@ -8,9 +8,10 @@ from datetime import timedelta
 from celery import chain
 
 from macha import pipeline
+from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.store.db import get_store
-from workers.app import app, check_pipeline, settings
+from workers.app import app, check_pipeline, send_execute, settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,10 @@ def review(self, state: dict) -> dict:
         if not lock.acquired:
             # Another review of this host is running; it or the next one covers these events.
             raise self.retry(countdown=2)
-        return pipeline.review_step(_store(), state)
+        state = pipeline.review_step(_store(), state, settings)
+    for action_id in pipeline.actions_to_run(state):
+        send_execute(app, action_id, state["hostname"])
+    return state
 
 
 def _enqueue_reviews(hostnames: list[str]) -> list[str]:
@@ -62,10 +66,29 @@ def review_tick() -> list[str]:
 
 
 @app.task(name="macha.reconcile")
-def reconcile() -> list[str]:
-    """The database is the truth: events no review covered after reconcile_after seconds get a review again."""
+def reconcile() -> dict:
+    """The database is the truth: events no review covered after reconcile_after seconds get a review again, and
+    ready actions whose task was lost are sent again (execution is idempotent)."""
     stale = pipeline.hosts_with_pending_events(_store(), timedelta(seconds=settings.reconcile_after))
     if stale:
         log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
-    return _enqueue_reviews(stale)
+    ready = approvals.stale_ready(_store(), settings.actions.redeliver_after)
+    for action_id, hostname in ready:
+        log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
+        send_execute(app, action_id, hostname)
+    return {"reviews": _enqueue_reviews(stale), "actions": [a for a, _ in ready]}
+
+
+@app.task(name="macha.execute_action")
+def execute_action(action_id: int, hostname: str) -> dict:
+    """Runs on host.<hostname>. The executor re-checks the policy and runs the action at most once."""
+    return executor.execute(_store(), settings, action_id).to_dict()
+
+
+@app.task(name="macha.expire_approvals")
+def expire_approvals() -> list[int]:
+    expired = approvals.expire_due(_store())
+    if expired:
+        log.info("expired unapproved actions: %s", expired)
+    return expired
 

@@ -41,7 +41,7 @@ def _main(args: Any) -> int:
 
         source = pipeline.journal_source(args.journal_file, args.journal_dir)
         state = pipeline.check_step(store, settings, settings.hostname, "manual", source)
-        state = pipeline.review_step(store, pipeline.context_step(store, state))
+        state = pipeline.review_step(store, pipeline.context_step(store, state), settings)
     else:
         state = _through_pipeline(settings, args)
     report = build_report(store, state)

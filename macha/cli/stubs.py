@@ -6,7 +6,6 @@ import sys
 
 _PENDING = {
     "macha-chat": "chat with the meta model (Layer 4) is not yet available",
-    "macha-approve": "the approval queue is not yet available",
     "macha-logs": "log browsing is not yet available; use macha-check for the latest events",
     "macha-issues": "issue tracking is not yet available",
     "macha-systems": "the system registry is not yet available",
@@ -20,10 +19,6 @@ def _stub(prog: str) -> None:
 
 def chat() -> None:
     _stub("macha-chat")
-
-
-def approve() -> None:
-    _stub("macha-approve")
 
 
 def logs() -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -161,3 +162,72 @@ class JournalCursor(Base):
     entries_read: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("hostname", "source", name="uq_journal_cursors_source"),)
+
+
+class Action(Base):
+    """One proposed catalog action, from proposal to outcome. Risk is copied from the catalog, never from a model.
+
+    status: refused | recorded (observe) | pending (awaits approval) | ready (to run) | running |
+    succeeded | failed | interrupted (its worker died; never re-run) | rejected | expired
+    """
+
+    __tablename__ = "actions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # sha256 of action + canonical arguments: equal proposals merge while one is pending.
+    dedup_key: Mapped[str] = mapped_column(String(64))
+    risk: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    verdict_reason: Mapped[str] = mapped_column(Text, default="")
+    proposer: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    merged_count: Mapped[int] = mapped_column(Integer, default=0)
+    autonomy_level: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    argv: Mapped[list[Any] | None] = mapped_column(JSONType)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    stdout: Mapped[str | None] = mapped_column(Text)
+    stderr: Mapped[str | None] = mapped_column(Text)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (
+        Index("ix_actions_status", "status", "hostname"),
+        Index("ix_actions_host_action_time", "hostname", "action", "started_at"),
+        # At most one pending proposal per (host, action, arguments): duplicates merge into it.
+        Index(
+            "uq_actions_pending",
+            "hostname",
+            "dedup_key",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+
+class ActionAudit(Base):
+    """Append-only: every decision about an action and why. The migration makes UPDATE and DELETE fail."""
+
+    __tablename__ = "action_audit"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id"))
+    hostname: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    # proposed | executed | queued | recorded | approved | rejected | refused | expired | merged | started |
+    # succeeded | failed | interrupted | escalated
+    event: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    autonomy_level: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    __table_args__ = (Index("ix_action_audit_action", "action_id"), Index("ix_action_audit_time", "time"))

@@ -1,0 +1,1 @@
+"""Actions: the typed catalog, the autonomy policy, proposals, the executor and the approval queue."""

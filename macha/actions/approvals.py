@@ -1,0 +1,220 @@
+"""The approval queue: pending proposals, and what an operator does with them.
+
+Approving re-validates everything (the catalog, the unit still exists, the rate limit, the autonomy level, the
+expiry) before the action becomes ``ready``; the executing task checks it all once more on the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from macha.actions import guard
+from macha.actions.audit import audit, history
+from macha.actions.catalog import ActionRefused, Catalog, default_catalog
+from macha.actions.policy import Verdict, may_run
+from macha.actions.units import unit_probe
+from macha.config import Settings
+from macha.errors import MachaError
+from macha.store.db import Store
+from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
+
+
+class ApprovalError(MachaError):
+    """An approval command that cannot be carried out (unknown id, not pending, refused on re-validation)."""
+
+
+@dataclass
+class PendingRow:
+    id: int
+    hostname: str
+    action: str
+    arguments: dict[str, Any]
+    risk: str | None
+    reason: str
+    proposer: str
+    created_at: datetime
+    expires_at: datetime | None
+    merged_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["created_at"] = self.created_at.isoformat()
+        d["expires_at"] = self.expires_at.isoformat() if self.expires_at else None
+        return d
+
+
+@dataclass
+class ActionDetail:
+    action: dict[str, Any]
+    review: dict[str, Any] | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    rollback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def action_dict(a: Action) -> dict[str, Any]:
+    return {
+        "id": a.id, "hostname": a.hostname, "action": a.action, "arguments": a.arguments, "risk": a.risk,
+        "status": a.status, "verdict_reason": a.verdict_reason, "proposer": a.proposer, "reason": a.reason,
+        "review_id": a.review_id, "merged_count": a.merged_count, "autonomy_level": a.autonomy_level,
+        "created_at": _iso(a.created_at), "expires_at": _iso(a.expires_at), "decided_by": a.decided_by,
+        "decided_at": _iso(a.decided_at), "argv": a.argv, "started_at": _iso(a.started_at),
+        "finished_at": _iso(a.finished_at), "exit_code": a.exit_code, "stdout": a.stdout, "stderr": a.stderr,
+        "duration_s": a.duration_s,
+    }
+
+
+def list_pending(session: Session, hostname: str | None = None) -> list[PendingRow]:
+    q = select(Action).where(Action.status == "pending")
+    if hostname:
+        q = q.where(Action.hostname == hostname)
+    return [
+        PendingRow(a.id, a.hostname, a.action, a.arguments, a.risk, a.reason or a.verdict_reason, a.proposer,
+                   a.created_at, a.expires_at, a.merged_count)
+        for a in session.execute(q.order_by(Action.id)).scalars()
+    ]
+
+
+def _load(session: Session, action_id: int) -> Action:
+    action = session.get(Action, action_id)
+    if action is None:
+        raise ApprovalError(f"no action with id {action_id} (see `macha-approve list`)")
+    return action
+
+
+def show(session: Session, action_id: int, catalog: Catalog | None = None) -> ActionDetail:
+    action = _load(session, action_id)
+    catalog = catalog or default_catalog()
+    review = session.get(Review, action.review_id) if action.review_id else None
+    event_ids = list((action.evidence or {}).get("event_ids", []))[-50:]
+    if not event_ids and review is not None:
+        event_ids = [
+            ev.id for ev in session.execute(
+                select(TriggerEvent).where(TriggerEvent.review_id == review.id).limit(50)
+            ).scalars()
+        ]
+    events = []
+    if event_ids:
+        rows = session.execute(
+            select(TriggerEvent, LogEvent)
+            .outerjoin(LogEvent, LogEvent.id == TriggerEvent.log_event_id)
+            .where(TriggerEvent.id.in_(event_ids))
+            .order_by(TriggerEvent.id)
+        ).all()
+        for trig, log_event in rows:
+            events.append({
+                "id": trig.id, "time": trig.time.isoformat(), "severity": trig.severity, "pattern": trig.pattern_id,
+                "unit": (trig.meta or {}).get("unit"),
+                "message": log_event.message if log_event is not None else trig.trigger_reason,
+            })
+    entry = catalog.entries.get(action.action)
+    return ActionDetail(
+        action=action_dict(action),
+        review=None if review is None else {
+            "id": review.id, "status": review.status, "summary": review.summary, "reviewer": review.reviewer,
+            "created_at": review.created_at.isoformat(),
+        },
+        events=events,
+        audit=[
+            {"time": h.time.isoformat(), "event": h.event, "actor": h.actor, "reason": h.reason}
+            for h in history(session, action_id=action.id, limit=200)
+        ],
+        rollback=entry.rollback if entry else None,
+    )
+
+
+def _expire_if_due(session: Session, action: Action, now: datetime) -> bool:
+    if action.status == "pending" and action.expires_at is not None and action.expires_at <= now:
+        action.status = "expired"
+        action.updated_at = now
+        audit(session, action, "expired", "system", f"not approved before {action.expires_at.isoformat()}")
+        return True
+    return False
+
+
+def approve(store: Store, settings: Settings, action_id: int, actor: str, *, catalog: Catalog | None = None,
+            probe: Callable[[str], None] | None = unit_probe) -> dict[str, Any]:
+    """Pending -> ready, after every check again. Returns the action; the caller enqueues its execution."""
+    catalog = catalog or default_catalog()
+    level = settings.autonomy_level
+    refusal: str | None = None
+    with store.session() as s:
+        action = _load(s, action_id)
+        now = utcnow()
+        if _expire_if_due(s, action, now):
+            refusal = f"action {action_id} expired at {action.expires_at.isoformat()[:19]} and cannot be approved"
+        elif action.status != "pending":
+            raise ApprovalError(f"action {action_id} is {action.status}, not pending: nothing to approve")
+        else:
+            try:
+                validated = guard.validate(catalog, settings, action.hostname, action.action, action.arguments,
+                                           probe)
+                limited = guard.rate_limit_reason(s, validated, action.hostname, exclude_id=action.id)
+                if limited:
+                    raise ActionRefused(limited)
+                decision = may_run(level, validated.entry.risk, approved=True)
+                if decision.verdict is not Verdict.EXECUTE:
+                    raise ActionRefused(decision.reason)
+            except ActionRefused as exc:
+                # It stays pending: the reason may pass (a unit reinstalled, the rate window moving on).
+                audit(s, action, "refused", actor, f"approval refused: {exc}", level)
+                refusal = f"cannot approve action {action_id}: {exc}"
+            else:
+                action.status = "ready"
+                action.decided_by = actor
+                action.decided_at = action.updated_at = now
+                audit(s, action, "approved", actor, decision.reason, level)
+                result = action_dict(action)
+    if refusal:
+        # Raised after the session committed, so the audit row of the refusal is kept.
+        raise ApprovalError(refusal)
+    return result
+
+
+def reject(store: Store, action_id: int, actor: str, reason: str) -> dict[str, Any]:
+    if not reason.strip():
+        raise ApprovalError("give a reason for the rejection (--reason)")
+    with store.session() as s:
+        action = _load(s, action_id)
+        if action.status != "pending":
+            raise ApprovalError(f"action {action_id} is {action.status}, not pending: nothing to reject")
+        action.status = "rejected"
+        action.decided_by = actor
+        action.decided_at = action.updated_at = utcnow()
+        audit(s, action, "rejected", actor, reason.strip()[:2000])
+        return action_dict(action)
+
+
+def expire_due(store: Store) -> list[int]:
+    now = utcnow()
+    with store.session() as s:
+        due = s.execute(
+            select(Action).where(Action.status == "pending", Action.expires_at <= now)
+        ).scalars()
+        return [a.id for a in due if _expire_if_due(s, a, now)]
+
+
+def stale_ready(store: Store, older_than_s: int) -> list[tuple[int, str]]:
+    """Ready actions whose execution task seems lost (a broker restart, a crash after approval)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with store.session() as s:
+        rows = list(s.execute(
+            select(Action).where(Action.status == "ready", Action.updated_at < cutoff)
+        ).scalars())
+        for row in rows:
+            # Sent again now; the next sweep waits a full period before sending another.
+            row.updated_at = utcnow()
+        return [(row.id, row.hostname) for row in rows]

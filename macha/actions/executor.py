@@ -1,0 +1,117 @@
+"""Run an approved or policy-scheduled action, at most once, on the host it concerns.
+
+The action row is the idempotency key: a task claims it by moving it from ``ready`` to ``running`` in one
+conditional UPDATE and commits before anything runs. A redelivered task (its worker died) finds ``running`` and
+marks it ``interrupted`` instead of running it again: an action with side effects runs at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import update
+
+from macha.actions import guard
+from macha.actions.audit import audit
+from macha.actions.catalog import ActionRefused, Catalog, default_catalog
+from macha.actions.policy import Verdict, may_run
+from macha.actions.runner import run_argv
+from macha.actions.units import unit_probe
+from macha.config import Settings
+from macha.store.db import Store
+from macha.store.models import Action, utcnow
+
+log = logging.getLogger(__name__)
+ACTOR = "executor"
+
+
+@dataclass
+class ExecutionOutcome:
+    action_id: int
+    status: str
+    ran: bool
+    exit_code: int | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def human_approved(action: Action) -> bool:
+    return action.decided_by is not None and not action.decided_by.startswith("policy:")
+
+
+def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalog | None = None,
+            probe: Callable[[str], None] | None = unit_probe) -> ExecutionOutcome:
+    catalog = catalog or default_catalog()
+    level = settings.autonomy_level
+    with store.session() as s:
+        action = s.get(Action, action_id)
+        if action is None:
+            return ExecutionOutcome(action_id, "missing", False, reason="no such action")
+        if action.status == "running":
+            # Claimed before, and its worker is gone (we are the redelivery): never run it a second time.
+            action.status = "interrupted"
+            action.finished_at = action.updated_at = utcnow()
+            why = "its worker stopped while it ran; not run again, its outcome is unknown: check the host"
+            audit(s, action, "interrupted", ACTOR, why, level)
+            return ExecutionOutcome(action_id, "interrupted", False, reason=why)
+        if action.status != "ready":
+            return ExecutionOutcome(action_id, action.status, False, reason=f"already {action.status}")
+        if action.hostname != settings.hostname:
+            return ExecutionOutcome(action_id, action.status, False,
+                                    reason=f"belongs to host {action.hostname}, this is {settings.hostname}")
+        # Settings, the catalog and the host may have changed since the proposal: everything again, here.
+        try:
+            validated = guard.validate(catalog, settings, action.hostname, action.action, action.arguments, probe)
+            if validated.entry.risk != action.risk:
+                raise ActionRefused(f"the catalog's risk for {action.action} changed from {action.risk} to "
+                                    f"{validated.entry.risk}; propose it again")
+            limited = guard.rate_limit_reason(s, validated, action.hostname, exclude_id=action.id)
+            if limited:
+                raise ActionRefused(limited)
+            decision = may_run(level, validated.entry.risk, approved=human_approved(action))
+            if decision.verdict is not Verdict.EXECUTE:
+                raise ActionRefused(decision.reason)
+        except ActionRefused as exc:
+            action.status = "refused"
+            action.verdict_reason = str(exc)
+            action.updated_at = utcnow()
+            audit(s, action, "refused", ACTOR, f"at execution: {exc}", level)
+            return ExecutionOutcome(action_id, "refused", False, reason=str(exc))
+        now = utcnow()
+        claimed = s.execute(
+            update(Action)
+            .where(Action.id == action_id, Action.status == "ready")
+            .values(status="running", started_at=now, updated_at=now, argv=validated.commands)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return ExecutionOutcome(action_id, "claimed", False, reason="another task claimed it")
+        audit(s, action, "started", ACTOR, decision.reason, level, argv=validated.commands)
+    # Committed: from here on a crash leaves "running", which the redelivery turns into "interrupted".
+    results = []
+    for argv in validated.commands:
+        log.info("action %s: running %s", action_id, argv)
+        res = run_argv(argv, timeout=validated.entry.timeout, max_output=settings.actions.max_output_bytes,
+                       head=validated.head, tail=validated.tail)
+        results.append(res)
+        if res.error or res.exit_code != 0:
+            break
+    last = results[-1]
+    ok = last.error is None and last.exit_code == 0
+    status = "succeeded" if ok else "failed"
+    with store.session() as s:
+        action = s.get(Action, action_id)
+        action.status = status
+        action.finished_at = action.updated_at = utcnow()
+        action.exit_code = last.exit_code
+        action.stdout = "\n".join(r.stdout for r in results)
+        action.stderr = "\n".join(filter(None, [r.stderr for r in results] + [last.error or ""]))
+        action.duration_s = sum(r.duration_s for r in results)
+        reason = "exit status 0" if ok else (last.error or f"exit status {last.exit_code}")
+        audit(s, action, "executed" if ok else "failed", ACTOR, reason, level, exit_code=last.exit_code,
+              duration_s=round(action.duration_s, 3))
+    return ExecutionOutcome(action_id, status, True, exit_code=last.exit_code, reason=reason)

@@ -1,0 +1,181 @@
+"""Intake of proposed actions (from a review, a model, an operator): validate, decide, store, audit.
+
+The proposal is untrusted input. Only its action name and arguments are used; fields by which a model claims a
+risk or a permission are dropped and noted. Every proposal is stored, including the refused ones, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from macha.actions import guard
+from macha.actions.audit import audit
+from macha.actions.catalog import ActionRefused, Catalog, dedup_key, default_catalog
+from macha.actions.policy import Verdict, decide
+from macha.actions.units import unit_probe
+from macha.config import Settings, parse_duration
+from macha.llm.schemas import ProposedAction
+from macha.store.models import Action, utcnow
+
+#: Fields a model may add to claim safety. They never count; they are dropped and the audit says so.
+ADVISORY_KEYS = frozenset(
+    {"risk", "risk_level", "safe", "safety", "severity", "approved", "auto_approve", "priority", "confidence",
+     "requires_approval", "command"}
+)
+MAX_STORED_ARGS = 4096
+
+STATUS_FOR = {Verdict.EXECUTE: "ready", Verdict.QUEUE: "pending", Verdict.RECORD: "recorded",
+              Verdict.REFUSE: "refused"}
+AUDIT_EVENT = {Verdict.EXECUTE: "scheduled", Verdict.QUEUE: "queued", Verdict.RECORD: "recorded",
+               Verdict.REFUSE: "refused"}
+
+
+@dataclass
+class ProposalResult:
+    action_id: int
+    action: str
+    status: str
+    reason: str
+    risk: str | None = None
+    merged: bool = False
+    escalate: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def propose(
+    session: Session,
+    settings: Settings,
+    hostname: str,
+    raw: Any,
+    *,
+    proposer: str,
+    review_id: int | None = None,
+    evidence: dict[str, Any] | None = None,
+    catalog: Catalog | None = None,
+    probe: Callable[[str], None] | None = unit_probe,
+) -> ProposalResult:
+    catalog = catalog or default_catalog()
+    level = settings.autonomy_level
+    notes: list[str] = []
+    name, arguments, reason = _raw_fields(raw)
+    try:
+        proposal = _parse(raw, notes)
+        validated = guard.validate(catalog, settings, hostname, proposal.action, proposal.arguments, probe)
+    except ActionRefused as exc:
+        return _store(session, settings, hostname, name, arguments, None, Verdict.REFUSE, str(exc), proposer, level,
+                      review_id, evidence, reason, notes)
+    risk = validated.entry.risk
+    limited = guard.rate_limit_reason(session, validated, hostname)
+    if limited:
+        result = _store(session, settings, hostname, validated.entry.name, validated.arguments, risk, Verdict.REFUSE,
+                        limited, proposer, level, review_id, evidence, proposal.reason, notes)
+        result.escalate = True
+        row = session.get(Action, result.action_id)
+        audit(session, row, "escalated", proposer, "rate limit reached: a human or the meta model should look",
+              level)
+        return result
+    decision = decide(level, risk)
+    return _store(session, settings, hostname, validated.entry.name, validated.arguments, risk, decision.verdict,
+                  decision.reason, proposer, level, review_id, evidence, proposal.reason, notes)
+
+
+def _raw_fields(raw: Any) -> tuple[str, Any, str]:
+    """Best-effort name/arguments/reason for storing a proposal that fails parsing."""
+    if isinstance(raw, ProposedAction):
+        return raw.action, raw.arguments, raw.reason
+    if isinstance(raw, dict):
+        return str(raw.get("action", "?"))[:64], raw.get("arguments", {}), str(raw.get("reason", ""))[:500]
+    return "?", {}, ""
+
+
+def _parse(raw: Any, notes: list[str]) -> ProposedAction:
+    if isinstance(raw, ProposedAction):
+        return raw
+    if not isinstance(raw, dict):
+        raise ActionRefused(f"a proposal must be an object with an action name and arguments, got "
+                            f"{type(raw).__name__}")
+    cleaned = {}
+    for key, value in raw.items():
+        if key in ADVISORY_KEYS:
+            notes.append(f"ignored the proposer's {key!r} field ({str(value)[:40]!r}): the catalog sets risk and "
+                         "the policy decides what runs")
+        else:
+            cleaned[key] = value
+    try:
+        return ProposedAction.model_validate(cleaned)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "proposal"
+        raise ActionRefused(f"malformed proposal: {where}: {err.get('msg')}") from None
+
+
+def _storable(arguments: Any) -> dict[str, Any]:
+    try:
+        text = json.dumps(arguments, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(arguments)
+    if len(text) > MAX_STORED_ARGS or not isinstance(arguments, dict):
+        return {"_unparsed": text[:MAX_STORED_ARGS]}
+    return json.loads(text)
+
+
+def _store(session: Session, settings: Settings, hostname: str, name: str, arguments: Any, risk: str | None, verdict: Verdict,
+           reason: str, proposer: str, level: str, review_id: int | None, evidence: dict[str, Any] | None,
+           proposal_reason: str, notes: list[str]) -> ProposalResult:
+    now = utcnow()
+    ttl = parse_duration(settings.actions.approval_timeout)
+    args = _storable(arguments)
+    key = dedup_key(name, args)
+    if verdict is Verdict.QUEUE:
+        existing = session.execute(
+            select(Action).where(Action.hostname == hostname, Action.dedup_key == key, Action.status == "pending")
+            .with_for_update()
+        ).scalar_one_or_none()
+        if existing is not None:
+            # The same proposal again: one approval, with the new evidence attached, instead of a pile.
+            existing.merged_count += 1
+            existing.updated_at = now
+            ev = dict(existing.evidence or {})
+            ev["event_ids"] = sorted(set(ev.get("event_ids", [])) | set((evidence or {}).get("event_ids", [])))[-200:]
+            ev["review_ids"] = sorted(set(ev.get("review_ids", [])) | ({review_id} if review_id else set()))[-50:]
+            existing.evidence = ev
+            audit(session, existing, "merged", proposer, f"proposed again ({existing.merged_count + 1} times)",
+                  level, review_id=review_id, notes=notes)
+            return ProposalResult(existing.id, name, "pending", existing.verdict_reason, risk, merged=True)
+    ev = dict(evidence or {})
+    if review_id:
+        ev["review_ids"] = [review_id]
+    row = Action(
+        hostname=hostname,
+        action=name[:64],
+        arguments=args,
+        dedup_key=key,
+        risk=risk,
+        status=STATUS_FOR[verdict],
+        verdict_reason=reason,
+        proposer=proposer[:64],
+        reason=proposal_reason[:2000],
+        review_id=review_id,
+        evidence=ev,
+        merged_count=0,
+        autonomy_level=level,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + ttl if verdict is Verdict.QUEUE else None,
+        decided_by=f"policy:{level}" if verdict is not Verdict.QUEUE else None,
+        decided_at=now if verdict is not Verdict.QUEUE else None,
+    )
+    session.add(row)
+    session.flush()
+    audit(session, row, AUDIT_EVENT[verdict], proposer, reason, level, risk=risk, notes=notes)
+    return ProposalResult(row.id, row.action, row.status, reason, risk)
+
