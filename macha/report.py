@@ -6,12 +6,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from macha.detect.patterns import SEVERITIES, SEVERITY_RANK
 from macha.review import latest_review
 from macha.store.db import Store
-from macha.store.models import LogEvent, Review, TriggerEvent, utcnow
+from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
 
 EXIT_HEALTHY, EXIT_PROBLEMS = 0, 1
 #: A review older than this says nothing about "now" when this check found nothing new.
@@ -30,6 +30,9 @@ class CheckReport:
     review: dict[str, Any] | None = None
     review_is_new: bool = False
     notes: list[str] = field(default_factory=list)
+    # What the review proposed and what the policy decided (action id, name, arguments, status, reason).
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    pending_approvals: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -70,6 +73,16 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
             review = latest_review(s, state["hostname"])
             if review is not None and utcnow() - review.created_at > RECENT_REVIEW:
                 review = None
+        pending = s.execute(
+            select(func.count()).select_from(Action)
+            .where(Action.hostname == state["hostname"], Action.status == "pending")
+        ).scalar_one()
+        proposed = []
+        for item in review_state.get("actions", []):
+            row = s.get(Action, item["action_id"])
+            if row is not None:
+                proposed.append({"id": row.id, "action": row.action, "arguments": row.arguments,
+                                 "risk": row.risk, "status": row.status, "reason": row.verdict_reason})
     listed = sorted(events, key=lambda row: (SEVERITY_RANK[row[0].severity], row[0].time))
     return CheckReport(
         hostname=state["hostname"],
@@ -92,4 +105,6 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
         review=_review_dict(review) if review is not None else None,
         review_is_new=bool(review_state.get("review_id")),
         notes=list(check.get("notes", [])),
+        actions=proposed,
+        pending_approvals=pending,
     )

@@ -10,6 +10,8 @@ from celery import chain
 from macha import pipeline
 from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
+from macha.config import load_settings
+from macha.errors import MachaError
 from macha.store.db import get_store
 from workers.app import app, check_pipeline, send_execute, settings
 
@@ -82,7 +84,12 @@ def reconcile() -> dict:
 @app.task(name="macha.execute_action")
 def execute_action(action_id: int, hostname: str) -> dict:
     """Runs on host.<hostname>. The executor re-checks the policy and runs the action at most once."""
-    return executor.execute(_store(), settings, action_id).to_dict()
+    # Read afresh: an operator who lowered autonomyLevel in the config file since the proposal is obeyed now.
+    try:
+        current = load_settings()
+    except MachaError as exc:
+        return executor.refuse(_store(), action_id, f"settings cannot be read: {exc}").to_dict()
+    return executor.execute(_store(), current, action_id).to_dict()
 
 
 @app.task(name="macha.expire_approvals")

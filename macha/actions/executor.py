@@ -115,3 +115,16 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
         audit(s, action, "executed" if ok else "failed", ACTOR, reason, level, exit_code=last.exit_code,
               duration_s=round(action.duration_s, 3))
     return ExecutionOutcome(action_id, status, True, exit_code=last.exit_code, reason=reason)
+
+
+def refuse(store: Store, action_id: int, reason: str) -> ExecutionOutcome:
+    """Fail closed: a ready action that cannot be checked now (e.g. unreadable settings) does not run."""
+    with store.session() as s:
+        action = s.get(Action, action_id)
+        if action is None or action.status != "ready":
+            return ExecutionOutcome(action_id, action.status if action else "missing", False, reason=reason)
+        action.status = "refused"
+        action.verdict_reason = reason
+        action.updated_at = utcnow()
+        audit(s, action, "refused", ACTOR, f"at execution: {reason}")
+    return ExecutionOutcome(action_id, "refused", False, reason=reason)

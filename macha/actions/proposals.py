@@ -27,7 +27,7 @@ from macha.store.models import Action, utcnow
 #: Fields a model may add to claim safety. They never count; they are dropped and the audit says so.
 ADVISORY_KEYS = frozenset(
     {"risk", "risk_level", "safe", "safety", "severity", "approved", "auto_approve", "priority", "confidence",
-     "requires_approval", "command"}
+     "requires_approval"}
 )
 MAX_STORED_ARGS = 4096
 

@@ -127,6 +127,18 @@ def render(report: CheckReport, console: Console) -> None:
         fresh = "this check" if report.review_is_new else f"latest, {review['created_at'][:19]}"
         console.print(f"Review #{review['id']} ({fresh}): [{style}]{review['status']}[/]")
         console.print(review["summary"], markup=False, highlight=False)
+    if report.actions:
+        table = Table(title="Actions proposed by this review")
+        for col in ("ID", "Action", "Arguments", "Risk", "Decision", "Why"):
+            table.add_column(col, overflow="fold")
+        for a in report.actions:
+            args = " ".join(f"{k}={v}" for k, v in a["arguments"].items())
+            table.add_row(str(a["id"]), a["action"], _short(args, 80).replace("[", "\\["), a["risk"] or "",
+                          a["status"], _short(a["reason"]).replace("[", "\\["))
+        console.print(table)
+    if report.pending_approvals:
+        console.print(f"{report.pending_approvals} action(s) wait for approval: `macha-approve list`",
+                      markup=False, highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
