@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -100,6 +100,35 @@ class ActionSettings(_Section):
         return v
 
 
+class LlmSettings(_Section):
+    """How Macha talks to its models. The model names are top-level options (reviewModel, metaModel, ...)."""
+
+    backend: Literal["ollama", "openai", "none"] = Field(
+        "ollama", description="ollama (ollamaUrl), openai (an OpenAI-compatible server at openaiUrl) or none (rules)"
+    )
+    openai_url: str | None = Field(None, description="base URL of an OpenAI-compatible server, e.g. http://h:8000/v1")
+    openai_api_key: str | None = None
+    timeout: float = Field(180.0, gt=0, description="seconds one model call may take")
+    connect_timeout: float = Field(3.0, gt=0)
+    retries: int = Field(2, ge=0, le=10, description="extra attempts after a transient error")
+    keep_alive: str = Field("10m", description="how long Ollama keeps the model loaded after a call")
+    answer_tokens: int = Field(2048, ge=256, description="tokens kept free for the model's answer")
+    chars_per_token: float = Field(3.5, gt=0.5, le=8, description="prompt size estimate until tokens are counted")
+
+    @field_validator("openai_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _openai_needs_url(self) -> LlmSettings:
+        if self.backend == "openai" and not self.openai_url:
+            raise ValueError("backend openai needs openaiUrl (e.g. http://127.0.0.1:8000/v1)")
+        return self
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
 
@@ -176,6 +205,7 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     database_url: str | None = None
     ollama_url: str = "http://127.0.0.1:11434"
+    llm: LlmSettings = Field(default_factory=lambda: LlmSettings())
 
     hostname: str = Field(default_factory=socket.gethostname)
     critical_services: list[str] = Field(default_factory=lambda: ["sshd", "systemd-journald"])

@@ -5,6 +5,7 @@ Until a model backend exists, the deterministic rules reviewer writes every revi
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -16,8 +17,11 @@ from macha.detect.patterns import SEVERITY_RANK
 from macha.config import Settings
 from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
 from macha.store.db import Store
-from macha.store.models import Review, TriggerEvent
+from macha.llm.backend import Backend, LLMError
+from macha.llm.review_model import ModelAttempt, model_review
+from macha.store.models import Escalation, Review, TriggerEvent
 
+log = logging.getLogger(__name__)
 RULES_NOTE = "Rules reviewer (no model was used)"
 MAX_EVIDENCE = 20
 # "nginx.service: Failed with result 'exit-code'." -> nginx.service (the unit systemd reports, not the logger)
@@ -33,12 +37,14 @@ class ReviewOutcome:
     summary: str | None = None
     events_covered: int = 0
     actions: list[dict] = field(default_factory=list)
+    reviewer: str | None = None
+    escalation_id: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def rules_review(events: list[TriggerEvent]) -> ReviewReport:
+def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
     """One issue per group (pattern + unit); status from the worst severity."""
     groups: dict[tuple[str, str], list[TriggerEvent]] = defaultdict(list)
     for ev in events:
@@ -62,9 +68,9 @@ def rules_review(events: list[TriggerEvent]) -> ReviewReport:
     status = "critical" if worst_rank == 0 else "degraded" if worst_rank <= SEVERITY_RANK["medium"] else "healthy"
     if issues:
         top = "; ".join(f"{i.severity}: {i.title} x{i.occurrences}" for i in issues[:3])
-        summary = f"{RULES_NOTE}. {len(events)} new event(s) in {len(issues)} group(s). {top}"
+        summary = f"{RULES_NOTE}.{note} {len(events)} new event(s) in {len(issues)} group(s). {top}"
     else:
-        summary = f"{RULES_NOTE}. No new events."
+        summary = f"{RULES_NOTE}.{note} No new events."
     return ReviewReport(
         status=status,
         summary=summary[:4000],
@@ -92,30 +98,52 @@ def _fitting_actions(groups: dict[tuple[str, str], list[TriggerEvent]]) -> list[
     return list(out.values())
 
 
-def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
-               settings: Settings | None = None) -> ReviewOutcome:
-    """Review every pending event of the host (up to ``up_to_event_id``); no pending events means no review.
-
-    The caller holds the host's single-flight lock. The review, the marking of its events and the intake of its
-    proposed actions (when ``settings`` is given) commit together.
-    """
+def _pending(store: Store, hostname: str, up_to_event_id: int | None) -> list[TriggerEvent]:
     with store.session() as s:
         q = select(TriggerEvent).where(TriggerEvent.hostname == hostname, TriggerEvent.review_id.is_(None))
         if up_to_event_id is not None:
             q = q.where(TriggerEvent.id <= up_to_event_id)
-        events = list(s.execute(q.order_by(TriggerEvent.id)).scalars())
-        if not events:
-            return ReviewOutcome(hostname=hostname, review_id=None, skipped=True)
-        report = rules_review(events)
+        return list(s.execute(q.order_by(TriggerEvent.id)).scalars())
+
+
+def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
+               settings: Settings | None = None, backend: Backend | None = None) -> ReviewOutcome:
+    """Review every pending event of the host (up to ``up_to_event_id``); no pending events means no review.
+
+    With a backend the review model writes the review; an unreachable server or a missing model falls back to the
+    rules reviewer (said in the review), and an answer that stays invalid after one repair is stored as a failed
+    review while its events stay pending. The caller holds the host's single-flight lock. The model is called
+    outside any transaction; the review, the marking of its events and the intake of its proposed actions (when
+    ``settings`` is given) then commit together.
+    """
+    events = _pending(store, hostname, up_to_event_id)
+    if not events:
+        return ReviewOutcome(hostname=hostname, review_id=None, skipped=True)
+    attempt: ModelAttempt | None = None
+    fallback_note = ""
+    if backend is not None and settings is not None:
+        try:
+            attempt = model_review(backend, settings, hostname, events)
+        except LLMError as exc:
+            fallback_note = f" The review model was not used: {exc}"
+            log.warning("review of %s by the rules reviewer: %s", hostname, exc)
+    if attempt is not None and attempt.report is None:
+        return _store_failed(store, hostname, events, attempt)
+    report = attempt.report if attempt is not None else rules_review(events, fallback_note)
+    with store.session() as s:
         review = Review(
             hostname=hostname,
             status=report.status,
             summary=report.summary,
-            reviewer="rules",
-            model=None,
+            reviewer=attempt.backend if attempt else "rules",
+            model=attempt.model if attempt else None,
             outcome="ok",
+            error=fallback_note.strip() or None,
             event_count=len(events),
             payload=report.model_dump(mode="json"),
+            prompt_tokens=attempt.prompt_tokens if attempt else None,
+            completion_tokens=attempt.completion_tokens if attempt else None,
+            duration_s=attempt.duration_s if attempt else None,
         )
         s.add(review)
         s.flush()
@@ -127,6 +155,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
                 .values(review_id=review.id)
             )
         actions = []
+        escalation_id = None
         if settings is not None:
             from macha.actions.proposals import propose
 
@@ -137,6 +166,14 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
                     propose(s, settings, hostname, proposal, proposer=f"review:{review.reviewer}",
                             review_id=review.id, evidence=evidence).to_dict()
                 )
+            reasons = [report.escalation_reason or "the reviewer asked for a deeper analysis"] if \
+                report.should_escalate else []
+            reasons += [f"action {a['action_id']} ({a['action']}): {a['reason']}" for a in actions if a["escalate"]]
+            if reasons:
+                esc = Escalation(hostname=hostname, review_id=review.id, reason="; ".join(reasons)[:4000])
+                s.add(esc)
+                s.flush()
+                escalation_id = esc.id
     return ReviewOutcome(
         hostname=hostname,
         review_id=review.id,
@@ -145,7 +182,25 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
         summary=report.summary,
         events_covered=len(events),
         actions=actions,
+        reviewer=review.reviewer,
+        escalation_id=escalation_id,
     )
+
+
+def _store_failed(store: Store, hostname: str, events: list[TriggerEvent], attempt: ModelAttempt) -> ReviewOutcome:
+    """The model's answer stayed unusable: keep it and the error; the events stay pending for the next review."""
+    with store.session() as s:
+        review = Review(
+            hostname=hostname, status="degraded", summary=f"The review failed: {attempt.error}"[:4000],
+            reviewer=attempt.backend, model=attempt.model, outcome="failed", error=attempt.error,
+            event_count=0, payload={"pending_event_ids": [e.id for e in events][:200]},
+            prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
+            duration_s=attempt.duration_s, raw_output=attempt.raw[:100_000],
+        )
+        s.add(review)
+        s.flush()
+    return ReviewOutcome(hostname=hostname, review_id=review.id, skipped=False, status="failed",
+                         summary=review.summary, events_covered=0, reviewer=attempt.backend)
 
 
 def latest_review(session: Session, hostname: str) -> Review | None:

@@ -123,6 +123,11 @@ def send_execute(celery: Celery, action_id: int, hostname: str) -> None:
     )
 
 
+def send_escalate(celery: Celery, escalation_id: int) -> None:
+    """Escalations run on the gpu queue at the highest priority (stored first; the gpu worker may be offline)."""
+    celery.send_task("macha.escalate", args=(escalation_id,), queue="gpu", priority=PRIORITY_HIGHEST)
+
+
 def create_app(settings: Settings) -> Celery:
     celery = Celery("macha", include=["workers.tasks"])
     celery.conf.update(celery_config(settings))

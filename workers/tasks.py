@@ -13,9 +13,10 @@ from macha.broker.client import SingleFlight
 from macha.config import load_settings
 from macha.errors import MachaError
 from macha.store.db import get_store
-from workers.app import app, check_pipeline, send_execute, settings
+from workers.app import app, check_pipeline, send_escalate, send_execute, settings
 
 log = logging.getLogger(__name__)
+REVIEW_RETRY_S = 2
 
 
 def _store():
@@ -43,21 +44,33 @@ def update_context(state: dict) -> dict:
     return pipeline.context_step(_store(), state)
 
 
-@app.task(name="macha.review", bind=True, max_retries=30)
+@app.task(name="macha.review", bind=True, max_retries=None)
 def review(self, state: dict) -> dict:
     with SingleFlight(settings.effective_broker_url, f"review:{state['hostname']}", settings.lock_ttl) as lock:
         if not lock.acquired:
-            # Another review of this host is running; it or the next one covers these events.
-            raise self.retry(countdown=2)
+            # Another review of this host is running (a model call may take minutes). Wait for it, then this one
+            # finds only what it did not cover; past the task time limit, leave the events to the next tick.
+            if (self.request.retries + 1) * REVIEW_RETRY_S >= settings.task_time_limit:
+                return {**state, "review": {"hostname": state["hostname"], "skipped": True, "busy": True}}
+            raise self.retry(countdown=REVIEW_RETRY_S)
         state = pipeline.review_step(_store(), state, settings)
     for action_id in pipeline.actions_to_run(state):
         send_execute(app, action_id, state["hostname"])
+    escalation_id = (state.get("review") or {}).get("escalation_id")
+    if escalation_id:
+        send_escalate(app, escalation_id)
     return state
+
+
+@app.task(name="macha.escalate")
+def escalate(escalation_id: int) -> dict:
+    """Layer 4 runs here (queue gpu, priority 0). Until the meta model is built, the request stays stored."""
+    return pipeline.escalation_received(_store(), escalation_id)
 
 
 def _enqueue_reviews(hostnames: list[str]) -> list[str]:
     for hostname in hostnames:
-        chain(update_context.s({"hostname": hostname}), review.s()).apply_async()
+        chain(update_context.s({"hostname": hostname, "reason": "tick"}), review.s()).apply_async()
     return hostnames
 
 

@@ -126,6 +126,12 @@ class Review(Base):
     error: Mapped[str | None] = mapped_column(Text)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # What the model server reported (prompt_eval_count for Ollama), how long the call took, and for a failed
+    # review the raw answer that could not be used.
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    raw_output: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (Index("ix_reviews_host_created", "hostname", "created_at"),)
 
 
@@ -231,3 +237,19 @@ class ActionAudit(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     __table_args__ = (Index("ix_action_audit_action", "action_id"), Index("ix_action_audit_time", "time"))
+
+
+class Escalation(Base):
+    """A request for the meta model (Layer 4), stored before its task is sent: the gpu worker may be offline."""
+
+    __tablename__ = "escalations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    # requested | running | done | failed
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    __table_args__ = (Index("ix_escalations_status", "status", "hostname"),)
