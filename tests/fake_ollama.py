@@ -40,6 +40,8 @@ class FakeOllama:
         self.script: deque[dict[str, Any]] = deque()
         self.default: dict[str, Any] = {"content": valid_review()}
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        #: response_format types /v1/chat/completions accepts (llama-cpp-python's server: only json_object)
+        self.openai_formats = {"json_schema", "json_object", "text"}
         self.lock = threading.Lock()
         fake = self
 
@@ -216,6 +218,12 @@ class FakeOllama:
         model = body.get("model", "")
         if model not in self.models:
             self._json(h, 404, {"error": {"message": f"model {model} not found"}})
+            return
+        fmt = (body.get("response_format") or {}).get("type", "text")
+        if fmt not in self.openai_formats:
+            # As llama-cpp-python's server does: a request it cannot validate is a 500.
+            self._json(h, 500, {"error": {"message": f"response_format.type: Input should be one of "
+                                                     f"{sorted(self.openai_formats)}, got {fmt!r}"}})
             return
         b = self._behave(h)
         if b is None:

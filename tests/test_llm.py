@@ -241,3 +241,19 @@ def test_streaming_chat_and_tool_calls_through_the_official_client(fake, tmp_pat
     assert fake.chats()[0]["stream"] is True and fake.chats()[0]["tools"][0]["function"]["name"] == "service_status"
     assert len(backend.embed("qwen3:4b", ["a", "b"])) == 2
     assert set(backend.list_models()) == set(fake.models)
+
+
+def test_the_openai_backend_falls_back_to_json_object_when_json_schema_is_refused(host, fake) -> None:
+    store, _ = host
+    fake.openai_formats = {"json_object", "text"}
+    settings = load_settings(hostname="h1", state_dir=host[1].state_dir,
+                             llm={"backend": "openai", "openai_url": f"{fake.url}/v1"})
+    backend = make_backend(settings)
+    outcome = run_review(store, "h1", settings=settings, backend=backend)
+    assert _review(store, outcome.review_id).reviewer == "openai"
+    refused, accepted = fake.chats()
+    assert refused["response_format"]["type"] == "json_schema"
+    assert accepted["response_format"]["type"] == "json_object"
+    assert accepted["response_format"]["schema"]["title"] == "ReviewReport"
+    assert "maxLength" not in json.dumps(accepted["response_format"]["schema"])  # no grammar blow-up
+    assert backend.schema_mode == "json_object"

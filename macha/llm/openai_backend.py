@@ -13,6 +13,10 @@ import httpx
 from macha.llm.backend import ChatResult, LLMError, LLMUnavailable, ModelMissing, Transient, with_retries
 
 
+class _FormatRejected(Exception):
+    pass
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -20,6 +24,8 @@ class OpenAIBackend:
         self.base = base_url
         self.cfg = cfg
         headers = {"Authorization": f"Bearer {cfg.openai_api_key}"} if cfg.openai_api_key else {}
+        #: json_schema (OpenAI, vLLM, llama.cpp's server) until a server refuses it; then json_object + schema.
+        self.schema_mode = "json_schema"
         self.http = httpx.Client(timeout=httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout), headers=headers)
 
     def _request(self, what: str, model: str | None, method: str, path: str, body: dict | None = None) -> Any:
@@ -31,6 +37,10 @@ class OpenAIBackend:
                 raise LLMUnavailable(f"{self.base} did not answer within {self.cfg.timeout:.0f} s") from exc
             except httpx.TransportError as exc:
                 raise Transient(f"{self.base} is not reachable ({type(exc).__name__})") from exc
+            if resp.status_code in (400, 422, 500) and body and "response_format" in body \
+                    and "response_format" in resp.text:
+                # (llama-cpp-python's server reports a request it cannot validate as a 500.)
+                raise _FormatRejected(resp.text[:200])
             if resp.status_code >= 500 or resp.status_code in (408, 429):
                 raise Transient(f"{self.base} answered {resp.status_code}: {resp.text[:200]}")
             if resp.status_code == 404 and model:
@@ -45,17 +55,29 @@ class OpenAIBackend:
 
         return with_retries(attempt, retries=self.cfg.retries, what=what)
 
+    def _format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.schema_mode == "json_object":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+
     def chat(self, model: str, messages: list[dict[str, Any]], *, schema: dict[str, Any] | None = None,
              tools: list[dict[str, Any]] | None = None, num_ctx: int | None = None,
              on_token: Callable[[str], None] | None = None) -> ChatResult:
         body: dict[str, Any] = {"model": model, "messages": messages, "stream": False, "temperature": 0}
         if schema is not None:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+            body["response_format"] = self._format(schema)
         if tools:
             body["tools"] = tools
         start = time.monotonic()
-        data = self._request(f"chat with {model}", model, "POST", "/chat/completions", body)
+        try:
+            data = self._request(f"chat with {model}", model, "POST", "/chat/completions", body)
+        except _FormatRejected as exc:
+            if self.schema_mode != "json_schema":
+                raise LLMError(f"{self.base} refused the structured-output request: {exc}") from None
+            # llama-cpp-python's server takes the older {"type": "json_object", "schema": ...}; remember that.
+            self.schema_mode = "json_object"
+            body["response_format"] = self._format(schema)
+            data = self._request(f"chat with {model}", model, "POST", "/chat/completions", body)
         try:
             choice = data["choices"][0]["message"]
         except (KeyError, IndexError, TypeError):

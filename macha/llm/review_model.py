@@ -16,7 +16,7 @@ from macha.config import Settings
 from macha.detect.patterns import SEVERITY_RANK
 from macha.llm.backend import Backend
 from macha.llm.prompts import fence, render
-from macha.llm.schemas import ReviewReport
+from macha.llm.schemas import ReviewReport, model_schema
 from macha.store.models import TriggerEvent, utcnow
 
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
@@ -92,7 +92,8 @@ def parse_review(text: str, known_ids: set[int]) -> tuple[ReviewReport | None, s
     if m:
         body = m[1]
     try:
-        data: Any = json.loads(body)
+        # strict=False: small models put raw newlines inside strings; that is form, not content.
+        data: Any = json.loads(body, strict=False)
     except ValueError as exc:
         return None, f"not valid JSON ({exc.msg} at character {exc.pos})"
     if not isinstance(data, dict):
@@ -122,7 +123,7 @@ def model_review(backend: Backend, settings: Settings, hostname: str, events: li
     user = render("review", hostname=hostname, now=utcnow().isoformat()[:19], autonomy_level=settings.autonomy_level,
                   sections=section)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-    schema = ReviewReport.model_json_schema()
+    schema = model_schema(ReviewReport)
     known = {e.id for e in events}
 
     first = backend.chat(model, messages, schema=schema, num_ctx=num_ctx)

@@ -39,3 +39,19 @@ class ReviewReport(_Strict):
     proposed_actions: list[ProposedAction] = Field(default_factory=list)
     should_escalate: bool = False
     escalation_reason: str | None = None
+
+
+#: Constraints a model server turns into huge grammars (a maxLength of 4000 is 4000 nested rules in llama.cpp's
+#: grammar); the model-facing schema leaves them out and validation still enforces them.
+_GRAMMAR_HEAVY = ("maxLength", "maxItems", "minLength", "minItems")
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in _GRAMMAR_HEAVY}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(model.model_json_schema())
