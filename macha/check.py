@@ -93,40 +93,45 @@ def _ingest(
     since: datetime | None,
     total_before: int,
 ) -> None:
-    severities: Counter[str] = Counter(result.severity_counts)
     for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size):
-        detections = [d for e in batch if (d := detect(e, matcher, result.hostname, source.key)) is not None]
-        # One transaction per batch: the events and the cursor that covers them commit together.
-        with store.session() as s:
-            inserted = insert_ignore(
-                s, LogEvent.__table__, [d.log_row for d in detections], returning=("id", "entry_key")
-            )
-            ids = {key: log_id for log_id, key in inserted}
-            trigger_rows = [
-                {**t, "log_event_id": ids[d.log_row["entry_key"]]}
-                for d in detections
-                if d.log_row["entry_key"] in ids
-                for t in d.triggers
-            ]
-            new_triggers = insert_ignore(s, TriggerEvent.__table__, trigger_rows, returning=("id", "severity"))
-            upsert(
-                s,
-                JournalCursor.__table__,
-                {
-                    "hostname": result.hostname,
-                    "source": source.key,
-                    "cursor": batch[-1].cursor,
-                    "entries_read": total_before + result.entries_read + len(batch),
-                    "updated_at": utcnow(),
-                },
-                keys=["hostname", "source"],
-            )
-            s.execute(update(Host).where(Host.hostname == result.hostname).values(last_seen=utcnow()))
-        result.entries_read += len(batch)
-        result.new_log_events += len(inserted)
-        result.new_triggers += len(new_triggers)
-        for tid, sev in new_triggers:
-            severities[sev] += 1
-            if len(result.trigger_ids) < MAX_IDS_IN_RESULT:
-                result.trigger_ids.append(tid)
+        store_batch(store, result, matcher, source.key, batch, total_before)
+
+
+def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key: str, batch: list,
+                total_before: int) -> None:
+    """Detect and store one batch of journal entries; its events and the cursor commit in one transaction."""
+    severities: Counter[str] = Counter(result.severity_counts)
+    detections = [d for e in batch if (d := detect(e, matcher, result.hostname, source_key)) is not None]
+    with store.session() as s:
+        inserted = insert_ignore(
+            s, LogEvent.__table__, [d.log_row for d in detections], returning=("id", "entry_key")
+        )
+        ids = {key: log_id for log_id, key in inserted}
+        trigger_rows = [
+            {**t, "log_event_id": ids[d.log_row["entry_key"]]}
+            for d in detections
+            if d.log_row["entry_key"] in ids
+            for t in d.triggers
+        ]
+        new_triggers = insert_ignore(s, TriggerEvent.__table__, trigger_rows, returning=("id", "severity"))
+        upsert(
+            s,
+            JournalCursor.__table__,
+            {
+                "hostname": result.hostname,
+                "source": source_key,
+                "cursor": batch[-1].cursor,
+                "entries_read": total_before + result.entries_read + len(batch),
+                "updated_at": utcnow(),
+            },
+            keys=["hostname", "source"],
+        )
+        s.execute(update(Host).where(Host.hostname == result.hostname).values(last_seen=utcnow()))
+    result.entries_read += len(batch)
+    result.new_log_events += len(inserted)
+    result.new_triggers += len(new_triggers)
+    for tid, sev in new_triggers:
+        severities[sev] += 1
+        if len(result.trigger_ids) < MAX_IDS_IN_RESULT:
+            result.trigger_ids.append(tid)
     result.severity_counts = dict(severities)

@@ -32,11 +32,13 @@ def _field(name: str, value: str | bytes) -> bytes:
     return name.encode() + b"=" + data + b"\n"
 
 
-def export_bytes(entries: Iterable[Entry], start_usec: int = BASE_USEC, hostname: str = "testhost") -> bytes:
+def export_bytes(entries: Iterable[Entry], start_usec: int = BASE_USEC, hostname: str = "testhost",
+                 offsets_usec: list[int] | None = None) -> bytes:
     out = bytearray()
     for i, e in enumerate(entries):
-        out += _field("__REALTIME_TIMESTAMP", str(start_usec + i * 1000))
-        out += _field("__MONOTONIC_TIMESTAMP", str(1_000_000 + i))
+        offset = offsets_usec[i] if offsets_usec is not None else i * 1000
+        out += _field("__REALTIME_TIMESTAMP", str(start_usec + offset))
+        out += _field("__MONOTONIC_TIMESTAMP", str(1_000_000 + offset))
         out += _field("_BOOT_ID", BOOT_ID)
         out += _field("_HOSTNAME", hostname)
         out += _field("_TRANSPORT", e.transport)
