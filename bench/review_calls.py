@@ -3,8 +3,10 @@
 The trace is a real journal file (systemd-journal-remote) of one quiet day: a CRON line every 5 minutes and a few
 incidents (an OOM kill, a segfault burst, disk I/O errors, a failed unit, a kernel panic). It is read once with
 journalctl, then replayed on a simulated clock: a check every 30 s stores the entries of its window through
-Macha's real detection and store code, the check's chain reviews at once when a critical event is pending, and a
-review tick every 60 s reviews the rest when anything is pending. The review model is the test suite's fake
+Macha's real detection and store code; an urgent (critical/high) line starts a live check at its own time, as the
+journal follower does (its own latency is measured by bench/live_latency.py); a check's chain reviews at once when
+a critical event is pending or the check is live; a review tick every 60 s reviews the rest when anything is
+pending. The review model is the test suite's fake
 Ollama (a real HTTP server), which counts the calls. The seed calls its model on every 60 s tick: 1,440 a day.
 
     .venv/bin/python bench/review_calls.py
@@ -27,7 +29,9 @@ from macha import pipeline  # noqa: E402
 from macha.check import CheckResult, ensure_host, store_batch  # noqa: E402
 from macha.collect.journal import JournalSource, read_batches  # noqa: E402
 from macha.config import load_settings  # noqa: E402
-from macha.detect.patterns import default_matcher  # noqa: E402
+from macha.collect.follow import URGENT  # noqa: E402
+from macha.detect.patterns import SEVERITY_RANK, default_matcher  # noqa: E402
+from macha.detect.triggers import detect  # noqa: E402
 from macha.store.db import Store  # noqa: E402
 
 DAY = 86400
@@ -57,6 +61,20 @@ def build_trace(path: Path) -> tuple[Path, list[tuple[int, bool]]]:
         [(at, crit) for at, _, crit in INCIDENTS]
 
 
+def _urgent(entry, matcher) -> bool:
+    det = detect(entry, matcher, "bench", "replay")
+    return det is not None and any(SEVERITY_RANK[t["severity"]] <= URGENT for t in det.triggers)
+
+
+def _review(store, settings, fake, state, at, reviews, review_wall) -> None:
+    before = len(fake.chats())
+    w0 = time.perf_counter()
+    pipeline.review_step(store, pipeline.context_step(store, state, settings), settings)
+    if len(fake.chats()) > before:
+        review_wall.append(time.perf_counter() - w0)
+        reviews.append((at, state["reason"]))
+
+
 def main() -> None:
     fake = FakeOllama()
     with tempfile.TemporaryDirectory(prefix="macha-bench-") as tmp:
@@ -77,21 +95,19 @@ def main() -> None:
             while idx < len(entries) and entries[idx].time < cut:
                 window.append(entries[idx])
                 idx += 1
-            state = None
-            if window:
-                result = CheckResult(hostname="bench", source="replay", reason="schedule")
-                store_batch(store, result, matcher, "replay", window, 0)
-                state = {"check": result.to_dict(), "hostname": "bench", "reason": "schedule"}
-            runs = [state] if state else []
+            # The live follower: an urgent line starts a check (reason live) at its own time, not at the schedule;
+            # each part is stored and reviewed before the next arrives, as in real time.
+            while window:
+                cut_at = next((i for i, e in enumerate(window) if _urgent(e, matcher)), None)
+                part, window = (window, []) if cut_at is None else (window[: cut_at + 1], window[cut_at + 1:])
+                reason = "live" if cut_at is not None else "schedule"
+                result = CheckResult(hostname="bench", source="replay", reason=reason)
+                store_batch(store, result, matcher, "replay", part, 0)
+                at = (part[-1].time - start).total_seconds() if cut_at is not None else now
+                _review(store, settings, fake, {"check": result.to_dict(), "hostname": "bench", "reason": reason},
+                        at, reviews, review_wall)
             if now % TICK_EVERY == 0:
-                runs.append({"hostname": "bench", "reason": "tick"})
-            for st in runs:
-                before = len(fake.chats())
-                w0 = time.perf_counter()
-                out = pipeline.review_step(store, pipeline.context_step(store, st), settings)
-                if len(fake.chats()) > before:
-                    review_wall.append(time.perf_counter() - w0)
-                    reviews.append((now, st["reason"] if not out["review"]["skipped"] else "?"))
+                _review(store, settings, fake, {"hostname": "bench", "reason": "tick"}, now, reviews, review_wall)
         elapsed = time.perf_counter() - t0
         calls = len(fake.chats())
         print(f"trace: {len(entries)} journal entries over 24 h, {len(incidents)} incidents "
@@ -101,7 +117,7 @@ def main() -> None:
             first = next((r for r in reviews if r[0] >= at), None)
             delay = first[0] - at if first else None
             print(f"  incident at {timedelta(seconds=at)}{' (critical)' if critical else ''}: reviewed by the "
-                  f"{first[1] if first else '-'} run, {delay} s of simulated time after its line")
+                  f"{first[1] if first else '-'} run, {delay:.0f} s of simulated time after its line")
         print(f"review wall time (check stored -> review stored, fake model): "
               f"max {max(review_wall) * 1000:.0f} ms, mean {sum(review_wall) / len(review_wall) * 1000:.0f} ms")
         print(f"replay of 2,880 checks and 1,440 ticks: {elapsed:.1f} s")

@@ -8,11 +8,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
 from macha.config import Settings, parse_duration
 from macha.detect.patterns import Matcher, default_matcher
-from macha.detect.triggers import detect
+from macha.detect.triggers import Detection, detect
 from macha.store.db import Store
 from macha.store.models import Host, JournalCursor, LogEvent, TriggerEvent, utcnow
 from macha.store.ops import insert_ignore, upsert
@@ -97,23 +98,27 @@ def _ingest(
         store_batch(store, result, matcher, source.key, batch, total_before)
 
 
+def insert_detections(s: Session, detections: list[Detection]) -> tuple[list, list]:
+    """Log events and their triggers; an entry stored before (same entry key) is skipped, with its triggers."""
+    inserted = insert_ignore(s, LogEvent.__table__, [d.log_row for d in detections], returning=("id", "entry_key"))
+    ids = {key: log_id for log_id, key in inserted}
+    trigger_rows = [
+        {**t, "log_event_id": ids[d.log_row["entry_key"]]}
+        for d in detections
+        if d.log_row["entry_key"] in ids
+        for t in d.triggers
+    ]
+    new_triggers = insert_ignore(s, TriggerEvent.__table__, trigger_rows, returning=("id", "severity"))
+    return inserted, new_triggers
+
+
 def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key: str, batch: list,
                 total_before: int) -> None:
     """Detect and store one batch of journal entries; its events and the cursor commit in one transaction."""
     severities: Counter[str] = Counter(result.severity_counts)
     detections = [d for e in batch if (d := detect(e, matcher, result.hostname, source_key)) is not None]
     with store.session() as s:
-        inserted = insert_ignore(
-            s, LogEvent.__table__, [d.log_row for d in detections], returning=("id", "entry_key")
-        )
-        ids = {key: log_id for log_id, key in inserted}
-        trigger_rows = [
-            {**t, "log_event_id": ids[d.log_row["entry_key"]]}
-            for d in detections
-            if d.log_row["entry_key"] in ids
-            for t in d.triggers
-        ]
-        new_triggers = insert_ignore(s, TriggerEvent.__table__, trigger_rows, returning=("id", "severity"))
+        inserted, new_triggers = insert_detections(s, detections)
         upsert(
             s,
             JournalCursor.__table__,

@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     autonomy_level: AutonomyLevel = "suggest"
     trigger_interval: int = Field(30, ge=1, description="seconds between Layer 1 checks")
     review_interval: int = Field(60, ge=1, description="seconds between Layer 3 review ticks")
+    review_trigger_high_groups: int = Field(2, ge=1, description="new high groups that start a review at once")
+    review_trigger_medium_groups: int = Field(3, ge=1, description="new high+medium groups that start one at once")
+    review_repeat_window: int = Field(600, ge=0, description="seconds a reviewed group counts as known, not new")
     context_size: int = Field(32768, ge=1024, description="token budget of the review context")
     trigger_model: str = "qwen3:1.7b"
     review_model: str = "qwen3:4b"
@@ -212,6 +215,10 @@ class Settings(BaseSettings):
 
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
+    journal_directory: str | None = Field(
+        None, description="read this journal directory (journalctl -D) instead of the system journal"
+    )
+    live_follow: bool = Field(True, description="macha-ai follows the journal and checks at once on a critical line")
     journal_initial_lookback: str = Field(
         "1h", description="how far back the first read of the system journal goes (journalctl --since)"
     )

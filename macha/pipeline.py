@@ -19,11 +19,14 @@ from macha.store.models import TriggerEvent, utcnow
 log = logging.getLogger(__name__)
 
 
-def journal_source(journal_file: str | None = None, journal_dir: str | None = None) -> JournalSource:
+def journal_source(journal_file: str | None = None, journal_dir: str | None = None,
+                   settings: Settings | None = None) -> JournalSource:
     if journal_file:
         return JournalSource.file(journal_file)
     if journal_dir:
         return JournalSource.directory(journal_dir)
+    if settings is not None and settings.journal_directory:
+        return JournalSource.directory(settings.journal_directory)
     return JournalSource()
 
 
@@ -32,29 +35,37 @@ def check_step(store: Store, settings: Settings, hostname: str, reason: str, sou
     return {"check": result.to_dict(), "hostname": hostname, "reason": reason}
 
 
-def context_step(store: Store, state: dict) -> dict:
-    return {**state, "context": build_context(store, state["hostname"]).to_dict()}
+def context_step(store: Store, state: dict, settings: Settings | None = None) -> dict:
+    window = settings.review_repeat_window if settings else 600
+    return {**state, "context": build_context(store, state["hostname"], window).to_dict()}
 
 
-#: Check reasons that review at once; a scheduled check leaves non-critical events to the review tick.
-REVIEW_NOW = ("manual", "live", "tick", "reconcile")
+def review_due(state: dict, settings: Settings | None = None) -> str | None:
+    """Why this state should be reviewed now, or None (nothing pending, or it can wait for the review tick).
 
-
-def review_due(state: dict) -> str | None:
-    """Why this state should be reviewed now, or None (nothing pending, or it can wait for the tick)."""
+    Now: an operator's manual check, a new critical group, enough new groups (reviewTriggerHighGroups high or
+    reviewTriggerMediumGroups medium), the tick or the reconciler. More of an already reviewed group waits.
+    """
     ctx = state.get("context") or {}
     if not ctx.get("pending_events"):
         return None
-    if ctx.get("pending_by_severity", {}).get("critical"):
-        return "critical event"
     reason = state.get("reason", "tick")
-    return reason if reason in REVIEW_NOW else None
+    if reason == "manual":
+        return reason
+    new = ctx.get("new_groups_by_severity", {})
+    high_n = settings.review_trigger_high_groups if settings else 2
+    medium_n = settings.review_trigger_medium_groups if settings else 3
+    if new.get("critical"):
+        return "new critical group"
+    if new.get("high", 0) >= high_n or new.get("high", 0) + new.get("medium", 0) >= medium_n:
+        return "new groups"
+    return reason if reason in ("tick", "reconcile") else None
 
 
 def review_step(store: Store, state: dict, settings: Settings | None = None) -> dict:
     """The review, when one is due; with ``settings`` the configured model writes it (the rules reviewer when
     there is none or it is unreachable) and its proposed actions go through the policy in the same transaction."""
-    due = review_due(state)
+    due = review_due(state, settings)
     if due is None:
         outcome = ReviewOutcome(hostname=state["hostname"], review_id=None, skipped=True)
     else:

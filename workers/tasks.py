@@ -31,7 +31,7 @@ def start_check(hostname: str, reason: str = "schedule") -> str:
 @app.task(name="macha.check_host", bind=True, max_retries=None)
 def check_host(self, hostname: str, reason: str = "schedule", journal_file: str | None = None,
                journal_dir: str | None = None) -> dict:
-    source = pipeline.journal_source(journal_file, journal_dir)
+    source = pipeline.journal_source(journal_file, journal_dir, settings)
     # One reader per journal source: two readers of one cursor would each read the same entries again.
     with SingleFlight(settings.effective_broker_url, f"check:{hostname}:{source.key}", settings.lock_ttl) as lock:
         if not lock.acquired:
@@ -41,7 +41,7 @@ def check_host(self, hostname: str, reason: str = "schedule", journal_file: str 
 
 @app.task(name="macha.update_context")
 def update_context(state: dict) -> dict:
-    return pipeline.context_step(_store(), state)
+    return pipeline.context_step(_store(), state, settings)
 
 
 @app.task(name="macha.review", bind=True, max_retries=None)

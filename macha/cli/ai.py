@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 from macha.broker.client import ensure_reachable, restore_orphaned_messages
@@ -29,6 +30,8 @@ def main() -> None:
     p.add_argument("--queues", help="comma-separated queues (default: host.<hostname>,review,gpu)")
     p.add_argument("--no-beat", action="store_true", help="do not run the periodic schedule in this process")
     p.add_argument("--loglevel", default=None, help="worker log level (default: log_level setting)")
+    p.add_argument("--no-follow", action="store_true",
+                   help="do not follow the journal live (checks then run on the schedule only)")
     args = p.parse_args()
     run("macha-ai", lambda: _main(args))
 
@@ -84,29 +87,70 @@ def _main(args: Any) -> int:
         ensure_reachable(settings.effective_broker_url)
     log.info("broker: %s", settings.effective_broker_url if embedded else "Redis by URL")
 
+    env = _child_env(args, settings)
     child = subprocess.Popen(
-        worker_argv(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level),
-        env=_child_env(args, settings),
+        worker_argv(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level), env=env,
     )
+    follower = Follower(env) if settings.live_follow and not args.no_follow else None
+    stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
         # Celery: the first TERM is a warm shutdown (running tasks finish); unacked ones stay queued.
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
+        if follower is not None:
+            follower.stop()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     try:
-        code = child.wait()
+        while child.poll() is None:
+            if follower is not None and not stopping:
+                follower.keep_alive()
+            time.sleep(0.5)
+        code = child.returncode
     finally:
         if child.poll() is None:
             child.terminate()
             child.wait()
+        if follower is not None:
+            follower.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
     return 0 if code in (0, -signal.SIGTERM) else code
 
+
+class Follower:
+    """The live journal follower child: started with the worker, restarted with backoff if it dies."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.backoff = 1.0
+        self.next_start = 0.0
+        self.keep_alive()
+
+    def keep_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        if self.proc is not None:
+            log.warning("the journal follower exited (%s); restarting in %.0f s", self.proc.returncode, self.backoff)
+            self.next_start = time.monotonic() + self.backoff
+            self.backoff = min(self.backoff * 2, 60.0)
+            self.proc = None
+        if time.monotonic() >= self.next_start:
+            self.proc = subprocess.Popen([sys.executable, "-m", "macha.collect.follow"], env=self.env)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

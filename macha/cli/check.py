@@ -39,9 +39,9 @@ def _main(args: Any) -> int:
     if args.local:
         from macha import pipeline
 
-        source = pipeline.journal_source(args.journal_file, args.journal_dir)
+        source = pipeline.journal_source(args.journal_file, args.journal_dir, settings)
         state = pipeline.check_step(store, settings, settings.hostname, "manual", source)
-        state = pipeline.review_step(store, pipeline.context_step(store, state), settings)
+        state = pipeline.review_step(store, pipeline.context_step(store, state, settings), settings)
     else:
         state = _through_pipeline(settings, args)
     report = build_report(store, state)

@@ -1,0 +1,162 @@
+"""The live journal follower: `journalctl -f -o json` matched line by line, so a critical line does not wait for the
+next scheduled check.
+
+On a critical or high match the follower stores the event at once (the check later skips it: same entry key) and
+asks for `check_host(reason=live)`, which reads everything since the check's cursor and reviews at once. The
+follower never moves the check's cursor: what it does not store, the check still reads. `macha-ai` runs it as a
+child process (`python -m macha.collect.follow`) and restarts it if it dies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from macha.check import ensure_host, insert_detections
+from macha.collect.journal import JournalSource, parse_entry
+from macha.config import Settings, load_settings
+from macha.detect.patterns import SEVERITY_RANK, Matcher, default_matcher
+from macha.detect.triggers import detect
+from macha.errors import JournalError, MachaError
+from macha.store.db import Store
+
+log = logging.getLogger("macha.follow")
+#: Severities that cannot wait for the schedule.
+URGENT = SEVERITY_RANK["high"]
+#: A burst of critical lines asks for one check now and one when the burst is over, not one per line.
+DEBOUNCE_S = 1.0
+MAX_MESSAGE = 16384
+
+
+def follow_argv(source: JournalSource) -> list[str]:
+    if source.kind == "file":
+        # `journalctl -f --file X` prints nothing and exits 0: it cannot follow a single file.
+        raise JournalError(f"cannot follow the single journal file {source.path}; follow its directory instead")
+    return ["journalctl", "--follow", "--output=json", "--all", "--lines=0", "--no-pager", *source.argv()]
+
+
+@dataclass
+class FollowStats:
+    lines: int = 0
+    stored: int = 0
+    checks_requested: int = 0
+
+
+class Follower:
+    def __init__(self, store: Store, hostname: str, source: JournalSource, request_check: Callable[[], None],
+                 matcher: Matcher | None = None):
+        self.store, self.hostname, self.source = store, hostname, source
+        self.request_check = request_check
+        self.matcher = matcher or default_matcher()
+        self.stats = FollowStats()
+        self._last_request = 0.0
+        self._owed = False
+        self.proc: subprocess.Popen | None = None
+
+    def handle_line(self, line: bytes) -> bool:
+        """Store an urgent line's events; True when it was urgent."""
+        self.stats.lines += 1
+        try:
+            entry = parse_entry(json.loads(line), MAX_MESSAGE)
+        except ValueError:
+            log.warning("journalctl printed a line that is not JSON; skipped (the check reads it again)")
+            return False
+        if entry is None:
+            return False
+        detection = detect(entry, self.matcher, self.hostname, self.source.key)
+        if detection is None or not any(SEVERITY_RANK[t["severity"]] <= URGENT for t in detection.triggers):
+            return False
+        with self.store.session() as s:
+            _, new = insert_detections(s, [detection])
+        self.stats.stored += len(new)
+        self._owe_check()
+        return True
+
+    def _owe_check(self) -> None:
+        self._owed = True
+        self._maybe_request()
+
+    def _maybe_request(self) -> None:
+        if self._owed and time.monotonic() - self._last_request >= DEBOUNCE_S:
+            self._owed = False
+            self._last_request = time.monotonic()
+            self.stats.checks_requested += 1
+            try:
+                self.request_check()
+            except MachaError as exc:
+                # The events are stored; the scheduled check and the reconciler pick them up.
+                log.warning("could not request a live check: %s", exc)
+
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        self.source.check_readable()
+        ensure_host(self.store, self.hostname)
+        self.proc = subprocess.Popen(follow_argv(self.source), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        log.info("following the journal (%s)", self.source.key)
+        buffer = b""
+        try:
+            while not should_stop():
+                ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+                if ready:
+                    chunk = self.proc.stdout.read1(65536)
+                    if not chunk:
+                        break  # journalctl ended
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            self.handle_line(line)
+                self._maybe_request()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                self.proc.wait(timeout=10)
+        err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace").strip()
+        if self.proc.returncode not in (0, -15) and err:
+            hint = " (is this user in the systemd-journal group?)" if "ermission" in err else ""
+            raise JournalError(f"journalctl --follow failed: {err.splitlines()[-1]}{hint}")
+        return self.proc.returncode or 0
+
+
+def source_from(settings: Settings) -> JournalSource:
+    return JournalSource.directory(settings.journal_directory) if settings.journal_directory else JournalSource()
+
+
+def main() -> None:
+    """`python -m macha.collect.follow`: the follower process `macha-ai` starts."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        settings = load_settings()
+        store = Store(settings.effective_database_url)
+        from workers.app import PRIORITY_HIGHEST, check_pipeline, create_app
+
+        celery = create_app(settings)
+        source = source_from(settings)
+
+        def request_check() -> None:
+            journal_dir = str(source.path) if source.kind == "dir" else None
+            check_pipeline(celery, settings.hostname, "live", journal_dir=journal_dir).apply_async(
+                priority=PRIORITY_HIGHEST)
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        Follower(store, settings.hostname, source, request_check).run(should_stop=stop.is_set)
+    except MachaError as exc:
+        print(f"macha follower: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The live follower against a journal directory being written to (`journalctl -f -D DIR`; `-f --file` does not
+follow), in-process and under a real `macha-ai`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Entry, macha_env
+from journal_export import JOURNAL_REMOTE, export_bytes
+from sqlalchemy import func, select
+
+from macha.check import run_check
+from macha.collect.follow import Follower, follow_argv
+from macha.collect.journal import JournalSource
+from macha.config import load_settings
+from macha.errors import JournalError
+from macha.store.db import Store
+from macha.store.models import JournalCursor, LogEvent, Review, TriggerEvent
+
+pytestmark = pytest.mark.timeout(180)
+PANIC = "Kernel panic - not syncing: Fatal exception in interrupt"
+
+
+def append(directory: Path, entries: list[Entry]) -> float:
+    """Append entries (stamped now) to DIR/remote.journal with systemd-journal-remote; returns when it is written."""
+    export = directory.parent / f"append-{time.monotonic_ns()}.export"
+    export.write_bytes(export_bytes(entries, start_usec=int(time.time() * 1e6)))
+    subprocess.run([JOURNAL_REMOTE, "-o", str(directory / "remote.journal"), str(export)], check=True,
+                   capture_output=True)
+    export.unlink()
+    return time.monotonic()
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def journal_dir(tmp_path, make_journal) -> Path:
+    d = tmp_path / "journal"
+    d.mkdir()
+    append(d, [Entry("boot: hello", priority=6)])
+    return d
+
+
+def test_a_single_file_cannot_be_followed() -> None:
+    with pytest.raises(JournalError, match="follow its directory"):
+        follow_argv(JournalSource.file("/var/log/journal/x/system.journal"))
+
+
+def test_the_follower_stores_urgent_lines_at_once_and_leaves_the_rest_to_the_check(tmp_path, journal_dir) -> None:
+    settings = load_settings(hostname="f1", state_dir=tmp_path / "state")
+    store = Store(settings.effective_database_url)
+    source = JournalSource.directory(journal_dir)
+    requests: list[float] = []
+    stop = threading.Event()
+    follower = Follower(store, "f1", source, lambda: requests.append(time.monotonic()))
+    thread = threading.Thread(target=follower.run, kwargs={"should_stop": stop.is_set}, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: follower.proc is not None, 10, "journalctl -f to start")
+        time.sleep(0.5)
+        append(journal_dir, [Entry("an ordinary line", priority=6), Entry("a warning", priority=4)])
+        appended = append(journal_dir, [Entry(PANIC, priority=0)])
+
+        def stored():
+            with store.session() as s:
+                return s.execute(select(TriggerEvent).where(TriggerEvent.pattern_id == "kernel_panic")).scalar()
+
+        _wait(stored, 10, "the panic to be stored")
+        assert requests and requests[0] >= appended - 0.1
+        with store.session() as s:
+            assert s.execute(select(func.count()).select_from(LogEvent)).scalar() == 1  # only the urgent line
+            assert s.execute(select(func.count()).select_from(JournalCursor)).scalar() == 0  # cursor untouched
+        # A burst: stored line by line, but one check now and one after it, not one per line.
+        append(journal_dir, [Entry(PANIC + f" #{i}", priority=0) for i in range(20)])
+        _wait(lambda: follower.stats.stored >= 21, 10, "the burst to be stored")
+        time.sleep(1.5)
+        assert 2 <= len(requests) <= 3
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    # The check then reads everything from its own cursor and skips what the follower stored.
+    result = run_check(store, settings, hostname="f1", source=source, reason="live")
+    assert result.entries_read == 24 and result.new_triggers == 0  # 1 + 2 + 1 + 20
+    with store.session() as s:
+        assert s.execute(select(func.count()).select_from(TriggerEvent)).scalar() == 21
+    store.dispose()
+
+
+def test_macha_ai_follows_the_journal_and_reviews_a_critical_line_without_waiting(state_dir, macha_ai,
+                                                                                  journal_dir) -> None:
+    env = macha_env(state_dir, MACHA_HOSTNAME=f"t{os.getpid()}-{state_dir.name[-8:]}",
+                    MACHA_JOURNAL_DIRECTORY=str(journal_dir), MACHA_TRIGGER_INTERVAL="3600",
+                    MACHA_REVIEW_INTERVAL="3600", MACHA_LLM__BACKEND="none")
+    ai = macha_ai(env)
+    ai.wait_ready()
+    store = Store(f"sqlite:///{state_dir / 'macha.db'}")
+    # The beat's first check runs at start; let it finish, then only the follower can start another one.
+    _wait(lambda: "following the journal" in ai.log.read_text(), 30, "the follower to start")
+    time.sleep(2)
+    appended = append(journal_dir, [Entry(PANIC, priority=0)])
+
+    def reviewed():
+        with store.session() as s:
+            return s.execute(
+                select(Review).join(TriggerEvent, TriggerEvent.review_id == Review.id)
+                .where(TriggerEvent.pattern_id == "kernel_panic")
+            ).scalar()
+
+    review = _wait(reviewed, 30, "a review of the panic")
+    took = time.monotonic() - appended
+    assert review.status == "critical" and took < 15, took
+    assert ai.stop() == 0
+    store.dispose()
