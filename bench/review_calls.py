@@ -17,13 +17,13 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fake_ollama import FakeOllama  # noqa: E402
-from journal_export import BASE_USEC, Entry, build_journal, export_bytes  # noqa: E402,F401
+from journal_export import Entry, build_journal  # noqa: E402
 
 from macha import pipeline  # noqa: E402
 from macha.check import CheckResult, ensure_host, store_batch  # noqa: E402

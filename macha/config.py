@@ -13,9 +13,9 @@ import socket
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,6 +33,15 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(seconds=int(text[:-1]) * units[text[-1]])
     except (KeyError, ValueError, IndexError):
         raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 2d") from None
+
+
+def _valid_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+#: A duration option such as "30s", "10m", "1h" or "2d", checked when settings load.
+Duration = Annotated[str, AfterValidator(_valid_duration)]
 
 
 def _default_state_dir() -> Path:
@@ -66,7 +75,7 @@ class McpServerSettings(_Section):
 class ActionSettings(_Section):
     """The action catalog's local knobs. Risk levels are not here: they belong to the catalog."""
 
-    approval_timeout: str = Field("24h", description="a queued proposal expires after this long")
+    approval_timeout: Duration = Field("24h", description="a queued proposal expires after this long")
     protected_units: list[str] = Field(
         default_factory=list, description="unit names or globs no action may touch, added to the built-in list"
     )
@@ -76,12 +85,6 @@ class ActionSettings(_Section):
     max_output_bytes: int = Field(65536, ge=1024, description="stdout/stderr kept per executed action")
     max_proposals_per_review: int = Field(20, ge=1, le=200)
     redeliver_after: int = Field(120, ge=10, description="seconds before an approved action's task is sent again")
-
-    @field_validator("approval_timeout")
-    @classmethod
-    def _duration(cls, v: str) -> str:
-        parse_duration(v)
-        return v
 
     @field_validator("protected_units")
     @classmethod
@@ -219,7 +222,7 @@ class Settings(BaseSettings):
         None, description="read this journal directory (journalctl -D) instead of the system journal"
     )
     live_follow: bool = Field(True, description="macha-ai follows the journal and checks at once on a critical line")
-    journal_initial_lookback: str = Field(
+    journal_initial_lookback: Duration = Field(
         "1h", description="how far back the first read of the system journal goes (journalctl --since)"
     )
 
@@ -241,12 +244,6 @@ class Settings(BaseSettings):
     def _hostname_is_queue_safe(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", v):
             raise ValueError("must be a host name (letters, digits, '.', '_' and '-')")
-        return v
-
-    @field_validator("journal_initial_lookback")
-    @classmethod
-    def _duration(cls, v: str) -> str:
-        parse_duration(v)
         return v
 
     @field_validator("critical_services")

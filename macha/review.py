@@ -1,6 +1,7 @@
 """Layer 3: review the pending trigger events of one host and store the review.
 
-Until a model backend exists, the deterministic rules reviewer writes every review, and says so.
+The review model writes it when one is configured and reachable; otherwise the deterministic rules reviewer does,
+and says so. Proposed actions go through the catalog and the policy; escalations are stored for Layer 4.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from macha.detect.patterns import SEVERITY_RANK
 from macha.config import Settings
-from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
-from macha.store.db import Store
+from macha.detect.patterns import SEVERITY_RANK
 from macha.llm.backend import Backend, LLMError
 from macha.llm.review_model import ModelAttempt, model_review
+from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
+from macha.store.db import Store
 from macha.store.models import Escalation, Review, TriggerEvent
 
 log = logging.getLogger(__name__)

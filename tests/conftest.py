@@ -189,10 +189,21 @@ def macha_ai(tmp_path: Path) -> Iterator[Callable[..., MachaAI]]:
             os.killpg(m.proc.pid, signal.SIGKILL)
 
 
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Poll until predicate() is truthy and return its value; fail naming what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def run_cli(*argv: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(VENV_BIN / argv[0]), *argv[1:]], env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
-__all__ = ["Entry", "MachaAI", "free_port", "macha_env", "run_cli", "FIXTURES"]
+__all__ = ["Entry", "MachaAI", "free_port", "macha_env", "run_cli", "wait_for", "FIXTURES"]

@@ -22,7 +22,6 @@ from macha.actions.catalog import (
     RISKS,
     UNIT_SUFFIXES,
     ActionRefused,
-    Checks,
     default_catalog,
     load_catalog,
     normalise_unit,

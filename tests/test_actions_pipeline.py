@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
-from conftest import VENV_BIN, Entry, macha_env, run_cli
+from conftest import Entry, macha_env, run_cli, wait_for
 from sqlalchemy import select
 from standin import FakeSystemctl
 
@@ -30,14 +29,6 @@ HOSTILE_LINES = [
 ]
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_hostile_log_lines_get_nothing_past_the_catalog(tmp_path, make_journal, monkeypatch) -> None:
@@ -112,7 +103,7 @@ def test_macha_approve_end_to_end(operator_env, make_journal, macha_ai, state_di
 
     approved = run_cli("macha-approve", "approve", str(nginx), env=env, timeout=60)
     assert approved.returncode == 0 and f"Approved action {nginx}" in approved.stdout, approved.stderr
-    detail = _wait(lambda: (d := _approve_json(env, "show", str(nginx)))["action"]["status"] == "succeeded" and d,
+    detail = wait_for(lambda: (d := _approve_json(env, "show", str(nginx)))["action"]["status"] == "succeeded" and d,
                    60, "the approved action to run")
     assert detail["action"]["argv"] == [["systemctl", "restart", "--", "nginx.service"]]
     assert fake.calls("restart") == [["systemctl", "restart", "--", "nginx.service"]]
@@ -150,7 +141,7 @@ def test_a_worker_killed_while_an_action_runs_does_not_run_it_twice(operator_env
     first.wait_ready()
     assert run_cli("macha-check", "--journal-file", str(journal), env=env).returncode == 1
     # The stand-in records the restart, then takes 30 s: the worker is killed in the middle.
-    _wait(lambda: fake.calls("restart"), 60, "the restart to start")
+    wait_for(lambda: fake.calls("restart"), 60, "the restart to start")
     first.kill_hard()
     store = Store(f"sqlite:///{state_dir / 'macha.db'}")
     with store.session() as s:
@@ -164,7 +155,7 @@ def test_a_worker_killed_while_an_action_runs_does_not_run_it_twice(operator_env
         with store.session() as s:
             return s.get(Action, action.id).status != "running"
 
-    _wait(settled, 60, "the redelivered task to settle the action")
+    wait_for(settled, 60, "the redelivered task to settle the action")
     with store.session() as s:
         row = s.get(Action, action.id)
         events = [a.event for a in s.execute(
@@ -174,4 +165,3 @@ def test_a_worker_killed_while_an_action_runs_does_not_run_it_twice(operator_env
     assert "re-queued 1 task" in second.log.read_text()  # the task really was delivered again
     assert fake.calls("restart") == [["systemctl", "restart", "--", "slow.service"]]
     store.dispose()
-    assert VENV_BIN.exists()

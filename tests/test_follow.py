@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Entry, macha_env
+from conftest import Entry, macha_env, wait_for
 from journal_export import JOURNAL_REMOTE, export_bytes
 from sqlalchemy import func, select
 
@@ -36,14 +36,6 @@ def append(directory: Path, entries: list[Entry]) -> float:
     return time.monotonic()
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -69,7 +61,7 @@ def test_the_follower_stores_urgent_lines_at_once_and_leaves_the_rest_to_the_che
     thread = threading.Thread(target=follower.run, kwargs={"should_stop": stop.is_set}, daemon=True)
     thread.start()
     try:
-        _wait(lambda: follower.proc is not None, 10, "journalctl -f to start")
+        wait_for(lambda: follower.proc is not None, 10, "journalctl -f to start")
         time.sleep(0.5)
         append(journal_dir, [Entry("an ordinary line", priority=6), Entry("a warning", priority=4)])
         appended = append(journal_dir, [Entry(PANIC, priority=0)])
@@ -78,14 +70,14 @@ def test_the_follower_stores_urgent_lines_at_once_and_leaves_the_rest_to_the_che
             with store.session() as s:
                 return s.execute(select(TriggerEvent).where(TriggerEvent.pattern_id == "kernel_panic")).scalar()
 
-        _wait(stored, 10, "the panic to be stored")
+        wait_for(stored, 10, "the panic to be stored")
         assert requests and requests[0] >= appended - 0.1
         with store.session() as s:
             assert s.execute(select(func.count()).select_from(LogEvent)).scalar() == 1  # only the urgent line
             assert s.execute(select(func.count()).select_from(JournalCursor)).scalar() == 0  # cursor untouched
         # A burst: stored line by line, but one check now and one after it, not one per line.
         append(journal_dir, [Entry(PANIC + f" #{i}", priority=0) for i in range(20)])
-        _wait(lambda: follower.stats.stored >= 21, 10, "the burst to be stored")
+        wait_for(lambda: follower.stats.stored >= 21, 10, "the burst to be stored")
         time.sleep(1.5)
         assert 2 <= len(requests) <= 3
     finally:
@@ -108,7 +100,7 @@ def test_macha_ai_follows_the_journal_and_reviews_a_critical_line_without_waitin
     ai.wait_ready()
     store = Store(f"sqlite:///{state_dir / 'macha.db'}")
     # The beat's first check runs at start; let it finish, then only the follower can start another one.
-    _wait(lambda: "following the journal" in ai.log.read_text(), 30, "the follower to start")
+    wait_for(lambda: "following the journal" in ai.log.read_text(), 30, "the follower to start")
     time.sleep(2)
     appended = append(journal_dir, [Entry(PANIC, priority=0)])
 
@@ -119,7 +111,7 @@ def test_macha_ai_follows_the_journal_and_reviews_a_critical_line_without_waitin
                 .where(TriggerEvent.pattern_id == "kernel_panic")
             ).scalar()
 
-    review = _wait(reviewed, 30, "a review of the panic")
+    review = wait_for(reviewed, 30, "a review of the panic")
     took = time.monotonic() - appended
     assert review.status == "critical" and took < 15, took
     assert ai.stop() == 0

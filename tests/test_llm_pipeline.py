@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
 import pytest
-from conftest import Entry, macha_env
+from conftest import Entry, macha_env, wait_for
 from fake_ollama import FakeOllama, valid_review
 from sqlalchemy import func, select
 
@@ -22,14 +21,6 @@ pytestmark = pytest.mark.timeout(240)
 SEGV = "app[{pid}]: segfault at 0 ip 00007f00deadbeef sp 00007ffc0 error 4 in libfoo.so[7f0+1000]"
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_two_concurrent_reviews_of_one_host_make_one_model_call(state_dir, macha_ai, make_journal) -> None:
@@ -61,7 +52,7 @@ def test_two_concurrent_reviews_of_one_host_make_one_model_call(state_dir, macha
             esc = s.execute(select(Escalation)).scalar_one()
             assert esc.reason == "look deeper"
         # The escalation went to the gpu queue and its (Layer 4 placeholder) task ran.
-        _wait(lambda: re.search(r"Task macha\.escalate\[[0-9a-f-]+\] succeeded", ai.log.read_text()), 30,
+        wait_for(lambda: re.search(r"Task macha\.escalate\[[0-9a-f-]+\] succeeded", ai.log.read_text()), 30,
               "the escalate task")
         assert ai.stop() == 0
         store.dispose()

@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, VENV_BIN, Entry, free_port, macha_env, run_cli
+from conftest import Entry, FIXTURES, VENV_BIN, free_port, macha_env, run_cli, wait_for
 from sqlalchemy import func, select
 
 from macha.store.db import Store
@@ -60,14 +60,6 @@ def test_macha_check_without_a_running_pipeline_says_what_to_do(state_dir) -> No
     assert "not reachable" in proc.stderr and "macha-ai" in proc.stderr and "--local" in proc.stderr
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("kind", ["embedded", "redis-server"])
@@ -91,7 +83,7 @@ def test_a_task_whose_worker_is_killed_runs_again(kind, state_dir, macha_ai, mak
         [str(VENV_BIN / "macha-check"), "--journal-file", str(journal), "--json", "--timeout", "200"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    _wait(lambda: 0 < progress() < total // 2, 60, "the check to be under way")
+    wait_for(lambda: 0 < progress() < total // 2, 60, "the check to be under way", interval=0.01)
     first.kill_hard()
     at_kill = progress()
     assert 0 < at_kill < total, "the task must have been killed in the middle"
@@ -138,7 +130,7 @@ def test_flower_sees_tasks_run_by_the_pipeline(state_dir, macha_ai, request) -> 
             return json.loads(resp.read())
 
     try:
-        _wait(lambda: _answers(get, "/api/workers"), 60, "Flower to answer", interval=0.3)
+        wait_for(lambda: _answers(get, "/api/workers"), 60, "Flower to answer", interval=0.3)
         proc = run_cli("macha-check", "--journal-file", str(OOM_JOURNAL), env=env)
         assert proc.returncode == 1, proc.stderr
 
@@ -147,7 +139,7 @@ def test_flower_sees_tasks_run_by_the_pipeline(state_dir, macha_ai, request) -> 
             names = {t.get("name") for t in tasks.values()}
             return {"macha.check_host", "macha.update_context", "macha.review"} <= names and tasks
 
-        tasks = _wait(seen, 30, "Flower to list the pipeline's tasks", interval=0.5)
+        tasks = wait_for(seen, 30, "Flower to list the pipeline's tasks", interval=0.5)
         check = next(t for t in tasks.values() if t["name"] == "macha.check_host")
         assert check["state"] == "SUCCESS"
         with pytest.raises(urllib.error.HTTPError) as denied:

@@ -80,17 +80,27 @@ def with_retries(call: Callable[[], T], *, retries: int, what: str) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_backends: dict[tuple[str, str], Backend] = {}
+
+
 def make_backend(settings: Any) -> Backend | None:
-    """The configured backend, or None when models are switched off (the rules reviewer runs)."""
+    """The configured backend, or None when models are switched off (the rules reviewer runs).
+
+    One per configuration and process: its HTTP client keeps connections (and what it learned of the server) open
+    across reviews.
+    """
     kind = settings.llm.backend
     if kind == "none":
         return None
-    if kind == "openai":
-        from macha.llm.openai_backend import OpenAIBackend
+    url = settings.llm.openai_url if kind == "openai" else settings.ollama_url
+    key = (kind, f"{url}|{settings.llm.model_dump_json()}")
+    if key not in _backends:
+        if kind == "openai":
+            from macha.llm.openai_backend import OpenAIBackend
 
-        if not settings.llm.openai_url:
-            raise LLMError("llm.backend is openai but llm.openaiUrl is not set")
-        return OpenAIBackend(settings.llm.openai_url, settings.llm)
-    from macha.llm.ollama_backend import OllamaBackend
+            _backends[key] = OpenAIBackend(url, settings.llm)
+        else:
+            from macha.llm.ollama_backend import OllamaBackend
 
-    return OllamaBackend(settings.ollama_url, settings.llm)
+            _backends[key] = OllamaBackend(url, settings.llm)
+    return _backends[key]
