@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
 from macha.config import Settings, parse_duration
-from macha.detect.patterns import Matcher, default_matcher
+from macha.detect.patterns import Matcher, matcher_for
 from macha.detect.triggers import Detection, detect
 from macha.store.db import Store
 from macha.store.models import Host, JournalCursor, LogEvent, TriggerEvent, utcnow
@@ -58,8 +58,10 @@ def run_check(
 ) -> CheckResult:
     hostname = hostname or settings.hostname
     source = source or JournalSource()
-    matcher = matcher or default_matcher()
     result = CheckResult(hostname=hostname, source=source.key, reason=reason)
+    if matcher is None:
+        matcher, problems = matcher_for(settings.patterns_file)
+        result.notes.extend(problems)
     ensure_host(store, hostname)
 
     with store.session() as s:

@@ -218,6 +218,9 @@ class Settings(BaseSettings):
 
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
+    patterns_file: Path | None = Field(
+        None, description="a TOML file of extra journal patterns ([[pattern]] tables, as in the built-in catalog)"
+    )
     journal_directory: str | None = Field(
         None, description="read this journal directory (journalctl -D) instead of the system journal"
     )

@@ -4,6 +4,7 @@ server on a loopback port. Valid reviews, repairs, failures, fallbacks, the cont
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
@@ -17,6 +18,7 @@ from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.llm.backend import LLMUnavailable, ModelMissing, make_backend
 from macha.llm.review_model import _context_lengths
+from macha.llm.schemas import MODEL_MAX_LENGTH
 from macha.review import RULES_NOTE, run_review
 from macha.store.db import Store
 from macha.store.models import Escalation, Review, TriggerEvent
@@ -71,6 +73,7 @@ def test_a_valid_review_is_stored_with_its_model_tokens_and_events(host, fake) -
     (chat,) = fake.chats()
     assert review.prompt_tokens == fake._prompt_tokens(chat) and review.duration_s > 0
     assert chat["options"]["num_ctx"] == 32768  # min(contextSize, the model's 40960)
+    assert chat["options"]["num_predict"] == settings.llm.answer_tokens
     assert chat["format"]["title"] == "ReviewReport" and chat["keep_alive"] == "10m"
     assert chat["stream"] is False
     assert _pending(store) == 0
@@ -223,7 +226,7 @@ def test_the_openai_compatible_backend(host, fake) -> None:
     review = _review(store, outcome.review_id)
     assert (review.reviewer, review.status) == ("openai", "critical")
     (chat,) = fake.chats()
-    assert chat["response_format"]["type"] == "json_schema"
+    assert chat["response_format"]["type"] == "json_schema" and chat["max_tokens"] == settings.llm.answer_tokens
     assert chat["response_format"]["json_schema"]["schema"]["title"] == "ReviewReport"
 
 
@@ -255,5 +258,6 @@ def test_the_openai_backend_falls_back_to_json_object_when_json_schema_is_refuse
     assert refused["response_format"]["type"] == "json_schema"
     assert accepted["response_format"]["type"] == "json_object"
     assert accepted["response_format"]["schema"]["title"] == "ReviewReport"
-    assert "maxLength" not in json.dumps(accepted["response_format"]["schema"])  # no grammar blow-up
+    lengths = re.findall(r'"maxLength": (\d+)', json.dumps(accepted["response_format"]["schema"]))
+    assert lengths and max(map(int, lengths)) <= MODEL_MAX_LENGTH  # no grammar blow-up in llama.cpp servers
     assert backend.schema_mode == "json_object"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from macha.check import ensure_host, insert_detections
 from macha.collect.journal import JournalSource, parse_entry
 from macha.config import Settings, load_settings
-from macha.detect.patterns import SEVERITY_RANK, Matcher, default_matcher
+from macha.detect.patterns import SEVERITY_RANK, Matcher, default_matcher, matcher_for
 from macha.detect.triggers import detect
 from macha.errors import JournalError, MachaError
 from macha.store.db import Store
@@ -150,7 +150,8 @@ def main() -> None:
 
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        Follower(store, settings.hostname, source, request_check).run(should_stop=stop.is_set)
+        matcher, _ = matcher_for(settings.patterns_file)
+        Follower(store, settings.hostname, source, request_check, matcher).run(should_stop=stop.is_set)
     except MachaError as exc:
         print(f"macha follower: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -1,7 +1,14 @@
-"""The journal pattern catalog, loaded from data (patterns.toml), and the matcher."""
+"""The journal pattern catalog, loaded from data (patterns.toml plus the operator's patternsFile), and one combined
+matcher over all of it.
+
+The matcher asks RE2's RegexSet (google-re2) which patterns match, in one pass over the line. Without RE2 it falls
+back to one combined Python regex as a filter (most lines match nothing and are rejected by a single search) and
+tests the patterns one by one only for the lines that pass.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -10,11 +17,18 @@ from typing import Literal
 
 from macha.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}  # 0 is the worst
 
 BUILTIN = Path(__file__).with_name("patterns.toml")
+
+try:  # pragma: no cover - which branch runs depends on the machine
+    import re2 as _re2
+except ImportError:  # pragma: no cover
+    _re2 = None
 
 
 @dataclass(frozen=True)
@@ -27,47 +41,108 @@ class Pattern:
     examples: tuple[str, ...] = field(default=())
 
 
-def load_catalog(path: Path = BUILTIN) -> list[Pattern]:
+def _read(path: Path) -> list[dict]:
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"pattern file {path} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"pattern file {path}: {exc}") from None
-    patterns = []
-    for i, item in enumerate(data.get("pattern", [])):
-        pid = item.get("id") or f"#{i + 1}"
+    items = data.get("pattern", [])
+    if not isinstance(items, list):
+        raise ConfigError(f"pattern file {path}: expected [[pattern]] tables")
+    return items
+
+
+def _pattern(item: dict, index: int, path: Path) -> Pattern:
+    pid = item.get("id") if isinstance(item, dict) else None
+    where = f"pattern {pid or f'#{index + 1}'!r} in {path}"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected a table")
+    try:
+        severity = item["severity"]
+        if severity not in SEVERITY_RANK:
+            raise ConfigError(f"{where}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+        source = item["regex"]
+        compiled = re.compile(source)
+        if _re2 is not None:
+            # Portable between the two engines: no look-around, no back-references.
+            _re2.compile(source)
+        return Pattern(
+            id=item["id"],
+            severity=severity,
+            subsystem=item.get("subsystem", "other"),
+            description=item.get("description", item["id"]),
+            regex=compiled,
+            examples=tuple(item.get("examples", ())),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"{where}: missing key {exc.args[0]!r}") from None
+    except re.error as exc:
+        raise ConfigError(f"{where}: bad regex: {exc}") from None
+    except Exception as exc:  # re2.error: the regex works in Python only
+        if _re2 is not None and isinstance(exc, _re2.error):
+            raise ConfigError(f"{where}: regex not supported by RE2 (no look-around or back-references): "
+                              f"{exc}") from None
+        raise
+
+
+def load_catalog(path: Path = BUILTIN) -> list[Pattern]:
+    """Every pattern of one file, or a ConfigError naming the first bad one (used for the built-in catalog)."""
+    return [_pattern(item, i, path) for i, item in enumerate(_read(path))]
+
+
+def load_with_user(user_file: Path | None) -> tuple[list[Pattern], list[str]]:
+    """The built-in catalog plus the operator's patterns. A bad user pattern is skipped and reported by id; the
+    built-in ones and the user's good ones still load. A user pattern with a built-in id replaces it."""
+    patterns = {p.id: p for p in load_catalog()}
+    problems: list[str] = []
+    if user_file is not None:
         try:
-            severity = item["severity"]
-            if severity not in SEVERITY_RANK:
-                raise ConfigError(f"pattern {pid!r} in {path}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-            patterns.append(
-                Pattern(
-                    id=item["id"],
-                    severity=severity,
-                    subsystem=item.get("subsystem", "other"),
-                    description=item.get("description", item["id"]),
-                    regex=re.compile(item["regex"]),
-                    examples=tuple(item.get("examples", ())),
-                )
-            )
-        except KeyError as exc:
-            raise ConfigError(f"pattern {pid!r} in {path}: missing key {exc.args[0]!r}") from None
-        except re.error as exc:
-            raise ConfigError(f"pattern {pid!r} in {path}: bad regex: {exc}") from None
-    return patterns
+            items = _read(user_file)
+        except ConfigError as exc:
+            return list(patterns.values()), [str(exc)]
+        for i, item in enumerate(items):
+            try:
+                p = _pattern(item, i, user_file)
+            except ConfigError as exc:
+                problems.append(str(exc))
+                continue
+            patterns[p.id] = p
+    for problem in problems:
+        log.error("%s (skipped; the other patterns are in use)", problem)
+    return list(patterns.values()), problems
 
 
 class Matcher:
-    """Finds the catalog patterns a message matches."""
+    """Finds the catalog patterns a message matches, in catalog order."""
 
-    def __init__(self, patterns: list[Pattern]):
+    def __init__(self, patterns: list[Pattern], engine: Literal["auto", "re2", "python"] = "auto"):
         self.patterns = patterns
+        self._set = None
+        if engine in ("auto", "re2") and _re2 is not None and patterns:
+            regex_set = _re2.Set.SearchSet(_re2.Options())
+            for p in patterns:
+                regex_set.Add(p.regex.pattern)
+            regex_set.Compile()
+            self._set = regex_set
+        elif engine == "re2":
+            raise ConfigError("the RE2 engine was asked for but google-re2 is not installed")
+        self.engine = "re2" if self._set is not None else "python"
+        self._any = re.compile("|".join(f"(?:{p.regex.pattern})" for p in patterns)) if patterns else None
 
     def match(self, message: str) -> list[Pattern]:
+        if self._set is not None:
+            hits = self._set.Match(message)
+            return [self.patterns[i] for i in sorted(hits)] if hits else []
+        if self._any is None or not self._any.search(message):
+            return []
         return [p for p in self.patterns if p.regex.search(message)]
 
 
 _default: Matcher | None = None
+_by_file: dict[str, tuple[Matcher, list[str]]] = {}
 
 
 def default_matcher() -> Matcher:
@@ -75,3 +150,14 @@ def default_matcher() -> Matcher:
     if _default is None:
         _default = Matcher(load_catalog())
     return _default
+
+
+def matcher_for(user_file: Path | None) -> tuple[Matcher, list[str]]:
+    """The matcher for the built-ins plus an operator's file (cached per process), and the problems found."""
+    if user_file is None:
+        return default_matcher(), []
+    key = str(user_file)
+    if key not in _by_file:
+        patterns, problems = load_with_user(user_file)
+        _by_file[key] = (Matcher(patterns), problems)
+    return _by_file[key]

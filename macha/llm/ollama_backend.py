@@ -48,8 +48,10 @@ class OllamaBackend:
 
     def chat(self, model: str, messages: list[dict[str, Any]], *, schema: dict[str, Any] | None = None,
              tools: list[dict[str, Any]] | None = None, num_ctx: int | None = None,
-             on_token: Callable[[str], None] | None = None) -> ChatResult:
-        options = {"num_ctx": num_ctx} if num_ctx else {}
+             max_tokens: int | None = None, on_token: Callable[[str], None] | None = None) -> ChatResult:
+        options: dict[str, Any] = {"num_ctx": num_ctx} if num_ctx else {}
+        if max_tokens:
+            options["num_predict"] = max_tokens
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "options": options,
                                   "keep_alive": self.cfg.keep_alive}
         if schema is not None:

@@ -62,8 +62,10 @@ class OpenAIBackend:
 
     def chat(self, model: str, messages: list[dict[str, Any]], *, schema: dict[str, Any] | None = None,
              tools: list[dict[str, Any]] | None = None, num_ctx: int | None = None,
-             on_token: Callable[[str], None] | None = None) -> ChatResult:
+             max_tokens: int | None = None, on_token: Callable[[str], None] | None = None) -> ChatResult:
         body: dict[str, Any] = {"model": model, "messages": messages, "stream": False, "temperature": 0}
+        if max_tokens:
+            body["max_tokens"] = max_tokens
         if schema is not None:
             body["response_format"] = self._format(schema)
         if tools:

@@ -126,7 +126,10 @@ def model_review(backend: Backend, settings: Settings, hostname: str, events: li
     schema = model_schema(ReviewReport)
     known = {e.id for e in events}
 
-    first = backend.chat(model, messages, schema=schema, num_ctx=num_ctx)
+    # The answer is bounded too: without maxLength in the schema a small model may otherwise ramble to the end
+    # of its context.
+    answer = settings.llm.answer_tokens
+    first = backend.chat(model, messages, schema=schema, num_ctx=num_ctx, max_tokens=answer)
     report, error = parse_review(first.content, known)
     totals = [first]
     raw = first.content
@@ -134,7 +137,7 @@ def model_review(backend: Backend, settings: Settings, hostname: str, events: li
         keep = int(settings.llm.answer_tokens * settings.llm.chars_per_token)
         repair = render("repair", error=error, previous=fence("your previous answer", first.content[:keep]))
         second = backend.chat(model, messages + [{"role": "user", "content": repair}], schema=schema,
-                              num_ctx=num_ctx)
+                              num_ctx=num_ctx, max_tokens=answer)
         totals.append(second)
         report, second_error = parse_review(second.content, known)
         if report is None:

@@ -34,24 +34,28 @@ class ProposedAction(_Strict):
 class ReviewReport(_Strict):
     status: ReviewStatus
     summary: str = Field(max_length=4000)
-    issues: list[ReviewIssue] = Field(default_factory=list)
-    patterns: list[str] = Field(default_factory=list)
-    proposed_actions: list[ProposedAction] = Field(default_factory=list)
+    issues: list[ReviewIssue] = Field(default_factory=list, max_length=50)
+    patterns: list[str] = Field(default_factory=list, max_length=20)
+    proposed_actions: list[ProposedAction] = Field(default_factory=list, max_length=20)
     should_escalate: bool = False
     escalation_reason: str | None = None
 
 
-#: Constraints a model server turns into huge grammars (a maxLength of 4000 is 4000 nested rules in llama.cpp's
-#: grammar); the model-facing schema leaves them out and validation still enforces them.
-_GRAMMAR_HEAVY = ("maxLength", "maxItems", "minLength", "minItems")
+#: Length limits become grammar rules in model servers: llama.cpp-based ones nest one rule per character, and a
+#: maxLength of 4000 broke llama-cpp-python's server. The model-facing schema keeps lengths, capped at
+#: MODEL_MAX_LENGTH, and list lengths at MODEL_MAX_ITEMS (still bounds: a small model that rambles is cut, not let
+#: run to the end of its context); validation still enforces the real limits.
+MODEL_MAX_LENGTH = 800
+MODEL_MAX_ITEMS = 10
+_CAPS = {"maxLength": MODEL_MAX_LENGTH, "maxItems": MODEL_MAX_ITEMS}
 
 
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:
-    def strip(node: Any) -> Any:
+    def cap(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in _GRAMMAR_HEAVY}
+            return {k: (min(v, _CAPS[k]) if k in _CAPS else cap(v)) for k, v in node.items()}
         if isinstance(node, list):
-            return [strip(v) for v in node]
+            return [cap(v) for v in node]
         return node
 
-    return strip(model.model_json_schema())
+    return cap(model.model_json_schema())
