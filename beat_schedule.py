@@ -8,7 +8,7 @@ from macha.config import Settings
 
 
 def build_beat_schedule(settings: Settings) -> dict[str, Any]:
-    return {
+    schedule = {
         "check-host": {
             "task": "macha.start_check",
             "schedule": float(settings.trigger_interval),
@@ -32,3 +32,11 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": 60.0},
         },
     }
+    if settings.collect_metrics:
+        schedule["collect-metrics"] = {
+            "task": "macha.collect_metrics",
+            "schedule": float(settings.trigger_interval),
+            "kwargs": {"hostname": settings.hostname},
+            "options": {"expires": float(settings.trigger_interval)},
+        }
+    return schedule

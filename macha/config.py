@@ -132,6 +132,33 @@ class LlmSettings(_Section):
         return self
 
 
+class ThresholdSettings(_Section):
+    raise_at: float
+    clear_at: float
+    sustain: int = Field(3, ge=1, description="samples in a row at or above raise_at before it raises")
+    severity: Literal["critical", "high", "medium", "low"] = "high"
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> ThresholdSettings:
+        if self.clear_at > self.raise_at:
+            raise ValueError(f"clearAt ({self.clear_at}) must not be above raiseAt ({self.raise_at})")
+        return self
+
+
+def _default_thresholds() -> dict[str, ThresholdSettings]:
+    t = ThresholdSettings
+    return {
+        "cpu_percent": t(raise_at=90, clear_at=80, sustain=3, severity="medium"),
+        "memory_percent": t(raise_at=90, clear_at=80, sustain=3, severity="high"),
+        "swap_percent": t(raise_at=80, clear_at=60, sustain=3, severity="medium"),
+        "disk_percent": t(raise_at=90, clear_at=85, sustain=1, severity="high"),
+        "inode_percent": t(raise_at=90, clear_at=85, sustain=1, severity="high"),
+        "load_per_core": t(raise_at=2.0, clear_at=1.5, sustain=3, severity="medium"),
+        "psi_memory_full_avg10": t(raise_at=10, clear_at=5, sustain=2, severity="high"),
+        "psi_io_full_avg10": t(raise_at=20, clear_at=10, sustain=2, severity="medium"),
+    }
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
 
@@ -218,6 +245,10 @@ class Settings(BaseSettings):
 
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
+    collect_metrics: bool = Field(True, description="sample CPU, memory, disks, load and PSI every triggerInterval")
+    thresholds: dict[str, ThresholdSettings] = Field(
+        default_factory=_default_thresholds, description="metric name (or glob) -> raiseAt, clearAt, sustain, severity"
+    )
     patterns_file: Path | None = Field(
         None, description="a TOML file of extra journal patterns ([[pattern]] tables, as in the built-in catalog)"
     )
@@ -241,6 +272,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(2, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _over_defaults(cls, v: dict[str, ThresholdSettings]) -> dict[str, ThresholdSettings]:
+        # An operator's thresholds change or add series; the other defaults stay.
+        return {**_default_thresholds(), **v}
 
     @field_validator("hostname")
     @classmethod

@@ -20,7 +20,14 @@ from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.errors import JournalError
 from macha.store.db import Store
-from macha.store.models import JournalCursor, LogEvent, Review, TriggerEvent
+from macha.store.models import (
+    JournalCursor,
+    LogEvent,
+    Review,
+    SystemMetric,
+    TriggerEvent,
+)
+from workers.app import create_app
 
 pytestmark = pytest.mark.timeout(180)
 PANIC = "Kernel panic - not syncing: Fatal exception in interrupt"
@@ -114,5 +121,11 @@ def test_macha_ai_follows_the_journal_and_reviews_a_critical_line_without_waitin
     review = wait_for(reviewed, 30, "a review of the panic")
     took = time.monotonic() - appended
     assert review.status == "critical" and took < 15, took
+    # The metrics task runs on the host's queue as well (the beat sends it every triggerInterval).
+    settings = load_settings(hostname=env["MACHA_HOSTNAME"], state_dir=state_dir)
+    done = create_app(settings).send_task("macha.collect_metrics", kwargs={"hostname": env["MACHA_HOSTNAME"]})
+    assert done.get(timeout=30)["samples"] >= 5
+    with store.session() as s:
+        assert s.execute(select(func.count()).select_from(SystemMetric)).scalar() >= 5
     assert ai.stop() == 0
     store.dispose()

@@ -12,6 +12,7 @@ from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
 from macha.errors import MachaError
+from macha.metrics_check import run_metrics
 from macha.store.db import get_store
 from workers.app import app, check_pipeline, send_escalate, send_execute, settings
 
@@ -37,6 +38,16 @@ def check_host(self, hostname: str, reason: str = "schedule", journal_file: str 
         if not lock.acquired:
             raise self.retry(countdown=2)
         return pipeline.check_step(_store(), settings, hostname, reason, source)
+
+
+@app.task(name="macha.collect_metrics")
+def collect_metrics(hostname: str) -> dict:
+    """Runs on host.<hostname>: samples, thresholds, trigger events; a raised condition is reviewed as the
+    review policy says (at once when it is a new critical or enough new groups, else at the tick)."""
+    result = run_metrics(_store(), settings, hostname)
+    if result.raised:
+        chain(update_context.s({"hostname": hostname, "reason": "metrics"}), review.s()).apply_async()
+    return result.to_dict()
 
 
 @app.task(name="macha.update_context")

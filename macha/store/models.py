@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -253,3 +254,17 @@ class Escalation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     __table_args__ = (Index("ix_escalations_status", "status", "hostname"),)
+
+
+class ThresholdState(Base):
+    """Where each metric series stands against its threshold (streak of samples above, raised or not)."""
+
+    __tablename__ = "threshold_states"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    series: Mapped[str] = mapped_column(String(512))
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    raised: Mapped[bool] = mapped_column(Boolean, default=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "series", name="uq_threshold_states_series"),)

@@ -1,0 +1,76 @@
+"""Layer 1 metrics: store every sample in system_metrics, judge the thresholds (hysteresis, sustain) against the
+stored state, and turn raised or cleared conditions into trigger events, all in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import select
+
+from macha.check import ensure_host
+from macha.collect.metrics import MetricSample, sample
+from macha.config import Settings
+from macha.detect.thresholds import SeriesState, Threshold, evaluate
+from macha.store.db import Store
+from macha.store.models import SystemMetric, ThresholdState, TriggerEvent, utcnow
+from macha.store.ops import upsert
+
+
+@dataclass
+class MetricsResult:
+    hostname: str
+    samples: int = 0
+    raised: list[str] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
+    trigger_ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def thresholds_from(settings: Settings) -> dict[str, Threshold]:
+    return {name: Threshold(t.raise_at, t.clear_at, t.sustain, t.severity) for name, t in settings.thresholds.items()}
+
+
+def run_metrics(store: Store, settings: Settings, hostname: str | None = None,
+                samples: list[MetricSample] | None = None) -> MetricsResult:
+    hostname = hostname or settings.hostname
+    samples = sample() if samples is None else samples
+    result = MetricsResult(hostname=hostname, samples=len(samples))
+    ensure_host(store, hostname)
+    now = utcnow()
+    with store.session() as s:
+        s.add_all(SystemMetric(time=now, hostname=hostname, metric_name=m.name, value=m.value, unit=m.unit,
+                               meta={"labels": m.labels, "series": m.key}) for m in samples)
+        rows = s.execute(select(ThresholdState).where(ThresholdState.hostname == hostname)).scalars()
+        states = {r.series: SeriesState(r.streak, r.raised) for r in rows}
+        new_states, transitions = evaluate(samples, states, thresholds_from(settings))
+        values = {m.key: m.value for m in samples}
+        for series, st in new_states.items():
+            if series in values and st != states.get(series):
+                upsert(s, ThresholdState.__table__,
+                       {"hostname": hostname, "series": series, "streak": st.streak, "raised": st.raised,
+                        "value": values[series], "updated_at": now},
+                       keys=["hostname", "series"])
+        for tr in transitions:
+            t = tr.threshold
+            if tr.kind == "raise":
+                reason = (f"{tr.series} is {tr.value:g}{tr.unit if tr.unit == '%' else ''}: at or above {t.raise_at:g} "
+                          f"for {t.sustain} sample(s) (clears below {t.clear_at:g})")
+                severity = t.severity
+                result.raised.append(tr.series)
+            else:
+                reason = f"{tr.series} is back to {tr.value:g}, below {t.clear_at:g}"
+                severity = "info"
+                result.cleared.append(tr.series)
+            event = TriggerEvent(
+                time=now, hostname=hostname, trigger_type="metric_threshold", trigger_reason=reason,
+                severity=severity, pattern_id=f"metric_{tr.kind}:{tr.name}",
+                fingerprint=hashlib.sha256(f"metric\x1f{tr.kind}\x1f{tr.series}".encode()).hexdigest()[:32],
+                meta={"subsystem": "metrics", "series": tr.series, "value": tr.value},
+            )
+            s.add(event)
+            s.flush()
+            result.trigger_ids.append(event.id)
+    return result
