@@ -39,4 +39,11 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
             "kwargs": {"hostname": settings.hostname},
             "options": {"expires": float(settings.trigger_interval)},
         }
+    if settings.check_services:
+        schedule["check-services"] = {
+            "task": "macha.check_services",
+            "schedule": float(settings.trigger_interval),
+            "kwargs": {"hostname": settings.hostname},
+            "options": {"expires": float(settings.trigger_interval)},
+        }
     return schedule

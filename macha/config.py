@@ -246,6 +246,7 @@ class Settings(BaseSettings):
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
     collect_metrics: bool = Field(True, description="sample CPU, memory, disks, load and PSI every triggerInterval")
+    check_services: bool = Field(True, description="check criticalServices and failed units every triggerInterval")
     thresholds: dict[str, ThresholdSettings] = Field(
         default_factory=_default_thresholds, description="metric name (or glob) -> raiseAt, clearAt, sustain, severity"
     )

@@ -18,9 +18,19 @@ with open(here / "calls.jsonl", "a") as fh:
     fh.flush()
     os.fsync(fh.fileno())
 if args[:1] == ["show"]:
-    unit = units.get(args[-1])
-    print("LoadState=" + (unit["load"] if unit else "not-found"))
-    print("LoadError=")
+    names = args[args.index("--") + 1:] if "--" in args else args[-1:]
+    blocks = []
+    for name in names:
+        u = units.get(name) or {{}}
+        blocks.append("\\n".join([
+            "Result=" + u.get("result", "success"), "NRestarts=" + str(u.get("restarts", 0)), "Id=" + name,
+            "LoadState=" + u.get("load", "not-found"), "LoadError=", "ActiveState=" + u.get("active", "inactive"),
+            "SubState=" + u.get("sub", "dead")]))
+    print("\\n\\n".join(blocks))
+    sys.exit(0)
+if args[:1] == ["list-units"]:
+    print(json.dumps([{{"unit": n, "load": u.get("load", "loaded"), "active": "failed", "sub": "failed",
+                       "description": n}} for n, u in units.items() if u.get("active") == "failed"]))
     sys.exit(0)
 if args[:1] in (["restart"], ["reset-failed"], ["start"], ["status"], ["reboot"]):
     unit = units.get(args[-1], {{}})

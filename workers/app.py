@@ -20,7 +20,7 @@ PRIORITY_HIGHEST = 0
 PRIORITY_DEFAULT = 5
 PRIORITY_BACKGROUND = 9
 
-HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.collect_metrics"}
+HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.collect_metrics", "macha.check_services"}
 #: Actions jump ahead of collection on their host's queue.
 PRIORITY_ACTION = 1
 

@@ -13,6 +13,7 @@ from macha.broker.client import SingleFlight
 from macha.config import load_settings
 from macha.errors import MachaError
 from macha.metrics_check import run_metrics
+from macha.services_check import run_services
 from macha.store.db import get_store
 from workers.app import app, check_pipeline, send_escalate, send_execute, settings
 
@@ -47,6 +48,17 @@ def collect_metrics(hostname: str) -> dict:
     result = run_metrics(_store(), settings, hostname)
     if result.raised:
         chain(update_context.s({"hostname": hostname, "reason": "metrics"}), review.s()).apply_async()
+    return result.to_dict()
+
+
+@app.task(name="macha.check_services")
+def check_services(hostname: str) -> dict:
+    """Runs on host.<hostname>: critical units and failed units; transitions become events."""
+    result = run_services(_store(), settings, hostname)
+    for note in result.notes:
+        log.warning("services: %s", note)
+    if result.failed:
+        chain(update_context.s({"hostname": hostname, "reason": "services"}), review.s()).apply_async()
     return result.to_dict()
 
 

@@ -1,0 +1,102 @@
+"""Layer 1 services: store each unit's state in service_status and raise events on transitions only.
+
+A unit that goes from active (or anything) to failed is an event (critical for a configured critical service,
+high otherwise); one that recovers is an info event; one that stays failed is not raised again every check. A
+configured unit systemd does not know is a warning in the result, not a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import func, select
+
+from macha.actions.catalog import ActionRefused, normalise_unit
+from macha.check import ensure_host
+from macha.collect.services import ServiceError, UnitState, failed_units, show
+from macha.config import Settings
+from macha.store.db import Store
+from macha.store.models import ServiceStatus, TriggerEvent, utcnow
+
+
+@dataclass
+class ServicesResult:
+    hostname: str
+    checked: int = 0
+    failed: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    trigger_ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _critical_units(settings: Settings, notes: list[str]) -> list[str]:
+    units = []
+    for name in settings.critical_services:
+        try:
+            units.append(normalise_unit(name))
+        except ActionRefused as exc:
+            notes.append(f"criticalServices: {exc}")
+    return units
+
+
+def run_services(store: Store, settings: Settings, hostname: str | None = None) -> ServicesResult:
+    hostname = hostname or settings.hostname
+    result = ServicesResult(hostname=hostname)
+    critical = _critical_units(settings, result.notes)
+    try:
+        states = {s.unit: s for s in show(critical)}
+        for s in failed_units():
+            states.setdefault(s.unit, s)
+    except ServiceError as exc:
+        result.notes.append(str(exc))
+        return result
+    for unit in critical:
+        if unit in states and states[unit].load == "not-found":
+            result.notes.append(f"criticalServices: {unit} is not a unit on this host (check the name)")
+            del states[unit]
+    ensure_host(store, hostname)
+    now = utcnow()
+    with store.session() as s:
+        last = _last_states(s, hostname)
+        # Units that failed before and are no longer listed as failed (and are not shown) recovered too.
+        for unit, previous in last.items():
+            if previous == "failed" and unit not in states:
+                states[unit] = UnitState(unit, "loaded", "inactive", "dead")
+        for st in states.values():
+            s.add(ServiceStatus(time=now, hostname=hostname, service_name=st.unit, status=st.sub,
+                                active_state=st.active,
+                                meta={"load": st.load, "result": st.result, "restarts": st.restarts}))
+            before = last.get(st.unit)
+            if st.active == "failed" and before != "failed":
+                severity = "critical" if st.unit in critical else "high"
+                reason = f"{st.unit} failed (result: {st.result or 'unknown'}; was {before or 'not seen'})"
+                result.failed.append(st.unit)
+            elif st.active != "failed" and before == "failed":
+                severity, reason = "info", f"{st.unit} recovered: now {st.active}/{st.sub}"
+                result.recovered.append(st.unit)
+            else:
+                continue
+            kind = "service_failed" if severity != "info" else "service_recovered"
+            event = TriggerEvent(
+                time=now, hostname=hostname, trigger_type="service_state", trigger_reason=reason,
+                severity=severity, pattern_id=kind,
+                fingerprint=hashlib.sha256(f"{kind}\x1f{st.unit}".encode()).hexdigest()[:32],
+                meta={"subsystem": "systemd", "unit": st.unit},
+            )
+            s.add(event)
+            s.flush()
+            result.trigger_ids.append(event.id)
+        result.checked = len(states)
+    return result
+
+
+def _last_states(s, hostname: str) -> dict[str, str]:
+    latest = (select(ServiceStatus.service_name, func.max(ServiceStatus.id).label("id"))
+              .where(ServiceStatus.hostname == hostname).group_by(ServiceStatus.service_name).subquery())
+    rows = s.execute(select(ServiceStatus.service_name, ServiceStatus.active_state)
+                     .join(latest, ServiceStatus.id == latest.c.id)).all()
+    return {name: active for name, active in rows}
