@@ -96,7 +96,8 @@ def _ingest(
     since: datetime | None,
     total_before: int,
 ) -> None:
-    for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size):
+    for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size,
+                              max_message=settings.journal_max_message):
         store_batch(store, result, matcher, source.key, batch, total_before)
 
 

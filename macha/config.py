@@ -257,6 +257,9 @@ class Settings(BaseSettings):
         None, description="read this journal directory (journalctl -D) instead of the system journal"
     )
     live_follow: bool = Field(True, description="macha-ai follows the journal and checks at once on a critical line")
+    journal_max_message: int = Field(
+        16384, ge=256, le=1_048_576, description="characters of a message kept; longer ones are cut with a marker"
+    )
     journal_initial_lookback: Duration = Field(
         "1h", description="how far back the first read of the system journal goes (journalctl --since)"
     )

@@ -145,3 +145,56 @@ def test_bad_journal_paths_are_clear_errors(sqlite_url, tmp_path) -> None:
     corrupt.write_bytes(b"\0" * 4096)
     with pytest.raises(JournalError, match=r"journalctl failed on the file:.*corrupt.journal journal: .*Bad message"):
         run_check(store, settings(tmp_path), source=JournalSource.file(corrupt))
+
+
+def test_messages_are_cut_at_the_configured_size_with_a_marker(sqlite_url, make_journal, tmp_path) -> None:
+    journal = make_journal([Entry("I/O error, dev sda, sector 1 " + "y" * 5000, priority=3)])
+    store = Store(sqlite_url)
+    run_check(store, settings(tmp_path, journal_max_message=1000), source=JournalSource.file(journal))
+    with store.session() as s:
+        message = s.execute(select(LogEvent.message)).scalar_one()
+    assert message.startswith("I/O error, dev sda") and message.endswith(" …[truncated 4029 characters]")
+    assert len(message) == 1000 + len(" …[truncated 4029 characters]")
+
+
+def test_rotation_and_a_vacuumed_cursor(sqlite_url, make_journal, tmp_path) -> None:
+    """journald renames the active file at rotation and starts a new one; later, vacuuming deletes old files."""
+    directory = tmp_path / "journal"
+    directory.mkdir()
+    first = make_journal([Entry(SEGV.format(pid=i)) for i in range(100)], name="system.journal")
+    first.rename(directory / "system.journal")
+    store, cfg = Store(sqlite_url), settings(tmp_path)
+    source = JournalSource.directory(directory)
+    assert run_check(store, cfg, source=source).entries_read == 100
+
+    # Rotation: the file is archived under a new name, a new active file carries on.
+    (directory / "system.journal").rename(directory / "system@0001-0000000000000001-0000000000000001.journal")
+    # Later in the same boot: realtime and monotonic clocks both move on.
+    newer = make_journal([Entry(SEGV.format(pid=1000 + i)) for i in range(50)], name="new.journal",
+                         offsets_usec=[10_000_000 + i * 1000 for i in range(50)])
+    newer.rename(directory / "system.journal")
+    result = run_check(store, cfg, source=source)
+    assert (result.entries_read, result.new_log_events, result.notes) == (50, 50, [])
+
+    # Vacuum: the archived file (and the entry the cursor names) is gone; more entries arrive in a new file.
+    (directory / "system@0001-0000000000000001-0000000000000001.journal").unlink()
+    (directory / "system.journal").rename(directory / "system@0002-0000000000000002-0000000000000002.journal")
+    latest = make_journal([Entry(SEGV.format(pid=2000 + i)) for i in range(30)], name="latest.journal",
+                          offsets_usec=[20_000_000 + i * 1000 for i in range(30)])
+    latest.rename(directory / "system.journal")
+    result = run_check(store, cfg, source=source)
+    assert result.new_log_events == 30  # nothing lost; what is read again is skipped by its entry key
+    assert count(store, LogEvent) == 180
+
+
+def test_a_burst_of_fifty_thousand_error_lines_is_stored_whole(sqlite_url, make_journal, tmp_path) -> None:
+    # The seed read 100 lines per poll and lost the rest of a burst; here every line of the burst is kept.
+    journal = make_journal([Entry(f"worker {i}: request failed", priority=3, identifier="app")
+                            for i in range(50_000)], name="burst.journal")
+    store = Store(sqlite_url)
+    result = run_check(store, settings(tmp_path), source=JournalSource.file(journal))
+    assert result.entries_read == 50_000 and result.new_log_events == count(store, LogEvent) == 50_000
+    with store.session() as s:
+        assert s.execute(select(LogEvent).where(LogEvent.message == "worker 49999: request failed")).scalar_one()
+    assert run_check(store, settings(tmp_path), source=JournalSource.file(journal)).entries_read == 0
+    store.dispose()

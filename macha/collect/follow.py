@@ -33,7 +33,6 @@ log = logging.getLogger("macha.follow")
 URGENT = SEVERITY_RANK["high"]
 #: A burst of critical lines asks for one check now and one when the burst is over, not one per line.
 DEBOUNCE_S = 1.0
-MAX_MESSAGE = 16384
 
 
 def follow_argv(source: JournalSource) -> list[str]:
@@ -52,10 +51,11 @@ class FollowStats:
 
 class Follower:
     def __init__(self, store: Store, hostname: str, source: JournalSource, request_check: Callable[[], None],
-                 matcher: Matcher | None = None):
+                 matcher: Matcher | None = None, max_message: int = 16384):
         self.store, self.hostname, self.source = store, hostname, source
         self.request_check = request_check
         self.matcher = matcher or default_matcher()
+        self.max_message = max_message
         self.stats = FollowStats()
         self._last_request = 0.0
         self._owed = False
@@ -65,7 +65,7 @@ class Follower:
         """Store an urgent line's events; True when it was urgent."""
         self.stats.lines += 1
         try:
-            entry = parse_entry(json.loads(line), MAX_MESSAGE)
+            entry = parse_entry(json.loads(line), self.max_message)
         except ValueError:
             log.warning("journalctl printed a line that is not JSON; skipped (the check reads it again)")
             return False
@@ -151,7 +151,8 @@ def main() -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         matcher, _ = matcher_for(settings.patterns_file)
-        Follower(store, settings.hostname, source, request_check, matcher).run(should_stop=stop.is_set)
+        Follower(store, settings.hostname, source, request_check, matcher,
+                 settings.journal_max_message).run(should_stop=stop.is_set)
     except MachaError as exc:
         print(f"macha follower: {exc}", file=sys.stderr)
         sys.exit(2)
