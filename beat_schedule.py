@@ -32,18 +32,14 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": 60.0},
         },
     }
-    if settings.collect_metrics:
-        schedule["collect-metrics"] = {
-            "task": "macha.collect_metrics",
-            "schedule": float(settings.trigger_interval),
-            "kwargs": {"hostname": settings.hostname},
-            "options": {"expires": float(settings.trigger_interval)},
-        }
-    if settings.check_services:
-        schedule["check-services"] = {
-            "task": "macha.check_services",
-            "schedule": float(settings.trigger_interval),
-            "kwargs": {"hostname": settings.hostname},
-            "options": {"expires": float(settings.trigger_interval)},
-        }
+    # Work that must run on this host, every triggerInterval, on its own queue (the route picks it).
+    for key, task, enabled in (("collect-metrics", "macha.collect_metrics", settings.collect_metrics),
+                               ("check-services", "macha.check_services", settings.check_services)):
+        if enabled:
+            schedule[key] = {
+                "task": task,
+                "schedule": float(settings.trigger_interval),
+                "kwargs": {"hostname": settings.hostname},
+                "options": {"expires": float(settings.trigger_interval)},
+            }
     return schedule

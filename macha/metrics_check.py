@@ -3,7 +3,6 @@ stored state, and turn raised or cleared conditions into trigger events, all in 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select
@@ -12,9 +11,10 @@ from macha.check import ensure_host
 from macha.collect.metrics import MetricSample, sample
 from macha.config import Settings
 from macha.detect.thresholds import SeriesState, Threshold, evaluate
+from macha.detect.triggers import state_trigger
 from macha.store.db import Store
 from macha.store.models import SystemMetric, ThresholdState, TriggerEvent, utcnow
-from macha.store.ops import upsert
+from macha.store.ops import insert_ignore, upsert
 
 
 @dataclass
@@ -64,13 +64,7 @@ def run_metrics(store: Store, settings: Settings, hostname: str | None = None,
                 reason = f"{tr.series} is back to {tr.value:g}, below {t.clear_at:g}"
                 severity = "info"
                 result.cleared.append(tr.series)
-            event = TriggerEvent(
-                time=now, hostname=hostname, trigger_type="metric_threshold", trigger_reason=reason,
-                severity=severity, pattern_id=f"metric_{tr.kind}:{tr.name}",
-                fingerprint=hashlib.sha256(f"metric\x1f{tr.kind}\x1f{tr.series}".encode()).hexdigest()[:32],
-                meta={"subsystem": "metrics", "series": tr.series, "value": tr.value},
-            )
-            s.add(event)
-            s.flush()
-            result.trigger_ids.append(event.id)
+            row = state_trigger(hostname, now, "metric_threshold", f"metric_{tr.kind}:{tr.name}", severity, reason,
+                                tr.series, {"subsystem": "metrics", "series": tr.series, "value": tr.value})
+            result.trigger_ids += [i for (i,) in insert_ignore(s, TriggerEvent.__table__, [row], returning=("id",))]
     return result

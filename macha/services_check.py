@@ -7,7 +7,6 @@ configured unit systemd does not know is a warning in the result, not a crash.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import func, select
@@ -16,7 +15,9 @@ from macha.actions.catalog import ActionRefused, normalise_unit
 from macha.check import ensure_host
 from macha.collect.services import ServiceError, UnitState, failed_units, show
 from macha.config import Settings
+from macha.detect.triggers import state_trigger
 from macha.store.db import Store
+from macha.store.ops import insert_ignore
 from macha.store.models import ServiceStatus, TriggerEvent, utcnow
 
 
@@ -81,15 +82,9 @@ def run_services(store: Store, settings: Settings, hostname: str | None = None) 
             else:
                 continue
             kind = "service_failed" if severity != "info" else "service_recovered"
-            event = TriggerEvent(
-                time=now, hostname=hostname, trigger_type="service_state", trigger_reason=reason,
-                severity=severity, pattern_id=kind,
-                fingerprint=hashlib.sha256(f"{kind}\x1f{st.unit}".encode()).hexdigest()[:32],
-                meta={"subsystem": "systemd", "unit": st.unit},
-            )
-            s.add(event)
-            s.flush()
-            result.trigger_ids.append(event.id)
+            row = state_trigger(hostname, now, "service_state", kind, severity, reason, st.unit,
+                                {"subsystem": "systemd", "unit": st.unit})
+            result.trigger_ids += [i for (i,) in insert_ignore(s, TriggerEvent.__table__, [row], returning=("id",))]
         result.checked = len(states)
     return result
 

@@ -79,3 +79,18 @@ def _trigger(entry: JournalEntry, hostname: str, unit: str | None, trigger_type:
         "fingerprint": fingerprint(pattern_id, unit, entry.message),
         "metadata": {"subsystem": subsystem, "unit": unit},
     }
+
+
+def state_trigger(hostname: str, time: Any, trigger_type: str, pattern_id: str, severity: str, reason: str,
+                  series: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """A trigger row for a state change (a metric threshold, a service), grouped by what changed and where."""
+    return {
+        "time": time,
+        "hostname": hostname,
+        "trigger_type": trigger_type,
+        "trigger_reason": reason,
+        "severity": severity,
+        "pattern_id": pattern_id,
+        "fingerprint": hashlib.sha256(f"{pattern_id}\x1f{series}".encode()).hexdigest()[:32],
+        "metadata": meta,
+    }
