@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
 from macha.config import Settings, parse_duration
+from macha.detect import error_rate
 from macha.detect.patterns import Matcher, matcher_for
 from macha.detect.triggers import Detection, detect
 from macha.store.db import Store
@@ -35,9 +36,13 @@ class CheckResult:
     severity_counts: dict[str, int] = field(default_factory=dict)
     trigger_ids: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: error-priority lines per unit in this check (for the error-rate baselines; not sent through the broker)
+    error_counts: Counter[str] = field(default_factory=Counter, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("error_counts")
+        return d
 
 
 def ensure_host(store: Store, hostname: str) -> None:
@@ -83,6 +88,13 @@ def run_check(
         log.warning(note)
         result.notes.append(note)
         _ingest(store, settings, result, matcher, source, None, restart, total_before)
+    with store.session() as s:
+        ids = error_rate.evaluate(s, settings, hostname, result.error_counts, utcnow())
+    if ids:
+        result.new_triggers += len(ids)
+        result.severity_counts[settings.error_rate.severity] = (
+            result.severity_counts.get(settings.error_rate.severity, 0) + len(ids))
+        result.trigger_ids.extend(ids[: max(0, MAX_IDS_IN_RESULT - len(result.trigger_ids))])
     return result
 
 
@@ -115,11 +127,17 @@ def insert_detections(s: Session, detections: list[Detection]) -> tuple[list, li
     return inserted, new_triggers
 
 
+def _is_error(d: Detection) -> bool:
+    priority = d.log_row["metadata"].get("priority")
+    return isinstance(priority, int) and priority <= 3
+
+
 def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key: str, batch: list,
                 total_before: int) -> None:
     """Detect and store one batch of journal entries; its events and the cursor commit in one transaction."""
     severities: Counter[str] = Counter(result.severity_counts)
     detections = [d for e in batch if (d := detect(e, matcher, result.hostname, source_key)) is not None]
+    result.error_counts.update(d.log_row["unit"] or "?" for d in detections if _is_error(d))
     with store.session() as s:
         inserted, new_triggers = insert_detections(s, detections)
         upsert(

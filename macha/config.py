@@ -159,6 +159,16 @@ def _default_thresholds() -> dict[str, ThresholdSettings]:
     }
 
 
+class ErrorRateSettings(_Section):
+    """Per-unit error-priority rate against the unit's own baseline (an EWMA), not a fixed count."""
+
+    enable: bool = True
+    alpha: float = Field(0.2, gt=0, le=1, description="weight of the newest check in the moving average")
+    factor: float = Field(5.0, gt=1, description="a rate this many times the unit's average is a spike")
+    min_per_minute: float = Field(10.0, gt=0, description="below this many errors a minute nothing is a spike")
+    severity: Literal["critical", "high", "medium", "low"] = "medium"
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
 
@@ -245,6 +255,7 @@ class Settings(BaseSettings):
 
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
+    error_rate: ErrorRateSettings = Field(default_factory=ErrorRateSettings)
     collect_metrics: bool = Field(True, description="sample CPU, memory, disks, load and PSI every triggerInterval")
     check_services: bool = Field(True, description="check criticalServices and failed units every triggerInterval")
     thresholds: dict[str, ThresholdSettings] = Field(

@@ -196,5 +196,8 @@ def test_a_burst_of_fifty_thousand_error_lines_is_stored_whole(sqlite_url, make_
     assert result.entries_read == 50_000 and result.new_log_events == count(store, LogEvent) == 50_000
     with store.session() as s:
         assert s.execute(select(LogEvent).where(LogEvent.message == "worker 49999: request failed")).scalar_one()
+        # No pattern knows these lines, but the unit's error rate jumped from nothing: one event says so.
+        spike = s.execute(select(TriggerEvent).where(TriggerEvent.trigger_type == "error_rate")).scalar_one()
+        assert spike.meta["unit"] == "app" and "app logged 50000 error-priority lines" in spike.trigger_reason
     assert run_check(store, settings(tmp_path), source=JournalSource.file(journal)).entries_read == 0
     store.dispose()

@@ -268,3 +268,17 @@ class ThresholdState(Base):
     value: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("hostname", "series", name="uq_threshold_states_series"),)
+
+
+class ErrorRate(Base):
+    """Each unit's usual rate of error-priority journal lines (errors a minute, an EWMA) and whether it spiked."""
+
+    __tablename__ = "error_rates"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    unit: Mapped[str] = mapped_column(String(255))
+    ewma: Mapped[float] = mapped_column(Float, default=0.0)
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    raised: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "unit", name="uq_error_rates_unit"),)
