@@ -138,11 +138,15 @@ class FakeOllama:
             return None
         return b
 
+    def _scripted(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The next scripted behaviour for a model endpoint, or None when the response was already sent."""
+        if self._missing(h, body.get("model", "")):
+            return None
+        return self._behave(h)
+
     def _chat(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         model = body.get("model", "")
-        if self._missing(h, model):
-            return
-        b = self._behave(h)
+        b = self._scripted(h, body)
         if b is None:
             return
         content = b.get("content", "")
@@ -180,9 +184,7 @@ class FakeOllama:
 
     def _generate(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         model = body.get("model", "")
-        if self._missing(h, model):
-            return
-        b = self._behave(h)
+        b = self._scripted(h, body)
         if b is None:
             return
         self._json(h, 200, {"model": model, "created_at": "2026-11-24T00:00:00Z", "response": b.get("content", ""),

@@ -47,7 +47,7 @@ def collect_metrics(hostname: str) -> dict:
     review policy says (at once when it is a new critical or enough new groups, else at the tick)."""
     result = run_metrics(_store(), settings, hostname)
     if result.raised:
-        chain(update_context.s({"hostname": hostname, "reason": "metrics"}), review.s()).apply_async()
+        _enqueue_reviews([hostname], reason="metrics")
     return result.to_dict()
 
 
@@ -58,7 +58,7 @@ def check_services(hostname: str) -> dict:
     for note in result.notes:
         log.warning("services: %s", note)
     if result.failed:
-        chain(update_context.s({"hostname": hostname, "reason": "services"}), review.s()).apply_async()
+        _enqueue_reviews([hostname], reason="services")
     return result.to_dict()
 
 
@@ -91,9 +91,10 @@ def escalate(escalation_id: int) -> dict:
     return pipeline.escalation_received(_store(), escalation_id)
 
 
-def _enqueue_reviews(hostnames: list[str]) -> list[str]:
+def _enqueue_reviews(hostnames: list[str], reason: str = "tick") -> list[str]:
+    """context -> review for each host; the review decides from the context whether it is due."""
     for hostname in hostnames:
-        chain(update_context.s({"hostname": hostname, "reason": "tick"}), review.s()).apply_async()
+        chain(update_context.s({"hostname": hostname, "reason": reason}), review.s()).apply_async()
     return hostnames
 
 

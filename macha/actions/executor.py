@@ -76,11 +76,7 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
             if decision.verdict is not Verdict.EXECUTE:
                 raise ActionRefused(decision.reason)
         except ActionRefused as exc:
-            action.status = "refused"
-            action.verdict_reason = str(exc)
-            action.updated_at = utcnow()
-            audit(s, action, "refused", ACTOR, f"at execution: {exc}", level)
-            return ExecutionOutcome(action_id, "refused", False, reason=str(exc))
+            return _refuse(s, action, str(exc), level)
         now = utcnow()
         claimed = s.execute(
             update(Action)
@@ -123,8 +119,12 @@ def refuse(store: Store, action_id: int, reason: str) -> ExecutionOutcome:
         action = s.get(Action, action_id)
         if action is None or action.status != "ready":
             return ExecutionOutcome(action_id, action.status if action else "missing", False, reason=reason)
-        action.status = "refused"
-        action.verdict_reason = reason
-        action.updated_at = utcnow()
-        audit(s, action, "refused", ACTOR, f"at execution: {reason}")
-    return ExecutionOutcome(action_id, "refused", False, reason=reason)
+        return _refuse(s, action, reason, None)
+
+
+def _refuse(s, action: Action, reason: str, level: str | None) -> ExecutionOutcome:
+    action.status = "refused"
+    action.verdict_reason = reason
+    action.updated_at = utcnow()
+    audit(s, action, "refused", ACTOR, f"at execution: {reason}", level)
+    return ExecutionOutcome(action.id, "refused", False, reason=reason)
