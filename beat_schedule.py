@@ -1,9 +1,12 @@
-"""The periodic schedule, built from Settings (triggerInterval, reviewInterval)."""
+"""The periodic schedule, built from Settings (triggerInterval, reviewInterval, sarCollectFrequency...)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
+
+from macha.collect.sar import calendar_to_crontab
 from macha.config import Settings
 
 
@@ -42,4 +45,20 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
                 "kwargs": {"hostname": settings.hostname},
                 "options": {"expires": float(settings.trigger_interval)},
             }
+    if settings.enable_sar:
+        # A run that lands while sadc is writing sees a cut-off record (a note); the next run picks it up.
+        schedule["import-sar"] = {
+            "task": "macha.import_sar",
+            "schedule": crontab(**calendar_to_crontab(settings.sar_collect_frequency)),
+            "kwargs": {"hostname": settings.hostname},
+            "options": {"expires": 600.0},
+        }
+    if settings.memory.enable and settings.memory.config_paths:
+        schedule["index-config"] = {
+            "task": "macha.index_config",
+            "schedule": 3600.0,
+            "kwargs": {"hostname": settings.hostname},
+            "options": {"expires": 3600.0},
+        }
+    schedule["retention"] = {"task": "macha.retention", "schedule": 3600.0, "options": {"expires": 3600.0}}
     return schedule

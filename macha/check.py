@@ -11,7 +11,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
+from macha.collect.hostinfo import host_facts
 from macha.config import Settings, parse_duration
+from macha.context.compact import assign_templates
 from macha.detect import error_rate
 from macha.detect.patterns import Matcher, matcher_for
 from macha.detect.triggers import Detection, detect
@@ -45,11 +47,12 @@ class CheckResult:
         return d
 
 
-def ensure_host(store: Store, hostname: str) -> None:
+def ensure_host(store: Store, hostname: str, facts: dict | None = None) -> None:
+    """Register the host; ``facts`` (OS, kernel, uptime...) replace the stored ones when given."""
     with store.session() as s:
         now = utcnow()
-        upsert(s, Host.__table__, {"hostname": hostname, "first_seen": now, "last_seen": now, "metadata": {}},
-               keys=["hostname"], update=["last_seen"])
+        upsert(s, Host.__table__, {"hostname": hostname, "first_seen": now, "last_seen": now, "metadata": facts or {}},
+               keys=["hostname"], update=["last_seen", "metadata"] if facts else ["last_seen"])
 
 
 def run_check(
@@ -67,7 +70,8 @@ def run_check(
     if matcher is None:
         matcher, problems = matcher_for(settings.patterns_file)
         result.notes.extend(problems)
-    ensure_host(store, hostname)
+    # Facts are the local machine's: only a check of this host's own journal may describe it.
+    ensure_host(store, hostname, host_facts() if hostname == settings.hostname else None)
 
     with store.session() as s:
         row = s.execute(
@@ -114,7 +118,14 @@ def _ingest(
 
 
 def insert_detections(s: Session, detections: list[Detection]) -> tuple[list, list]:
-    """Log events and their triggers; an entry stored before (same entry key) is skipped, with its triggers."""
+    """Log events (each with its message's template) and their triggers; an entry stored before (same entry key)
+    is skipped, with its triggers."""
+    by_host: dict[str, list[dict]] = {}
+    for d in detections:
+        by_host.setdefault(d.log_row["hostname"], []).append(d.log_row)
+    for hostname, rows in by_host.items():
+        for row, template_id in zip(rows, assign_templates(s, hostname, [r["message"] for r in rows])):
+            row["template_id"] = template_id
     inserted = insert_ignore(s, LogEvent.__table__, [d.log_row for d in detections], returning=("id", "entry_key"))
     ids = {key: log_id for log_id, key in inserted}
     trigger_rows = [

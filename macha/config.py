@@ -116,7 +116,6 @@ class LlmSettings(_Section):
     retries: int = Field(2, ge=0, le=10, description="extra attempts after a transient error")
     keep_alive: str = Field("10m", description="how long Ollama keeps the model loaded after a call")
     answer_tokens: int = Field(2048, ge=256, description="tokens kept free for the model's answer")
-    chars_per_token: float = Field(3.5, gt=0.5, le=8, description="prompt size estimate until tokens are counted")
 
     @field_validator("openai_url")
     @classmethod
@@ -135,6 +134,7 @@ class LlmSettings(_Section):
 class MemorySettings(_Section):
     """Semantic memory (Chroma): where it lives and how texts become vectors."""
 
+    enable: bool = Field(True, description="recall similar past issues and remember reviews (Chroma)")
     chroma_url: str | None = Field(
         None, description="a Chroma server (http://host:8000); unset means a persistent store under stateDir"
     )
@@ -326,6 +326,14 @@ class Settings(BaseSettings):
     def _hostname_is_queue_safe(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}", v):
             raise ValueError("must be a host name (letters, digits, '.', '_' and '-')")
+        return v
+
+    @field_validator("sar_collect_frequency")
+    @classmethod
+    def _calendar(cls, v: str) -> str:
+        from macha.collect.sar import calendar_to_crontab
+
+        calendar_to_crontab(v)
         return v
 
     @field_validator("critical_services")

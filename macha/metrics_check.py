@@ -41,7 +41,8 @@ def run_metrics(store: Store, settings: Settings, hostname: str | None = None,
     ensure_host(store, hostname)
     now = utcnow()
     with store.session() as s:
-        s.add_all(SystemMetric(time=now, hostname=hostname, metric_name=m.name, value=m.value, unit=m.unit,
+        # Named by series (disk_percent{mount=/var}): one row per series and time, and trends per mount.
+        s.add_all(SystemMetric(time=now, hostname=hostname, metric_name=m.key[:128], value=m.value, unit=m.unit,
                                meta={"labels": m.labels, "series": m.key}) for m in samples)
         rows = s.execute(select(ThresholdState).where(ThresholdState.hostname == hostname)).scalars()
         states = {r.series: SeriesState(r.streak, r.raised) for r in rows}

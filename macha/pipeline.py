@@ -10,7 +10,7 @@ from sqlalchemy import select
 from macha.check import CheckResult, run_check
 from macha.collect.journal import JournalSource
 from macha.config import Settings
-from macha.context.window import build_context
+from macha.context.snapshot import build_context
 from macha.llm.backend import make_backend
 from macha.review import ReviewOutcome, run_review
 from macha.store.db import Store
@@ -99,3 +99,25 @@ def escalation_received(store: Store, escalation_id: int) -> dict:
         log.info("escalation %s for %s stored: %s (the meta model is not built yet)", esc.id, esc.hostname,
                  esc.reason)
         return {"escalation_id": esc.id, "status": esc.status}
+
+
+def sar_step(store: Store, settings: Settings, hostname: str) -> dict:
+    """This host's SAR files into system_metrics (idempotent); what is missing (sysstat, files) is a note."""
+    from macha.collect.sar import import_sar
+
+    if not settings.enable_sar:
+        return {"hostname": hostname, "skipped": "enableSar is false"}
+    report = import_sar(store, hostname, settings.sar_directory)
+    for note in report.notes:
+        log.warning("sar: %s", note)
+    return report.to_dict()
+
+
+def retention_step(store: Store, settings: Settings) -> dict:
+    """Rows older than timescaledb.retentionDays go, on every backend; pending events never do."""
+    from macha.store.timeseries import apply_retention
+
+    report = apply_retention(store, settings.timescaledb.retention_days)
+    if report.total:
+        log.info("retention: deleted %s (older than %s)", report.deleted, report.cutoff.isoformat()[:19])
+    return {"cutoff": report.cutoff.isoformat(), "deleted": report.deleted, "skipped": report.skipped}

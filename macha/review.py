@@ -10,6 +10,7 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -108,7 +109,7 @@ def _pending(store: Store, hostname: str, up_to_event_id: int | None) -> list[Tr
 
 
 def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
-               settings: Settings | None = None, backend: Backend | None = None) -> ReviewOutcome:
+               settings: Settings | None = None, backend: Backend | None = None, memory: Any = None) -> ReviewOutcome:
     """Review every pending event of the host (up to ``up_to_event_id``); no pending events means no review.
 
     With a backend the review model writes the review; an unreachable server or a missing model falls back to the
@@ -124,7 +125,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
     fallback_note = ""
     if backend is not None and settings is not None:
         try:
-            attempt = model_review(backend, settings, hostname, events)
+            attempt = model_review(backend, settings, hostname, events, store, memory)
         except LLMError as exc:
             fallback_note = f" The review model was not used: {exc}"
             log.warning("review of %s by the rules reviewer: %s", hostname, exc)

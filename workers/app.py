@@ -20,7 +20,8 @@ PRIORITY_HIGHEST = 0
 PRIORITY_DEFAULT = 5
 PRIORITY_BACKGROUND = 9
 
-HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.collect_metrics", "macha.check_services"}
+HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.collect_metrics", "macha.check_services",
+              "macha.import_sar", "macha.index_config"}
 #: Actions jump ahead of collection on their host's queue.
 PRIORITY_ACTION = 1
 

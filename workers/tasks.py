@@ -136,3 +136,14 @@ def expire_approvals() -> list[int]:
         log.info("expired unapproved actions: %s", expired)
     return expired
 
+
+
+@app.task(name="macha.import_sar")
+def import_sar(hostname: str) -> dict:
+    """Runs on host.<hostname>: yesterday's and today's SAR files into system_metrics."""
+    return pipeline.sar_step(_store(), settings, hostname)
+
+
+@app.task(name="macha.retention")
+def retention() -> dict:
+    return pipeline.retention_step(_store(), settings)

@@ -17,6 +17,7 @@ from macha.broker.embedded import EmbeddedRedis
 from macha.cli.common import parser, run, settings_from, setup_logging
 from macha.config import Settings
 from macha.store.db import Store, redact
+from macha.store.timeseries import setup_timescale
 
 log = logging.getLogger("macha.ai")
 
@@ -71,6 +72,11 @@ def _main(args: Any) -> int:
     setup_logging(args.verbose, "INFO")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)  # migrates, or says plainly why it cannot
+    if store.dialect == "postgresql":
+        # TimescaleDB when the server has it: hypertables and policies. Never required; what is missing is said.
+        status = setup_timescale(store, settings.timescaledb.enable, settings.timescaledb.retention_days)
+        (log.info if status.installed else log.warning if settings.timescaledb.enable else log.info)(
+            "TimescaleDB: %s", status.note)
     store.dispose()
     log.info("store: %s", redact(settings.effective_database_url))
 

@@ -1,56 +1,173 @@
-"""The review context of one host. For now: the pending (unreviewed) trigger events, summarised by severity.
+"""The context window: every prompt's view of a host, built from the store each time within an exact token budget.
 
-Layer 2 grows this into a token-budgeted window; it stays derived from the store, so it survives restarts.
+Sections have priorities and shares of the budget. A section needing less than its share lends the rest to the
+more important ones; a section over its allowance is shown at a coarser level of detail, and the coarsest level is
+cut with a visible marker. The total, counted with the same tokenizer, never exceeds the budget.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+import logging
+from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import func, select
-
+from macha.context import sections as sec
+from macha.context.tokens import count, truncate
+from macha.llm.prompts import fence
 from macha.store.db import Store
-from macha.store.models import TriggerEvent, utcnow
+from macha.store.models import utcnow
+
+log = logging.getLogger(__name__)
+CUT = "[... {n} more line(s) cut to fit the context budget]"
 
 
 @dataclass
-class ContextSnapshot:
+class Rendered:
+    name: str
+    text: str
+    tokens: int
+    level: int
+    cut_lines: int = 0
+
+
+@dataclass
+class Window:
     hostname: str
-    pending_events: int = 0
-    # The newest pending event: the review covers events up to here, so events stored later wait for the next one.
-    up_to_event_id: int | None = None
-    pending_by_severity: dict[str, int] = field(default_factory=dict)
-    # Distinct groups (fingerprints) among the pending events that no review covered in the repeat window:
-    # what is new, as opposed to more of the same.
-    new_groups_by_severity: dict[str, int] = field(default_factory=dict)
+    budget: int
+    sections: list[Rendered]
+    event_ids: set[int] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def text(self) -> str:
+        return "\n\n".join(r.text for r in self.sections if r.text)
+
+    @property
+    def tokens(self) -> int:
+        return count(self.text)
 
 
-def build_context(store: Store, hostname: str, repeat_window_s: int = 600) -> ContextSnapshot:
+def _wrap(content: sec.Content, lines: list[str]) -> str:
+    return f"## {content.title}\n{fence(content.name, chr(10).join(lines))}"
+
+
+def render_section(content: sec.Content, allowance: int) -> Rendered:
+    """The finest level that fits ``allowance`` tokens, else the coarsest level cut to fit (maybe to nothing)."""
+    last: list[str] = []
+    for level, build in enumerate(content.levels):
+        last = build()
+        text = _wrap(content, last)
+        n = count(text)
+        if n <= allowance:
+            return Rendered(content.name, text, n, level)
+    return _cut(content, last, allowance, len(content.levels) - 1)
+
+
+def _cut(content: sec.Content, lines: list[str], allowance: int, level: int) -> Rendered:
+    overhead = count(_wrap(content, [CUT.format(n=len(lines))]))
+    room = allowance - overhead
+    keep: list[str] = []
+    used = 0
+    for line in lines:
+        n = count(line) + 1
+        if used + n > room:
+            if not keep and room > 8:
+                # One huge line: keep its head rather than nothing.
+                keep.append(truncate(line, room - 4) + " …")
+            break
+        keep.append(line)
+        used += n
+    while True:
+        shown = keep + [CUT.format(n=len(lines) - len(keep))] if len(keep) < len(lines) else keep
+        text = _wrap(content, shown)
+        n = count(text)
+        if n <= allowance:
+            return Rendered(content.name, text, n, level, cut_lines=len(lines) - len(keep))
+        if not keep:
+            return Rendered(content.name, "", 0, level, cut_lines=len(lines))
+        keep.pop()
+
+
+def allowances(contents: list[sec.Content], budget: int, needs: dict[str, int]) -> dict[str, int]:
+    """Each section's share of ``budget``; what a section does not need goes to the others, most important first."""
+    alloc = {c.name: int(budget * c.share) for c in contents}
+    spare = budget - sum(alloc.values())
+    for c in contents:
+        if needs[c.name] < alloc[c.name]:
+            spare += alloc[c.name] - needs[c.name]
+            alloc[c.name] = needs[c.name]
+    for c in sorted(contents, key=lambda c: c.priority):
+        want = needs[c.name] - alloc[c.name]
+        if want > 0 and spare > 0:
+            give = min(want, spare)
+            alloc[c.name] += give
+            spare -= give
+    return alloc
+
+
+def assemble(hostname: str, contents: list[sec.Content], budget: int) -> Window:
+    """Render the sections within ``budget`` tokens; sections appear in priority order."""
+    contents = sorted(contents, key=lambda c: c.priority)
+    total_share = sum(c.share for c in contents) or 1.0
+    for c in contents:
+        c.share = c.share / total_share
+    finest = {c.name: _wrap(c, c.levels[0]()) for c in contents}
+    needs = {name: count(text) for name, text in finest.items()}
+    alloc = allowances(contents, budget, needs)
+    rendered = {c.name: (Rendered(c.name, finest[c.name], needs[c.name], 0) if needs[c.name] <= alloc[c.name]
+                         else render_section(c, alloc[c.name])) for c in contents}
+    window = Window(hostname, budget, [rendered[c.name] for c in contents])
+    # Joining sections can change the count by a token or two at the seams: take it from the least important.
+    excess = window.tokens - budget
+    for c in reversed(contents):
+        if excess <= 0:
+            break
+        r = rendered[c.name]
+        if r.tokens == 0:
+            continue
+        rendered[c.name] = render_section(c, max(0, r.tokens - excess - 2))
+        window = Window(hostname, budget, [rendered[x.name] for x in contents])
+        excess = window.tokens - budget
+    for c in contents:
+        r = rendered[c.name]
+        if r.level > 0 or r.cut_lines:
+            window.notes.append(f"{c.name}: level {r.level}" + (f", {r.cut_lines} line(s) cut" if r.cut_lines
+                                                                  else ""))
+        if r.text and r.level <= 1:
+            window.event_ids |= c.event_ids
+    return window
+
+
+def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: str = "suggest",
+                 up_to_event_id: int | None = None, memory: Any = None, similar_issues: int = 5,
+                 now: datetime | None = None, include: set[str] | None = None) -> Window:
+    """The host's window from the store; ``memory`` (a Memory, or None) recalls past issues like the new events."""
+    now = now or utcnow()
     with store.session() as s:
-        rows = s.execute(
-            select(TriggerEvent.severity, func.count(), func.max(TriggerEvent.id))
-            .where(TriggerEvent.hostname == hostname, TriggerEvent.review_id.is_(None))
-            .group_by(TriggerEvent.severity)
-        ).all()
-        groups = s.execute(
-            select(TriggerEvent.severity, TriggerEvent.fingerprint).distinct()
-            .where(TriggerEvent.hostname == hostname, TriggerEvent.review_id.is_(None))
-        ).all()
-        recent = set(s.execute(
-            select(TriggerEvent.fingerprint).distinct()
-            .where(TriggerEvent.hostname == hostname, TriggerEvent.review_id.is_not(None),
-                   TriggerEvent.stored_at >= utcnow() - timedelta(seconds=repeat_window_s))
-        ).scalars()) if groups else set()
-    snap = ContextSnapshot(hostname=hostname)
-    for severity, count, max_id in rows:
-        snap.pending_by_severity[severity] = count
-        snap.pending_events += count
-        snap.up_to_event_id = max(snap.up_to_event_id or 0, max_id)
-    for severity, fp in groups:
-        if fp not in recent:
-            snap.new_groups_by_severity[severity] = snap.new_groups_by_severity.get(severity, 0) + 1
-    return snap
+        events = sec.new_events(s, hostname, up_to_event_id)
+        builders = {
+            "host": lambda: sec.header(s, hostname, now, autonomy_level),
+            "events": lambda: events,
+            "services": lambda: sec.failing_services(s, hostname),
+            "metrics": lambda: sec.metrics(s, hostname, now),
+            "issues": lambda: sec.issues_and_approvals(s, hostname, now),
+            "memory": lambda: sec.memories(*recall(memory, hostname, events.query_texts, similar_issues)),
+            "reviews": lambda: sec.last_analyses(s, hostname),
+            "sar": lambda: sec.sar(s, hostname, now),
+            "history": lambda: sec.history(s, hostname, now),
+        }
+        contents = [build() for name, build in builders.items() if include is None or name in include]
+        return assemble(hostname, contents, budget)
+
+def recall(memory: Any, hostname: str, texts: list[str], k: int) -> tuple[list, str | None]:
+    """Past issues most like ``texts``; memory being off or down is a note in the window, never a failure."""
+    if memory is None:
+        return [], "semantic memory is not configured for this window"
+    if not texts or k <= 0:
+        return [], None
+    try:
+        return memory.similar_issues(texts, k, hostname=hostname), None
+    except Exception as exc:  # noqa: BLE001 - any memory failure degrades the window, not the review
+        log.warning("semantic memory unavailable: %s", exc)
+        return [], f"semantic memory unavailable: {str(exc)[:200]}"

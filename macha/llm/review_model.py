@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +12,12 @@ from pydantic import ValidationError
 
 from macha.actions.catalog import default_catalog
 from macha.config import Settings
-from macha.detect.patterns import SEVERITY_RANK
+from macha.context.tokens import Budget, budget, count, factor, model_key, observe, truncate
+from macha.context.window import build_window
 from macha.llm.backend import Backend
 from macha.llm.prompts import fence, render
 from macha.llm.schemas import ReviewReport, model_schema
+from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
 
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
@@ -59,32 +60,6 @@ def catalog_lines() -> list[dict[str, str]]:
     return out
 
 
-def events_section(events: list[TriggerEvent], max_chars: int) -> str:
-    """One line per group (pattern + unit), worst first; cut with a visible marker to fit."""
-    groups: dict[tuple[str, str], list[TriggerEvent]] = defaultdict(list)
-    for ev in events:
-        groups[(ev.pattern_id or ev.trigger_type, (ev.meta or {}).get("unit") or "")].append(ev)
-    ordered = sorted(groups.items(), key=lambda kv: (SEVERITY_RANK[min(kv[1], key=_rank).severity], -len(kv[1])))
-    lines: list[str] = []
-    used = 0
-    for n, ((pattern, unit), evs) in enumerate(ordered):
-        worst = min(evs, key=_rank)
-        ids = ",".join(str(e.id) for e in evs[:5]) + ("..." if len(evs) > 5 else "")
-        line = (f"events [{ids}] severity={worst.severity} pattern={pattern} unit={unit or '-'} count={len(evs)} "
-                f"first={evs[0].time.isoformat()[:19]} last={evs[-1].time.isoformat()[:19]}: "
-                f"{worst.trigger_reason[:400]}")
-        if used + len(line) > max_chars and lines:
-            lines.append(f"[... {len(ordered) - n} more group(s) cut to fit the context]")
-            break
-        lines.append(line)
-        used += len(line) + 1
-    return fence("new events", "\n".join(lines))
-
-
-def _rank(ev: TriggerEvent) -> int:
-    return SEVERITY_RANK[ev.severity]
-
-
 def parse_review(text: str, known_ids: set[int]) -> tuple[ReviewReport | None, str | None]:
     """A validated report, or the reason it is not one. Evidence ids the model was not shown are dropped."""
     body = _THINK.sub("", text)
@@ -110,32 +85,45 @@ def parse_review(text: str, known_ids: set[int]) -> tuple[ReviewReport | None, s
     return report, None
 
 
-def model_review(backend: Backend, settings: Settings, hostname: str, events: list[TriggerEvent]) -> ModelAttempt:
+def prompt_budget(store: Store, backend: Backend, settings: Settings, model: str) -> tuple[Budget, str]:
+    """The call's budget (num_ctx from the server, the model's learned token factor) and its calibration key."""
+    key = model_key(backend.name, model)
+    num_ctx = context_budget(backend, settings, model)
+    return budget(num_ctx, settings.llm.answer_tokens, factor(store, key)), key
+
+
+def model_review(backend: Backend, settings: Settings, hostname: str, events: list[TriggerEvent], store: Store,
+                 memory: Any = None) -> ModelAttempt:
     """Raises LLMError (unreachable, model missing) for the caller to fall back; returns a failed attempt when the
     answer stays unusable after one repair."""
     model = settings.review_model
-    num_ctx = context_budget(backend, settings, model)
-    chars = int((num_ctx - settings.llm.answer_tokens) * settings.llm.chars_per_token)
+    plan, key = prompt_budget(store, backend, settings, model)
+    now = utcnow().isoformat()[:19]
     system = render("system", hostname=hostname, catalog=catalog_lines())
-    frame = render("review", hostname=hostname, now=utcnow().isoformat()[:19], autonomy_level=settings.autonomy_level,
-                   sections="")
-    section = events_section(events, max(chars - len(system) - len(frame), 500))
-    user = render("review", hostname=hostname, now=utcnow().isoformat()[:19], autonomy_level=settings.autonomy_level,
-                  sections=section)
+    frame = render("review", hostname=hostname, now=now, autonomy_level=settings.autonomy_level, sections="")
+    # Role markers and the chat template cost a few tokens per message.
+    room = plan.prompt_tokens - count(system) - count(frame) - 32
+    window = build_window(store, hostname, max(room, 128), autonomy_level=settings.autonomy_level,
+                          up_to_event_id=max(e.id for e in events), memory=memory,
+                          similar_issues=settings.memory.similar_issues)
+    user = render("review", hostname=hostname, now=now, autonomy_level=settings.autonomy_level,
+                  sections=window.text)
+    num_ctx = plan.num_ctx
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     schema = model_schema(ReviewReport)
     known = {e.id for e in events}
 
     # The answer is bounded too: without maxLength in the schema a small model may otherwise ramble to the end
     # of its context.
-    answer = settings.llm.answer_tokens
+    answer = plan.answer_tokens
     first = backend.chat(model, messages, schema=schema, num_ctx=num_ctx, max_tokens=answer)
+    observe(store, key, count(system) + count(user), first.prompt_tokens)
     report, error = parse_review(first.content, known)
     totals = [first]
     raw = first.content
     if report is None:
-        keep = int(settings.llm.answer_tokens * settings.llm.chars_per_token)
-        repair = render("repair", error=error, previous=fence("your previous answer", first.content[:keep]))
+        repair = render("repair", error=error,
+                        previous=fence("your previous answer", truncate(first.content, plan.answer_tokens)))
         second = backend.chat(model, messages + [{"role": "user", "content": repair}], schema=schema,
                               num_ctx=num_ctx, max_tokens=answer)
         totals.append(second)

@@ -40,3 +40,14 @@ def upsert(
     cols = update if update is not None else [k for k in row if k not in keys and k != "id"]
     updates = {k: stmt.excluded[k] for k in cols}
     session.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))
+
+
+def upsert_many(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str], update: Sequence[str]
+) -> None:
+    """``upsert`` for many rows in one executemany; all rows have the same columns."""
+    if not rows:
+        return
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={k: stmt.excluded[k] for k in update})
+    session.execute(stmt, list(rows))

@@ -41,7 +41,12 @@ def upgrade() -> None:
     )
     op.add_column('log_events', sa.Column('template_id', sa.Integer(), nullable=True))
     op.add_column('reviews', sa.Column('remembered_at', sa.DateTime(timezone=True), nullable=True))
-    # Samples become unique per (host, metric, time) so that imports are idempotent; keep the first of any twins.
+    # Samples become unique per (host, series, time) so that imports are idempotent. Samples of labelled series
+    # (disk_percent of each mount) were stored under the bare name with the series in metadata: name them by series
+    # first, so that only true twins remain; keep the first of those.
+    series = ("json_extract(metadata, '$.series')" if op.get_bind().dialect.name == "sqlite"
+              else "metadata->>'series'")
+    op.execute(f"UPDATE system_metrics SET metric_name = substr({series}, 1, 128) WHERE {series} IS NOT NULL")
     op.execute(
         "DELETE FROM system_metrics WHERE id NOT IN "
         "(SELECT min(id) FROM system_metrics GROUP BY hostname, metric_name, time)"
