@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import select, update
 
 from macha.check import CheckResult, run_check
 from macha.collect.journal import JournalSource
@@ -70,8 +72,10 @@ def review_step(store: Store, state: dict, settings: Settings | None = None) -> 
         outcome = ReviewOutcome(hostname=state["hostname"], review_id=None, skipped=True)
     else:
         backend = make_backend(settings) if settings is not None else None
+        # Only a model reads the window, so only then is semantic memory opened (it loads an embedding model).
+        memory, note = memory_for(settings) if backend is not None and settings is not None else (None, None)
         outcome = run_review(store, state["hostname"], (state.get("context") or {}).get("up_to_event_id"),
-                             settings, backend)
+                             settings, backend, memory=memory, memory_note=note)
     return {**state, "review": outcome.to_dict()}
 
 
@@ -121,3 +125,61 @@ def retention_step(store: Store, settings: Settings) -> dict:
     if report.total:
         log.info("retention: deleted %s (older than %s)", report.deleted, report.cutoff.isoformat()[:19])
     return {"cutoff": report.cutoff.isoformat(), "deleted": report.deleted, "skipped": report.skipped}
+
+
+def memory_for(settings: Settings) -> tuple[Any, str | None]:
+    """This process's semantic memory, or None and why (switched off, or it cannot open: said, not raised)."""
+    if not settings.memory.enable:
+        return None, "semantic memory is off (memory.enable = false)"
+    from macha.context.memory import MemoryUnavailable, open_memory
+
+    m = settings.memory
+    try:
+        return open_memory(settings.state_dir, m.chroma_url, m.embedding, m.embedding_model, settings.ollama_url), None
+    except MemoryUnavailable as exc:
+        log.warning("semantic memory unavailable: %s", exc)
+        return None, f"semantic memory unavailable: {exc}"
+
+
+def remember_step(store: Store, settings: Settings, review_id: int) -> dict:
+    """Write a stored review's issues and decision to semantic memory, once (ids make a repeat harmless)."""
+    from macha.store.models import Review
+
+    with store.session() as s:
+        review = s.get(Review, review_id)
+        if review is None or review.outcome != "ok" or review.remembered_at is not None:
+            return {"review_id": review_id, "remembered": False}
+        data = dict(hostname=review.hostname, created_at=review.created_at, status=review.status,
+                    summary=review.summary, issues=(review.payload or {}).get("issues", []),
+                    actions=(review.payload or {}).get("proposed_actions", []))
+    memory, note = memory_for(settings)
+    if memory is None:
+        return {"review_id": review_id, "remembered": False, "note": note}
+    written = memory.remember_review(review_id, **data)
+    with store.session() as s:
+        s.execute(update(Review).where(Review.id == review_id).values(remembered_at=utcnow()))
+    return {"review_id": review_id, "remembered": True, "records": written}
+
+
+def reviews_to_remember(store: Store, settings: Settings, older_than: timedelta, limit: int = 50) -> list[int]:
+    """Reviews whose memory task was lost (or failed): the reconciler sends them again."""
+    from macha.store.models import Review
+
+    if not settings.memory.enable:
+        return []
+    with store.session() as s:
+        return list(s.execute(
+            select(Review.id).where(Review.outcome == "ok", Review.remembered_at.is_(None),
+                                    Review.created_at < utcnow() - older_than).order_by(Review.id).limit(limit)
+        ).scalars())
+
+
+def index_config_step(settings: Settings, hostname: str) -> dict:
+    memory, note = memory_for(settings)
+    if memory is None:
+        return {"hostname": hostname, "indexed": False, "note": note}
+    report = memory.index_config_files(settings.memory.config_paths, hostname)
+    for n in report.notes:
+        log.info("config index: %s", n)
+    return {"hostname": hostname, "indexed": True, "files": report.files, "chunks": report.chunks,
+            "upserted": report.upserted, "removed": report.removed, "notes": report.notes[:20]}

@@ -109,7 +109,8 @@ def _pending(store: Store, hostname: str, up_to_event_id: int | None) -> list[Tr
 
 
 def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
-               settings: Settings | None = None, backend: Backend | None = None, memory: Any = None) -> ReviewOutcome:
+               settings: Settings | None = None, backend: Backend | None = None, memory: Any = None,
+               memory_note: str | None = None) -> ReviewOutcome:
     """Review every pending event of the host (up to ``up_to_event_id``); no pending events means no review.
 
     With a backend the review model writes the review; an unreachable server or a missing model falls back to the
@@ -125,7 +126,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
     fallback_note = ""
     if backend is not None and settings is not None:
         try:
-            attempt = model_review(backend, settings, hostname, events, store, memory)
+            attempt = model_review(backend, settings, hostname, events, store, memory, memory_note)
         except LLMError as exc:
             fallback_note = f" The review model was not used: {exc}"
             log.warning("review of %s by the rules reviewer: %s", hostname, exc)

@@ -125,9 +125,11 @@ def free_port() -> int:
 def macha_env(state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MACHA_")}
     # This machine's own metrics and services (a full CI disk, a failed unit on a developer's laptop) would add
-    # events the journal tests do not expect; the tests that want them send those tasks themselves.
+    # events the journal tests do not expect; the tests that want them send those tasks themselves. Likewise SAR
+    # imports, and semantic memory (each worker would load the embedding model): tests that want them say so.
     env.update({"MACHA_STATE_DIR": str(state), "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-                "MACHA_COLLECT_METRICS": "false", "MACHA_CHECK_SERVICES": "false"})
+                "MACHA_COLLECT_METRICS": "false", "MACHA_CHECK_SERVICES": "false", "MACHA_ENABLE_SAR": "false",
+                "MACHA_MEMORY__ENABLE": "false"})
     env.update(extra)
     return env
 

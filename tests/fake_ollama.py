@@ -72,6 +72,12 @@ class FakeOllama:
     def chats(self) -> list[dict[str, Any]]:
         return [body for path, body in self.requests if path in ("/api/chat", "/v1/chat/completions")]
 
+    def __enter__(self) -> FakeOllama:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()

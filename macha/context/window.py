@@ -140,7 +140,8 @@ def assemble(hostname: str, contents: list[sec.Content], budget: int) -> Window:
 
 
 def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: str = "suggest",
-                 up_to_event_id: int | None = None, memory: Any = None, similar_issues: int = 5,
+                 up_to_event_id: int | None = None, memory: Any = None, memory_note: str | None = None,
+                 similar_issues: int = 5,
                  now: datetime | None = None, include: set[str] | None = None) -> Window:
     """The host's window from the store; ``memory`` (a Memory, or None) recalls past issues like the new events."""
     now = now or utcnow()
@@ -152,7 +153,8 @@ def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: st
             "services": lambda: sec.failing_services(s, hostname),
             "metrics": lambda: sec.metrics(s, hostname, now),
             "issues": lambda: sec.issues_and_approvals(s, hostname, now),
-            "memory": lambda: sec.memories(*recall(memory, hostname, events.query_texts, similar_issues)),
+            "memory": lambda: sec.memories(*recall(memory, hostname, events.query_texts, similar_issues,
+                                                   memory_note)),
             "reviews": lambda: sec.last_analyses(s, hostname),
             "sar": lambda: sec.sar(s, hostname, now),
             "history": lambda: sec.history(s, hostname, now),
@@ -160,10 +162,10 @@ def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: st
         contents = [build() for name, build in builders.items() if include is None or name in include]
         return assemble(hostname, contents, budget)
 
-def recall(memory: Any, hostname: str, texts: list[str], k: int) -> tuple[list, str | None]:
+def recall(memory: Any, hostname: str, texts: list[str], k: int, note: str | None = None) -> tuple[list, str | None]:
     """Past issues most like ``texts``; memory being off or down is a note in the window, never a failure."""
     if memory is None:
-        return [], "semantic memory is not configured for this window"
+        return [], note or "semantic memory is not used for this window"
     if not texts or k <= 0:
         return [], None
     try:
