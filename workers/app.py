@@ -13,6 +13,7 @@ from celery import Celery, chain
 from kombu import Queue
 
 from macha.config import Settings, load_settings
+from macha.context.tokens import use_cache_dir
 from macha.errors import MachaError
 
 #: Message priorities (Redis: 0 runs first).
@@ -147,3 +148,5 @@ def _settings_or_exit() -> Settings:
 
 settings = _settings_or_exit()
 app = create_app(settings)
+# tiktoken keeps its parsed encoding here rather than in a /tmp folder shared with other users.
+use_cache_dir(settings.state_dir / "cache" / "tiktoken")

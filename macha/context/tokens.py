@@ -35,7 +35,10 @@ class TokenizerUnavailable(MachaError):
 
 def use_cache_dir(path: Path) -> None:
     """Where tiktoken keeps its parsed copy of the encoding (it would otherwise pick a shared /tmp folder)."""
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # tiktoken then uses its default folder; counting still works
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(path))
 
 
