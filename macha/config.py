@@ -155,6 +155,24 @@ class MemorySettings(_Section):
         return v.rstrip("/") if v else v
 
 
+class MetaSettings(_Section):
+    """Layer 4: the meta model's analyses (escalations, background analyses) and chat."""
+
+    max_tool_calls: int = Field(8, ge=0, le=50, description="read-only tool calls per analysis or chat answer")
+    max_tokens: int = Field(12000, ge=512, description="tokens the model may write in one analysis, tool turns included")
+    time_limit: int = Field(300, ge=10, description="seconds one analysis or chat answer may take, tools included")
+    tool_result_tokens: int = Field(1500, ge=100, description="a tool's answer is cut to this many tokens")
+    dedup_window: int = Field(1800, ge=0, description="seconds an analysed issue is not analysed again")
+    review_model_fallback: bool = Field(
+        False, description="let the review model answer an escalation no gpu worker took within fallbackAfter"
+    )
+    fallback_after: int = Field(600, ge=30, description="seconds before the review model may answer instead")
+    background_interval: int = Field(
+        86400, ge=0, description="seconds between background analyses of each host (0: never)"
+    )
+    chat_wait: int = Field(120, ge=5, description="seconds macha-chat waits for the gpu worker to start answering")
+
+
 class ThresholdSettings(_Section):
     raise_at: float
     clear_at: float
@@ -269,6 +287,7 @@ class Settings(BaseSettings):
         None, description="where sadc writes its daily files; unset means /var/log/sysstat or /var/log/sa"
     )
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    meta: MetaSettings = Field(default_factory=MetaSettings)
 
     # Where things live. None means the embedded default under state_dir.
     state_dir: Path = Field(default_factory=_default_state_dir)

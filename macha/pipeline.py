@@ -92,17 +92,87 @@ def actions_to_run(state: dict) -> list[int]:
     return [a["action_id"] for a in (state.get("review") or {}).get("actions", []) if a["status"] == "ready"]
 
 
-def escalation_received(store: Store, escalation_id: int) -> dict:
-    """Until Layer 4 exists, an escalation stays ``requested`` in the store, where the meta model will find it."""
+def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False,
+                  schedule: Any = None) -> dict:
+    """One Layer 4 analysis. A model server that is down leaves the escalation requested (with the error) for the
+    reconciler to send again; nothing is lost."""
+    from macha.llm.backend import LLMError
+    from macha.meta.analysis import run_escalation
     from macha.store.models import Escalation
 
+    backend = make_backend(settings)
+    if backend is None:
+        with store.session() as s:
+            s.execute(update(Escalation).where(Escalation.id == escalation_id, Escalation.status == "requested")
+                      .values(error="no model is configured (llm.backend = none)", updated_at=utcnow()))
+        return {"escalation_id": escalation_id, "status": "requested", "error": "no model is configured"}
+    memory, note = memory_for(settings)
+    try:
+        outcome = run_escalation(store, settings, escalation_id, backend, memory=memory, memory_note=note,
+                                 schedule=schedule, fallback=fallback)
+    except LLMError as exc:
+        log.warning("escalation %s waits: %s", escalation_id, exc)
+        return {"escalation_id": escalation_id, "status": "requested", "error": str(exc)}
+    for action in outcome.actions:
+        if action["status"] == "ready" and schedule is not None:
+            with store.session() as s:
+                from macha.store.models import Action
+
+                host = s.get(Action, action["action_id"]).hostname
+            schedule(action["action_id"], host)
+    return outcome.to_dict()
+
+
+def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any = None) -> dict:
+    """Answer one chat question, streaming to its asker; a model server that is down is the answer's error."""
+    from macha.meta.chat import answer, redis_publisher
+    from macha.store.models import ChatMessage
+
+    publish = redis_publisher(settings.effective_broker_url, message_id)
+    backend = make_backend(settings)
+    if backend is None:
+        error = "no model is configured (llm.backend = none): chat needs the meta model"
+        with store.session() as s:
+            row = s.get(ChatMessage, message_id)
+            if row is not None and row.status == "pending":
+                row.status, row.error = "failed", error
+        publish("error", error)
+        return {"message_id": message_id, "status": "failed", "error": error}
+    memory, note = memory_for(settings)
+    return answer(store, settings, message_id, backend, publish=publish, memory=memory, memory_note=note,
+                  schedule=schedule).to_dict()
+
+
+def request_background(store: Store, settings: Settings, hostname: str) -> int:
+    from macha.meta.analysis import request
+
     with store.session() as s:
-        esc = s.get(Escalation, escalation_id)
-        if esc is None:
-            return {"escalation_id": escalation_id, "status": "missing"}
-        log.info("escalation %s for %s stored: %s (the meta model is not built yet)", esc.id, esc.hostname,
-                 esc.reason)
-        return {"escalation_id": esc.id, "status": esc.status}
+        return request(s, settings, hostname, "periodic background analysis: look for slow trends, recurring "
+                       "problems and risks in the last 24 hours", kind="background").id
+
+
+def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """(retry, fallback): requested escalations whose run failed on the model server a while ago, or whose
+    message may be lost (an hour untouched); and, with meta.reviewModelFallback, those no gpu worker took within
+    meta.fallbackAfter. Each one sent is touched, so it is not sent again at once."""
+    from macha.store.models import Escalation
+
+    now = utcnow()
+    with store.session() as s:
+        rows = s.execute(select(Escalation).where(Escalation.status == "requested")).scalars().all()
+        retry, fallback = [], []
+        for e in rows:
+            idle = now - e.updated_at
+            if settings.meta.review_model_fallback and e.kind != "background" and \
+                    now - e.created_at >= timedelta(seconds=settings.meta.fallback_after) and \
+                    idle >= timedelta(seconds=settings.meta.fallback_after):
+                fallback.append((e.id, e.kind))
+            elif (e.error and idle >= timedelta(minutes=5)) or idle >= timedelta(hours=1):
+                retry.append((e.id, e.kind))
+            else:
+                continue
+            e.updated_at = now
+    return retry, fallback
 
 
 def sar_step(store: Store, settings: Settings, hostname: str) -> dict:

@@ -21,7 +21,7 @@ from macha.llm.backend import Backend, LLMError
 from macha.llm.review_model import ModelAttempt, model_review
 from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
 from macha.store.db import Store
-from macha.store.models import Escalation, Review, TriggerEvent
+from macha.store.models import Review, TriggerEvent
 
 log = logging.getLogger(__name__)
 RULES_NOTE = "Rules reviewer (no model was used)"
@@ -41,6 +41,9 @@ class ReviewOutcome:
     actions: list[dict] = field(default_factory=list)
     reviewer: str | None = None
     escalation_id: int | None = None
+    #: requested (its task is to be sent) or attached (an analysis of the same issue is under way or recent)
+    escalation_status: str | None = None
+    escalation_kind: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,6 +162,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
             )
         actions = []
         escalation_id = None
+        escalation_status = escalation_kind = None
         if settings is not None:
             from macha.actions.proposals import propose
 
@@ -173,10 +177,14 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
                 report.should_escalate else []
             reasons += [f"action {a['action_id']} ({a['action']}): {a['reason']}" for a in actions if a["escalate"]]
             if reasons:
-                esc = Escalation(hostname=hostname, review_id=review.id, reason="; ".join(reasons)[:4000])
-                s.add(esc)
-                s.flush()
+                from macha.meta.analysis import issue_key_of_events, request
+
+                esc = request(s, settings, hostname, "; ".join(reasons),
+                              kind="critical" if report.status == "critical" else "escalation",
+                              review_id=review.id, key=issue_key_of_events(events))
                 escalation_id = esc.id
+                escalation_status = esc.status
+                escalation_kind = esc.kind
     return ReviewOutcome(
         hostname=hostname,
         review_id=review.id,
@@ -187,6 +195,8 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
         actions=actions,
         reviewer=review.reviewer,
         escalation_id=escalation_id,
+        escalation_status=escalation_status,
+        escalation_kind=escalation_kind,
     )
 
 

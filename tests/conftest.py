@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -156,7 +157,10 @@ class MachaAI:
         while time.monotonic() < deadline:
             if self.proc and self.proc.poll() is not None:
                 raise AssertionError(f"macha-ai exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-            if " ready." in self.log.read_text(errors="replace"):
+            text = self.log.read_text(errors="replace")
+            # Both workers: the main one (host and review queues) and the gpu one, unless --queues chose.
+            wanted = ["macha@"] if "--queues" in self.args else ["macha@", "gpu@"]
+            if all(re.search(rf"{w}\S* ready\.", text) for w in wanted):
                 return
             time.sleep(0.2)
         raise AssertionError(f"macha-ai not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")

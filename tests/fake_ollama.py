@@ -18,6 +18,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def valid_analysis(**overrides: Any) -> str:
+    analysis = {
+        "diagnosis": "nginx keeps dying because its worker exhausts memory under the nightly backup load.",
+        "root_cause": "worker_connections raised to 65535 on a 1 GiB host",
+        "evidence": {"event_ids": [], "metric_refs": ["memory_percent 1h max 98"]},
+        "proposed_actions": [],
+        "config_suggestions": [{"description": "lower services.nginx worker_connections to 4096",
+                                "diff": "-  worker_connections 65535;\n+  worker_connections 4096;"}],
+        "rollback_plan": "restore the previous generation with nixos-rebuild switch --rollback",
+        "confidence": 0.7,
+    }
+    analysis.update(overrides)
+    return json.dumps(analysis)
+
+
+def tool_call(tool: str, **arguments: Any) -> dict[str, Any]:
+    """One tool call as Ollama's /api/chat returns it."""
+    return {"function": {"name": tool, "arguments": arguments}}
+
+
 def valid_review(**overrides: Any) -> str:
     review = {
         "status": "degraded",

@@ -122,7 +122,7 @@ def test_macha_approve_end_to_end(operator_env, make_journal, macha_ai, state_di
 
     for args, message in ((["approve", str(app)], "is rejected, not pending"),
                           (["approve", "4242"], "no action with id 4242"),
-                          (["discuss", str(app)], "not yet available"),
+                          (["discuss", "4242"], "there is no action #4242"),
                           (["reject", str(nginx)], "--reason")):
         proc = run_cli("macha-approve", *args, env=env, timeout=60)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -25,6 +25,8 @@ HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.collect_metrics
               "macha.import_sar", "macha.index_config"}
 #: Actions jump ahead of collection on their host's queue.
 PRIORITY_ACTION = 1
+#: The gpu queue's order: critical escalations, then chat, then other escalations, then background analyses.
+PRIORITY_GPU = {"critical": 0, "chat": 2, "escalation": 4, "background": 9}
 
 
 def host_queue(hostname: str) -> str:
@@ -125,9 +127,20 @@ def send_execute(celery: Celery, action_id: int, hostname: str) -> None:
     )
 
 
-def send_escalate(celery: Celery, escalation_id: int) -> None:
-    """Escalations run on the gpu queue at the highest priority (stored first; the gpu worker may be offline)."""
-    celery.send_task("macha.escalate", args=(escalation_id,), queue="gpu", priority=PRIORITY_HIGHEST)
+def send_escalate(celery: Celery, escalation_id: int, kind: str = "critical", *, fallback: bool = False) -> None:
+    """Analyses run on the gpu queue, ordered by kind (stored first: the gpu worker may be offline). The review
+    model's fallback runs on the review queue instead, at the top of it."""
+    if fallback:
+        celery.send_task("macha.escalate", args=(escalation_id,), kwargs={"fallback": True}, queue="review",
+                         priority=PRIORITY_HIGHEST)
+        return
+    celery.send_task("macha.escalate", args=(escalation_id,), queue="gpu",
+                     priority=PRIORITY_GPU.get(kind, PRIORITY_GPU["escalation"]))
+
+
+def send_chat(celery: Celery, message_id: int) -> None:
+    """A chat question: on the gpu queue after critical escalations, before everything else there."""
+    celery.send_task("macha.chat_turn", args=(message_id,), queue="gpu", priority=PRIORITY_GPU["chat"])
 
 
 def create_app(settings: Settings) -> Celery:

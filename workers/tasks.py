@@ -82,16 +82,33 @@ def review(self, state: dict) -> dict:
     review_id = (state.get("review") or {}).get("review_id")
     if review_id and settings.memory.enable:
         remember_review.delay(review_id)
-    escalation_id = (state.get("review") or {}).get("escalation_id")
-    if escalation_id:
-        send_escalate(app, escalation_id)
+    outcome = state.get("review") or {}
+    if outcome.get("escalation_id") and outcome.get("escalation_status") == "requested":
+        send_escalate(app, outcome["escalation_id"], outcome.get("escalation_kind") or "escalation")
     return state
 
 
 @app.task(name="macha.escalate")
-def escalate(escalation_id: int) -> dict:
-    """Layer 4 runs here (queue gpu, priority 0). Until the meta model is built, the request stays stored."""
-    return pipeline.escalation_received(_store(), escalation_id)
+def escalate(escalation_id: int, fallback: bool = False) -> dict:
+    """Layer 4 (queue gpu, ordered by kind): the meta model analyses the escalation with its read-only tools;
+    actions the policy made ready go to their host. With ``fallback`` the review model answers, labelled."""
+    return pipeline.escalate_step(_store(), settings, escalation_id, fallback,
+                                  schedule=lambda action_id, host: send_execute(app, action_id, host))
+
+
+@app.task(name="macha.background_analysis")
+def background_analysis(hostname: str) -> dict:
+    """A periodic look at a host by the meta model, behind every other kind of work on the gpu queue."""
+    esc_id = pipeline.request_background(_store(), settings, hostname)
+    send_escalate(app, esc_id, "background")
+    return {"hostname": hostname, "escalation_id": esc_id}
+
+
+@app.task(name="macha.chat_turn")
+def chat_turn(message_id: int) -> dict:
+    """Answer one chat question (queue gpu, after critical escalations), streaming tokens to the asker."""
+    return pipeline.chat_step(_store(), settings, message_id,
+                              schedule=lambda action_id, host: send_execute(app, action_id, host))
 
 
 def _enqueue_reviews(hostnames: list[str], reason: str = "tick") -> list[str]:
@@ -122,7 +139,15 @@ def reconcile() -> dict:
     forgotten = pipeline.reviews_to_remember(_store(), settings, timedelta(seconds=settings.reconcile_after))
     for review_id in forgotten:
         remember_review.delay(review_id)
-    return {"reviews": _enqueue_reviews(stale), "actions": [a for a, _ in ready], "remember": forgotten}
+    retry, fallback = pipeline.escalations_to_resend(_store(), settings)
+    for esc_id, kind in retry:
+        send_escalate(app, esc_id, kind)
+    for esc_id, kind in fallback:
+        log.warning("escalation %s: no gpu worker answered in %s s; the review model answers instead", esc_id,
+                    settings.meta.fallback_after)
+        send_escalate(app, esc_id, kind, fallback=True)
+    return {"reviews": _enqueue_reviews(stale), "actions": [a for a, _ in ready], "remember": forgotten,
+            "escalations": [e for e, _ in retry + fallback]}
 
 
 @app.task(name="macha.execute_action")

@@ -1,5 +1,6 @@
-"""macha-ai: run the pipeline. One worker with embedded beat on all of this host's queues, plus (on the embedded
-default) the Redis server it needs. It supervises both and stops them cleanly.
+"""macha-ai: run the pipeline. A worker with embedded beat on this host's queue and the review queue, a worker of
+one process for the gpu queue (the meta model), the live journal follower, and (on the embedded default) the Redis
+server they need. It supervises them all and stops them cleanly.
 """
 
 from __future__ import annotations
@@ -50,20 +51,39 @@ def _child_env(args: Any, settings: Settings) -> dict[str, str]:
     return env
 
 
-def worker_argv(settings: Settings, queues: str | None, beat: bool, loglevel: str) -> list[str]:
+def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: str) -> list[list[str]]:
+    """The Celery workers to run: one for the host's and the review queue (with beat), and the gpu queue in a
+    worker of its own with one process and one message at a time, so that priorities order the meta model's work
+    and two analyses never share the model server."""
     from workers.app import host_queue
 
-    argv = [
-        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-        "--queues", queues or f"{host_queue(settings.hostname)},review,gpu",
-        "--concurrency", str(settings.worker_concurrency),
-        "--hostname", f"macha@{settings.hostname}",
-        "--loglevel", loglevel,
-        "--task-events",
-    ]
-    if beat:
-        argv += ["--beat", "--schedule", str(settings.state_dir / "celerybeat-schedule")]
-    return argv
+    wanted = [q.strip() for q in (queues or f"{host_queue(settings.hostname)},review,gpu").split(",") if q.strip()]
+    others = [q for q in wanted if q != "gpu"]
+    argvs = []
+    if others:
+        argv = [
+            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            "--queues", ",".join(others),
+            "--concurrency", str(settings.worker_concurrency),
+            "--hostname", f"macha@{settings.hostname}",
+            "--loglevel", loglevel,
+            "--task-events",
+        ]
+        if beat:
+            argv += ["--beat", "--schedule", str(settings.state_dir / "celerybeat-schedule")]
+        argvs.append(argv)
+    if "gpu" in wanted:
+        argvs.append([
+            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            "--queues", "gpu", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
+            "--hostname", f"gpu@{settings.hostname}",
+            "--loglevel", loglevel,
+            "--task-events",
+        ])
+    if beat and not others:
+        # Beat runs beside a gpu-only worker too: the schedule must run somewhere.
+        argvs[-1] += ["--beat", "--schedule", str(settings.state_dir / "celerybeat-schedule")]
+    return argvs
 
 
 def _main(args: Any) -> int:
@@ -94,9 +114,8 @@ def _main(args: Any) -> int:
     log.info("broker: %s", settings.effective_broker_url if embedded else "Redis by URL")
 
     env = _child_env(args, settings)
-    child = subprocess.Popen(
-        worker_argv(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level), env=env,
-    )
+    children = [subprocess.Popen(argv, env=env) for argv in
+                worker_argvs(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level)]
     follower = Follower(env) if settings.live_follow and not args.no_follow else None
     stopping = False
 
@@ -104,23 +123,29 @@ def _main(args: Any) -> int:
         nonlocal stopping
         stopping = True
         # Celery: the first TERM is a warm shutdown (running tasks finish); unacked ones stay queued.
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
         if follower is not None:
             follower.stop()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     try:
-        while child.poll() is None:
+        # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all.
+        while all(child.poll() is None for child in children):
             if follower is not None and not stopping:
                 follower.keep_alive()
             time.sleep(0.5)
-        code = child.returncode
+        if not stopping:
+            forward(signal.SIGTERM, None)
+        codes = [child.wait() for child in children]
+        code = next((c for c in codes if c not in (0, -signal.SIGTERM)), 0)
     finally:
-        if child.poll() is None:
-            child.terminate()
-            child.wait()
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+                child.wait()
         if follower is not None:
             follower.stop()
         if embedded is not None:

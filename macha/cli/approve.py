@@ -15,7 +15,7 @@ from rich.table import Table
 
 from macha.actions import approvals
 from macha.actions.audit import history
-from macha.cli.common import EXIT_ERROR, parser, run, settings_from, setup_logging
+from macha.cli.common import parser, run, settings_from, setup_logging
 from macha.errors import BrokerError
 from macha.store.db import Store
 from macha.store.models import utcnow
@@ -61,9 +61,9 @@ def _main(args: Any) -> int:
     settings = settings_from(args)
     command = args.command or "list"
     if command == "discuss":
-        print(f"macha-approve: not yet available: discussing action {args.id} needs the meta model (Layer 4, "
-              "macha-chat); use `macha-approve show` meanwhile", file=sys.stderr)
-        return EXIT_ERROR
+        from macha.cli.chat import main as chat_main
+
+        chat_main(["--discuss", str(args.id)] + (["--config", str(args.config)] if args.config else []))
     store = Store(settings.effective_database_url)
     console = Console(width=None if sys.stdout.isatty() else 200)
     if command == "list":

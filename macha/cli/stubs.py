@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 _PENDING = {
-    "macha-chat": "chat with the meta model (Layer 4) is not yet available",
     "macha-logs": "log browsing is not yet available; use macha-check for the latest events",
     "macha-issues": "issue tracking is not yet available",
     "macha-systems": "the system registry is not yet available",
@@ -15,10 +14,6 @@ _PENDING = {
 def _stub(prog: str) -> None:
     print(f"{prog}: not yet available: {_PENDING[prog]}", file=sys.stderr)
     sys.exit(2)
-
-
-def chat() -> None:
-    _stub("macha-chat")
 
 
 def logs() -> None:

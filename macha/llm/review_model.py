@@ -3,25 +3,21 @@ ReviewReport schema with `num_ctx` from the budget, validate, and repair once.""
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
 
 from macha.actions.catalog import default_catalog
 from macha.config import Settings
 from macha.context.tokens import Budget, budget, count, factor, model_key, observe, truncate
 from macha.context.window import build_window
 from macha.llm.backend import Backend
+from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
 from macha.llm.schemas import ReviewReport, model_schema
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
 
-_THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
-_CODE_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 #: The server's real context length of a model, per process: asked once (/api/show).
 _context_lengths: dict[tuple[str, str, str], int | None] = {}
 
@@ -62,27 +58,11 @@ def catalog_lines() -> list[dict[str, str]]:
 
 def parse_review(text: str, known_ids: set[int]) -> tuple[ReviewReport | None, str | None]:
     """A validated report, or the reason it is not one. Evidence ids the model was not shown are dropped."""
-    body = _THINK.sub("", text)
-    m = _CODE_FENCE.match(body)
-    if m:
-        body = m[1]
-    try:
-        # strict=False: small models put raw newlines inside strings; that is form, not content.
-        data: Any = json.loads(body, strict=False)
-    except ValueError as exc:
-        return None, f"not valid JSON ({exc.msg} at character {exc.pos})"
-    if not isinstance(data, dict):
-        return None, f"the JSON is a {type(data).__name__}, not an object"
-    try:
-        report = ReviewReport.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "answer"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return None, f"does not match the schema: {where}: {err.get('msg')}{more}"
-    for issue in report.issues:
-        issue.evidence_event_ids = [i for i in issue.evidence_event_ids if i in known_ids]
-    return report, None
+    report, error = parse_json_as(text, ReviewReport)
+    if report is not None:
+        for issue in report.issues:
+            issue.evidence_event_ids = [i for i in issue.evidence_event_ids if i in known_ids]
+    return report, error
 
 
 def prompt_budget(store: Store, backend: Backend, settings: Settings, model: str) -> tuple[Budget, str]:

@@ -254,12 +254,54 @@ class Escalation(Base):
     hostname: Mapped[str] = mapped_column(String(255))
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
     reason: Mapped[str] = mapped_column(Text)
-    # requested | running | done | failed
+    # requested | running | done | failed | attached (to another analysis of the same issue)
     status: Mapped[str] = mapped_column(String(16), default="requested")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    __table_args__ = (Index("ix_escalations_status", "status", "hostname"),)
+    # critical | escalation | background: what orders the work on the gpu queue
+    kind: Mapped[str] = mapped_column(String(16), default="escalation")
+    # The issue this is about (its event groups): a second escalation of it attaches to the first.
+    issue_key: Mapped[str | None] = mapped_column(String(64))
+    attached_to: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
+    model: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    # The tool calls of the analysis (name, arguments, outcome), for the operator and for the next analysis.
+    transcript: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    __table_args__ = (Index("ix_escalations_status", "status", "hostname"),
+                      Index("ix_escalations_issue", "hostname", "issue_key"))
+
+
+class Conversation(Base):
+    """A chat with the meta model (macha-chat), possibly about an approval or an analysed issue."""
+
+    __tablename__ = "chat_conversations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    approval_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id"))
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("chat_conversations.id"))
+    # user | assistant
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    # user messages: pending (its answer not written yet) | answered | failed
+    status: Mapped[str] = mapped_column(String(16), default="answered")
+    error: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(128))
+    transcript: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (Index("ix_chat_messages_conversation", "conversation_id", "id"),)
 
 
 class ThresholdState(Base):

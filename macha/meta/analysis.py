@@ -1,0 +1,251 @@
+"""Layer 4 analyses: an escalation (or a background analysis) read by the meta model with the full context window
+and its read-only tools; the validated MetaAnalysis is stored, remembered, fed back into later windows, and its
+proposed actions go through the catalog and the policy like anyone's.
+
+The escalation row is the truth. It is stored before its task is sent, claimed (requested -> running) before the
+model is called, and an escalation of an issue already under analysis, or analysed within ``meta.dedupWindow``,
+attaches to that analysis instead of starting another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from macha.config import Settings
+from macha.context.tokens import count, observe
+from macha.context.window import build_window
+from macha.llm.backend import Backend
+from macha.llm.parse import parse_json_as
+from macha.llm.prompts import fence, render
+from macha.llm.review_model import catalog_lines, prompt_budget
+from macha.llm.schemas import MetaAnalysis, model_schema
+from macha.meta import tools
+from macha.meta.loop import Limits, run_loop
+from macha.store.db import Store
+from macha.store.models import Escalation, TriggerEvent, utcnow
+
+log = logging.getLogger(__name__)
+KINDS = ("critical", "escalation", "background")
+
+
+@dataclass
+class AnalysisOutcome:
+    escalation_id: int
+    status: str
+    attached_to: int | None = None
+    diagnosis: str | None = None
+    answered_by: str | None = None
+    stopped: str | None = None
+    tool_calls: int = 0
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def issue_key(groups: Iterable[tuple[str | None, str | None]]) -> str | None:
+    """Names an issue by its event groups (pattern, unit): the same groups escalated again are the same issue."""
+    keys = sorted({f"{p or '-'}|{u or '-'}" for p, u in groups})
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32] if keys else None
+
+
+def issue_key_of_events(events: Iterable[TriggerEvent]) -> str | None:
+    """The worst events' groups: more low-severity noise alongside does not make it another issue."""
+    events = list(events)
+    rank = {"critical": 0, "high": 1}
+    worst = [e for e in events if e.severity in rank] or events
+    return issue_key(((e.pattern_id or e.trigger_type), (e.meta or {}).get("unit")) for e in worst)
+
+
+def _same_issue(session: Session, hostname: str, key: str | None, window_s: int, exclude: int | None = None):
+    if key is None:
+        return None
+    recent = utcnow() - timedelta(seconds=window_s)
+    q = select(Escalation).where(
+        Escalation.hostname == hostname, Escalation.issue_key == key,
+        or_(Escalation.status.in_(("requested", "running")),
+            (Escalation.status == "done") & (Escalation.finished_at >= recent)))
+    if exclude is not None:
+        q = q.where(Escalation.id != exclude)
+    return session.execute(q.order_by(Escalation.id).limit(1)).scalar_one_or_none()
+
+
+def request(session: Session, settings: Settings, hostname: str, reason: str, *, kind: str = "escalation",
+            review_id: int | None = None, key: str | None = None) -> Escalation:
+    """Store an escalation; one of an issue already under analysis (or just analysed) is stored as attached."""
+    if kind not in KINDS:
+        raise ValueError(f"escalation kind must be one of {KINDS}")
+    first = _same_issue(session, hostname, key, settings.meta.dedup_window)
+    esc = Escalation(hostname=hostname, review_id=review_id, reason=reason[:4000], kind=kind, issue_key=key,
+                     status="attached" if first else "requested", attached_to=first.id if first else None)
+    session.add(esc)
+    session.flush()
+    return esc
+
+
+def _claim(store: Store, settings: Settings, escalation_id: int, model: str) -> tuple[Escalation | None, str]:
+    """Take the escalation for this run, or say why not (done, attached, running elsewhere, missing)."""
+    now = utcnow()
+    with store.session() as s:
+        esc = s.get(Escalation, escalation_id, with_for_update=True)
+        if esc is None:
+            return None, "missing"
+        if esc.status in ("done", "failed", "attached"):
+            return None, esc.status
+        if esc.status == "running" and esc.started_at and \
+                now - esc.started_at < timedelta(seconds=settings.meta.time_limit + 60):
+            return None, "running"
+        first = _same_issue(s, esc.hostname, esc.issue_key, settings.meta.dedup_window, exclude=esc.id)
+        if first is not None and first.id < esc.id:
+            esc.status, esc.attached_to, esc.updated_at = "attached", first.id, now
+            return None, "attached"
+        # "running" left by a run that died (its task redelivered): run again, the model call has no side effect.
+        esc.status, esc.started_at, esc.updated_at, esc.model, esc.error = "running", now, now, model, None
+        s.flush()
+        s.expunge(esc)
+        return esc, "running"
+
+
+def _known_event_ids(store: Store, hostname: str, ids: list[int]) -> list[int]:
+    if not ids:
+        return []
+    with store.session() as s:
+        found = set(s.execute(select(TriggerEvent.id).where(TriggerEvent.hostname == hostname,
+                                                            TriggerEvent.id.in_(ids[:200]))).scalars())
+    return [i for i in ids if i in found]
+
+
+def run_escalation(store: Store, settings: Settings, escalation_id: int, backend: Backend, *, memory: Any = None,
+                   memory_note: str | None = None, schedule: Callable[[int, str], None] | None = None,
+                   fallback: bool = False) -> AnalysisOutcome:
+    """Analyse one escalation. Raises LLMError when the model server cannot be used: the escalation is then
+    ``requested`` again, for the task to retry later (nothing is lost)."""
+    from macha.llm.backend import LLMError
+
+    model = settings.review_model if fallback else settings.meta_model
+    esc, why = _claim(store, settings, escalation_id, model)
+    if esc is None:
+        return AnalysisOutcome(escalation_id, why)
+    label = (f"answered by the review model {model}, not the meta model: no gpu worker took this escalation "
+             f"within {settings.meta.fallback_after} s") if fallback else None
+    try:
+        outcome = _analyse(store, settings, esc, backend, model, memory, memory_note, schedule, label)
+    except LLMError as exc:
+        with store.session() as s:
+            s.execute(update(Escalation).where(Escalation.id == esc.id).values(
+                status="requested", error=str(exc)[:2000], updated_at=utcnow()))
+        raise
+    if outcome.status == "done" and memory is not None:
+        _remember(memory, esc, outcome)
+    return outcome
+
+
+def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend, model: str, memory: Any,
+             memory_note: str | None, schedule: Callable[[int, str], None] | None,
+             label: str | None) -> AnalysisOutcome:
+    plan, key = prompt_budget(store, backend, settings, model)
+    now = utcnow()
+    system = render("meta_system", hostname=esc.hostname, catalog=catalog_lines(), tools=", ".join(tools.TOOLS),
+                    max_tool_calls=settings.meta.max_tool_calls)
+    values = dict(hostname=esc.hostname, now=now.isoformat()[:19], autonomy_level=settings.autonomy_level,
+                  reason=fence("escalation reason", esc.reason), label=label)
+    frame = render("meta", **values, sections="")
+    # Tool answers join the conversation later: keep room for them.
+    tool_room = min(settings.meta.max_tool_calls * settings.meta.tool_result_tokens, plan.prompt_tokens // 3)
+    room = plan.prompt_tokens - count(system) - count(frame) - count(render("meta_final")) - tool_room - 64
+    window = build_window(store, esc.hostname, max(room, 128), autonomy_level=settings.autonomy_level,
+                          memory=memory, memory_note=memory_note, similar_issues=settings.memory.similar_issues)
+    user = render("meta", **values, sections=window.text)
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    ctx = tools.ToolContext(store, settings, esc.hostname, memory=memory, proposer=f"meta:{model}"[:64],
+                            schedule=schedule, now=now)
+    limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
+                    settings.meta.tool_result_tokens, plan.answer_tokens)
+    loop = run_loop(backend, model, messages, ctx, limits, num_ctx=plan.num_ctx)
+    observe(store, key, count(system) + count(user), loop.prompt_tokens if loop.calls == 1 else None)
+
+    analysis, error = parse_json_as(loop.content, MetaAnalysis) if loop.stopped == "answered" else (None, None)
+    raw = [loop.content]
+    schema = model_schema(MetaAnalysis)
+    final_messages = loop.messages + ([{"role": "assistant", "content": loop.content}] if loop.content else [])
+    for attempt in range(2):
+        if analysis is not None:
+            break
+        ask = render("meta_final") if attempt == 0 or error is None else render(
+            "repair", error=error, previous=fence("your previous answer", raw[-1][:4000]))
+        reply = backend.chat(model, final_messages + [{"role": "user", "content": ask}], schema=schema,
+                             num_ctx=plan.num_ctx, max_tokens=plan.answer_tokens)
+        raw.append(reply.content)
+        analysis, error = parse_json_as(reply.content, MetaAnalysis)
+
+    with store.session() as s:
+        row = s.get(Escalation, esc.id)
+        row.updated_at = row.finished_at = utcnow()
+        row.transcript = loop.transcript
+        if analysis is None:
+            row.status, row.error = "failed", f"the answer is unusable: {error}"
+            row.result = {"raw": "\n--- next ---\n".join(raw)[-20000:], "stopped": loop.stopped}
+            return AnalysisOutcome(esc.id, "failed", error=row.error, stopped=loop.stopped,
+                                   tool_calls=loop.tool_calls)
+        analysis.evidence.event_ids = _known_event_ids(store, esc.hostname, analysis.evidence.event_ids)
+        answered_by = label or f"meta model {loop.model or model}"
+        row.status, row.error = "done", None
+        row.result = {**analysis.model_dump(mode="json"), "answered_by": answered_by, "stopped": loop.stopped,
+                      "tool_calls": loop.tool_calls, "refused_tool_calls": loop.refused}
+        actions = _propose(s, settings, row, analysis, model)
+    return AnalysisOutcome(esc.id, "done", diagnosis=analysis.diagnosis, answered_by=answered_by,
+                           stopped=loop.stopped, tool_calls=loop.tool_calls, actions=actions)
+
+
+def _propose(s: Session, settings: Settings, esc: Escalation, analysis: MetaAnalysis, model: str) -> list[dict]:
+    from macha.actions.proposals import propose
+
+    evidence = {"escalation_id": esc.id, "event_ids": analysis.evidence.event_ids,
+                "analysis": {"diagnosis": analysis.diagnosis[:1000], "root_cause": analysis.root_cause[:1000],
+                             "confidence": analysis.confidence, "rollback_plan": analysis.rollback_plan[:1000]}}
+    return [propose(s, settings, esc.hostname, p.model_dump(), proposer=f"meta:{model}"[:64],
+                    review_id=esc.review_id, evidence=evidence).to_dict()
+            for p in analysis.proposed_actions[: settings.actions.max_proposals_per_review]]
+
+
+def _remember(memory: Any, esc: Escalation, outcome: AnalysisOutcome) -> None:
+    """Best effort: the analysis is in the store already; memory only helps later recall."""
+    try:
+        meta = {"escalation_id": esc.id, "hostname": esc.hostname, "created_at": utcnow().isoformat(),
+                "kind": esc.kind, "title": (outcome.diagnosis or "")[:300], "severity":
+                "critical" if esc.kind == "critical" else "high"}
+        memory.remember("issues", f"escalation-{esc.id}", outcome.diagnosis or "", meta)
+        actions = "; ".join(f"{a['action']} -> {a['status']}" for a in outcome.actions)
+        memory.remember("decisions", f"escalation-{esc.id}",
+                        f"{outcome.diagnosis}\nActions: {actions or 'none'}", meta)
+    except Exception as exc:  # noqa: BLE001 - memory is an aid; its failure must not undo a stored analysis
+        log.warning("analysis %s not written to semantic memory: %s", esc.id, exc)
+
+
+def pending(store: Store, hostname: str | None = None) -> list[Escalation]:
+    """Escalations still waiting for (or in) an analysis: what macha-check shows as pending."""
+    with store.session() as s:
+        q = select(Escalation).where(Escalation.status.in_(("requested", "running")))
+        if hostname:
+            q = q.where(Escalation.hostname == hostname)
+        rows = list(s.execute(q.order_by(Escalation.id)).scalars())
+        for r in rows:
+            s.expunge(r)
+        return rows
+
+
+def waiting_too_long(store: Store, older_than: timedelta) -> list[int]:
+    """Requested escalations no worker has taken for ``older_than``: for the review-model fallback."""
+    with store.session() as s:
+        return list(s.execute(select(Escalation.id).where(
+            Escalation.status == "requested", Escalation.created_at < utcnow() - older_than)
+            .order_by(Escalation.id)).scalars())
