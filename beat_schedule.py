@@ -60,5 +60,12 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
             "kwargs": {"hostname": settings.hostname},
             "options": {"expires": 3600.0},
         }
+    if settings.meta.background_interval:
+        schedule["background-analysis"] = {
+            "task": "macha.background_analysis",
+            "schedule": float(settings.meta.background_interval),
+            "kwargs": {"hostname": settings.hostname},
+            "options": {"expires": float(settings.meta.background_interval)},
+        }
     schedule["retention"] = {"task": "macha.retention", "schedule": 3600.0, "options": {"expires": 3600.0}}
     return schedule

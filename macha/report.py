@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from macha.detect.patterns import SEVERITIES, SEVERITY_RANK
 from macha.review import latest_review
 from macha.store.db import Store
-from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
+from macha.store.models import Action, Escalation, LogEvent, Review, TriggerEvent, utcnow
 
 EXIT_HEALTHY, EXIT_PROBLEMS = 0, 1
 #: A review older than this says nothing about "now" when this check found nothing new.
@@ -33,6 +33,8 @@ class CheckReport:
     # What the review proposed and what the policy decided (action id, name, arguments, status, reason).
     actions: list[dict[str, Any]] = field(default_factory=list)
     pending_approvals: int = 0
+    # Escalations waiting for (or in) a meta analysis: id, kind, status, since, reason.
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -77,6 +79,12 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
             select(func.count()).select_from(Action)
             .where(Action.hostname == state["hostname"], Action.status == "pending")
         ).scalar_one()
+        waiting = s.execute(
+            select(Escalation).where(Escalation.hostname == state["hostname"],
+                                     Escalation.status.in_(("requested", "running"))).order_by(Escalation.id)
+        ).scalars().all()
+        escalations = [{"id": e.id, "kind": e.kind, "status": e.status, "since": e.created_at.isoformat(),
+                        "reason": e.reason[:300], "error": e.error} for e in waiting]
         proposed = []
         for item in review_state.get("actions", []):
             row = s.get(Action, item["action_id"])
@@ -107,4 +115,5 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
         notes=list(check.get("notes", [])),
         actions=proposed,
         pending_approvals=pending,
+        escalations=escalations,
     )

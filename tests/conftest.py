@@ -127,10 +127,11 @@ def macha_env(state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MACHA_")}
     # This machine's own metrics and services (a full CI disk, a failed unit on a developer's laptop) would add
     # events the journal tests do not expect; the tests that want them send those tasks themselves. Likewise SAR
-    # imports, and semantic memory (each worker would load the embedding model): tests that want them say so.
+    # imports, semantic memory (each worker would load the embedding model) and background analyses (they would
+    # take a fake model server's scripted answers): tests that want them say so.
     env.update({"MACHA_STATE_DIR": str(state), "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
                 "MACHA_COLLECT_METRICS": "false", "MACHA_CHECK_SERVICES": "false", "MACHA_ENABLE_SAR": "false",
-                "MACHA_MEMORY__ENABLE": "false"})
+                "MACHA_MEMORY__ENABLE": "false", "MACHA_META__BACKGROUND_INTERVAL": "0"})
     env.update(extra)
     return env
 
@@ -159,7 +160,8 @@ class MachaAI:
                 raise AssertionError(f"macha-ai exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
             text = self.log.read_text(errors="replace")
             # Both workers: the main one (host and review queues) and the gpu one, unless --queues chose.
-            wanted = ["macha@"] if "--queues" in self.args else ["macha@", "gpu@"]
+            queues = self.args[self.args.index("--queues") + 1].split(",") if "--queues" in self.args else ["gpu", "x"]
+            wanted = (["gpu@"] if "gpu" in queues else []) + (["macha@"] if set(queues) - {"gpu"} else [])
             if all(re.search(rf"{w}\S* ready\.", text) for w in wanted):
                 return
             time.sleep(0.2)

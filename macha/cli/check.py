@@ -139,6 +139,11 @@ def render(report: CheckReport, console: Console) -> None:
     if report.pending_approvals:
         console.print(f"{report.pending_approvals} action(s) wait for approval: `macha-approve list`",
                       markup=False, highlight=False)
+    for e in report.escalations:
+        state = "being analysed" if e["status"] == "running" else "pending: waiting for the gpu worker"
+        why = f" (last try: {e['error']})" if e.get("error") else ""
+        console.print(f"Escalation #{e['id']} ({e['kind']}) {state} since {e['since'][:19].replace('T', ' ')}: "
+                      f"{_short(e['reason'], 120)}{why}", markup=False, highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
