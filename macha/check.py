@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
 from macha.collect.hostinfo import host_facts
-from macha.config import Settings, parse_duration
+from macha.config import GroupingSettings, Settings, parse_duration
 from macha.context.compact import assign_templates
 from macha.detect import error_rate
+from macha.detect.grouping import store_triggers
 from macha.detect.patterns import Matcher, matcher_for
 from macha.detect.triggers import Detection, detect
 from macha.store.db import Store
-from macha.store.models import Host, JournalCursor, LogEvent, TriggerEvent, utcnow
+from macha.store.models import Host, JournalCursor, LogEvent, utcnow
 from macha.store.ops import insert_ignore, upsert
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class CheckResult:
     entries_read: int = 0
     new_log_events: int = 0
     new_triggers: int = 0
+    #: matches that joined an event group of the grouping window instead of raising a new event
+    repeats: int = 0
     severity_counts: dict[str, int] = field(default_factory=dict)
     trigger_ids: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -114,12 +117,15 @@ def _ingest(
 ) -> None:
     for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size,
                               max_message=settings.journal_max_message):
-        store_batch(store, result, matcher, source.key, batch, total_before)
+        store_batch(store, result, matcher, source.key, batch, total_before, settings.grouping)
 
 
-def insert_detections(s: Session, detections: list[Detection]) -> tuple[list, list]:
-    """Log events (each with its message's template) and their triggers; an entry stored before (same entry key)
-    is skipped, with its triggers."""
+def insert_detections(s: Session, detections: list[Detection], grouping: GroupingSettings | None = None,
+                      ) -> tuple[list, list, int]:
+    """Log events (each with its message's template) and their triggers: a repeat within the grouping window adds
+    to its group's count. An entry stored before (same entry key) is skipped, with its triggers.
+
+    Returns the inserted log events, the new trigger events (id, severity) and how many repeats joined groups."""
     by_host: dict[str, list[dict]] = {}
     for d in detections:
         by_host.setdefault(d.log_row["hostname"], []).append(d.log_row)
@@ -134,8 +140,8 @@ def insert_detections(s: Session, detections: list[Detection]) -> tuple[list, li
         if d.log_row["entry_key"] in ids
         for t in d.triggers
     ]
-    new_triggers = insert_ignore(s, TriggerEvent.__table__, trigger_rows, returning=("id", "severity"))
-    return inserted, new_triggers
+    stored = store_triggers(s, trigger_rows, grouping or GroupingSettings())
+    return inserted, stored.new, stored.repeats
 
 
 def _is_error(d: Detection) -> bool:
@@ -144,13 +150,13 @@ def _is_error(d: Detection) -> bool:
 
 
 def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key: str, batch: list,
-                total_before: int) -> None:
+                total_before: int, grouping: GroupingSettings | None = None) -> None:
     """Detect and store one batch of journal entries; its events and the cursor commit in one transaction."""
     severities: Counter[str] = Counter(result.severity_counts)
     detections = [d for e in batch if (d := detect(e, matcher, result.hostname, source_key)) is not None]
     result.error_counts.update(d.log_row["unit"] or "?" for d in detections if _is_error(d))
     with store.session() as s:
-        inserted, new_triggers = insert_detections(s, detections)
+        inserted, new_triggers, repeats = insert_detections(s, detections, grouping)
         upsert(
             s,
             JournalCursor.__table__,
@@ -167,6 +173,7 @@ def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key:
     result.entries_read += len(batch)
     result.new_log_events += len(inserted)
     result.new_triggers += len(new_triggers)
+    result.repeats += repeats
     for tid, sev in new_triggers:
         severities[sev] += 1
         if len(result.trigger_ids) < MAX_IDS_IN_RESULT:

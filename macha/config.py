@@ -210,6 +210,14 @@ class ErrorRateSettings(_Section):
     severity: Literal["critical", "high", "medium", "low"] = "medium"
 
 
+class GroupingSettings(_Section):
+    """Alertmanager-style grouping of repeated journal events, and authentication storms."""
+
+    window: int = Field(300, ge=0, description="seconds after a group's last repeat before a repeat is new again")
+    auth_storm_threshold: int = Field(10, ge=2, description="failures from one source that make a storm")
+    auth_storm_window: int = Field(60, ge=1, description="seconds in which those failures must come")
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
 
@@ -302,6 +310,7 @@ class Settings(BaseSettings):
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
     error_rate: ErrorRateSettings = Field(default_factory=ErrorRateSettings)
+    grouping: GroupingSettings = Field(default_factory=GroupingSettings)
     collect_metrics: bool = Field(True, description="sample CPU, memory, disks, load and PSI every triggerInterval")
     check_services: bool = Field(True, description="check criticalServices and failed units every triggerInterval")
     thresholds: dict[str, ThresholdSettings] = Field(

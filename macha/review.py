@@ -49,6 +49,11 @@ class ReviewOutcome:
         return asdict(self)
 
 
+def covered(events: list[TriggerEvent]) -> int:
+    """Journal lines (and other events) a set of trigger events stands for: each is a group of repeats."""
+    return sum(e.count or 1 for e in events)
+
+
 def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
     """One issue per group (pattern + unit); status from the worst severity."""
     groups: dict[tuple[str, str], list[TriggerEvent]] = defaultdict(list)
@@ -64,7 +69,7 @@ def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
                 severity=worst.severity,
                 subsystem=str((worst.meta or {}).get("subsystem", "other"))[:64],
                 evidence_event_ids=[e.id for e in evs[:MAX_EVIDENCE]],
-                occurrences=len(evs),
+                occurrences=sum(e.count or 1 for e in evs),
             )
         )
     issues.sort(key=lambda i: (SEVERITY_RANK[i.severity], -i.occurrences))
@@ -73,7 +78,7 @@ def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
     status = "critical" if worst_rank == 0 else "degraded" if worst_rank <= SEVERITY_RANK["medium"] else "healthy"
     if issues:
         top = "; ".join(f"{i.severity}: {i.title} x{i.occurrences}" for i in issues[:3])
-        summary = f"{RULES_NOTE}.{note} {len(events)} new event(s) in {len(issues)} group(s). {top}"
+        summary = f"{RULES_NOTE}.{note} {covered(events)} new event(s) in {len(issues)} group(s). {top}"
     else:
         summary = f"{RULES_NOTE}.{note} No new events."
     return ReviewReport(
@@ -145,7 +150,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
             model=attempt.model if attempt else None,
             outcome="ok",
             error=fallback_note.strip() or None,
-            event_count=len(events),
+            event_count=covered(events),
             payload=report.model_dump(mode="json"),
             prompt_tokens=attempt.prompt_tokens if attempt else None,
             completion_tokens=attempt.completion_tokens if attempt else None,
@@ -191,7 +196,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
         skipped=False,
         status=report.status,
         summary=report.summary,
-        events_covered=len(events),
+        events_covered=covered(events),
         actions=actions,
         reviewer=review.reviewer,
         escalation_id=escalation_id,

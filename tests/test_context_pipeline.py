@@ -60,8 +60,9 @@ def test_a_remembered_issue_is_recalled_into_the_next_review(tmp_path, make_jour
         assert s.get(Review, first["review_id"]).remembered_at is not None
     assert memory.count("issues") == 2 and memory.count("decisions") == 2
 
-    run_check(store, settings, source=JournalSource.file(make_journal([Entry(OOM.format(pid=2), priority=2)],
-                                                                      name="b.journal")))
+    # Another OOM kill (another process: a new event group, not a repeat of the reviewed one).
+    second = OOM.format(pid=2).replace("(java)", "(postgres)")
+    run_check(store, settings, source=JournalSource.file(make_journal([Entry(second, priority=2)], name="b.journal")))
     _review(store, settings)
     prompt = fake.chats()[-1]["messages"][1]["content"]
     recalled = prompt.split("## Similar past issues", 1)[1].split("<<<END DATA>>>", 1)[0]

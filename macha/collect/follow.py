@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from macha.check import ensure_host, insert_detections
 from macha.collect.journal import JournalSource, parse_entry
-from macha.config import Settings, load_settings
+from macha.config import GroupingSettings, Settings, load_settings
 from macha.detect.patterns import SEVERITY_RANK, Matcher, default_matcher, matcher_for
 from macha.detect.triggers import detect
 from macha.errors import JournalError, MachaError
@@ -51,8 +51,10 @@ class FollowStats:
 
 class Follower:
     def __init__(self, store: Store, hostname: str, source: JournalSource, request_check: Callable[[], None],
-                 matcher: Matcher | None = None, max_message: int = 16384):
+                 matcher: Matcher | None = None, max_message: int = 16384,
+                 grouping: GroupingSettings | None = None):
         self.store, self.hostname, self.source = store, hostname, source
+        self.grouping = grouping
         self.request_check = request_check
         self.matcher = matcher or default_matcher()
         self.max_message = max_message
@@ -75,8 +77,8 @@ class Follower:
         if detection is None or not any(SEVERITY_RANK[t["severity"]] <= URGENT for t in detection.triggers):
             return False
         with self.store.session() as s:
-            _, new = insert_detections(s, [detection])
-        self.stats.stored += len(new)
+            inserted, _, _ = insert_detections(s, [detection], self.grouping)
+        self.stats.stored += len(inserted)
         self._owe_check()
         return True
 
@@ -152,7 +154,7 @@ def main() -> None:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         matcher, _ = matcher_for(settings.patterns_file)
         Follower(store, settings.hostname, source, request_check, matcher,
-                 settings.journal_max_message).run(should_stop=stop.is_set)
+                 settings.journal_max_message, settings.grouping).run(should_stop=stop.is_set)
     except MachaError as exc:
         print(f"macha follower: {exc}", file=sys.stderr)
         sys.exit(2)

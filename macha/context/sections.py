@@ -97,7 +97,9 @@ def event_groups(s: Session, hostname: str, *, pending: bool, since: datetime | 
         where.append(t.time < until)
     if up_to_id is not None:
         where.append(t.id <= up_to_id)
-    aggs = (func.count(), func.min(t.time), func.max(t.time), func.min(t.id), func.max(t.id))
+    # A trigger event is a group of repeats: its count, not 1, is how many lines it stands for.
+    aggs = (func.sum(t.count), func.min(t.time), func.max(func.coalesce(t.last_seen, t.time)), func.min(t.id),
+            func.max(t.id))
     journal = s.execute(
         select(t.severity, func.coalesce(t.pattern_id, t.trigger_type), le.template_id, le.unit, *aggs,
                func.min(le.id))

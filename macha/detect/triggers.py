@@ -93,4 +93,5 @@ def state_trigger(hostname: str, time: Any, trigger_type: str, pattern_id: str, 
         "pattern_id": pattern_id,
         "fingerprint": hashlib.sha256(f"{pattern_id}\x1f{series}".encode()).hexdigest()[:32],
         "metadata": meta,
+        "last_seen": time,
     }

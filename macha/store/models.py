@@ -158,10 +158,15 @@ class TriggerEvent(Base):
     # NULL until a review covers the event: the reconciler looks for old NULLs.
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    # The event is a group: repeats (same fingerprint) within the grouping window add to its count and move
+    # last_seen instead of raising new events. The window lives here, in the database, so a restart re-alerts nothing.
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (
         UniqueConstraint("log_event_id", "pattern_id", name="uq_trigger_events_log_pattern"),
         Index("ix_trigger_events_host_review", "hostname", "review_id"),
         Index("ix_trigger_events_host_time", "hostname", "time"),
+        Index("ix_trigger_events_group", "hostname", "fingerprint", "last_seen"),
     )
 
 
@@ -364,3 +369,17 @@ class TokenCalibration(Base):
     factor: Mapped[float] = mapped_column(Float, default=1.0)
     samples: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuthWindow(Base):
+    """Authentication failures from one source in the current window: a storm is raised once per window."""
+
+    __tablename__ = "auth_windows"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(255))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    # Not a foreign key: retention may delete the old storm event while this row lives on.
+    storm_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("hostname", "source", name="uq_auth_windows_source"),)
