@@ -45,6 +45,13 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
                 "kwargs": {"hostname": settings.hostname},
                 "options": {"expires": float(settings.trigger_interval)},
             }
+    if settings.use_trigger_model:
+        schedule["classify"] = {
+            "task": "macha.classify",
+            "schedule": float(settings.trigger_interval),
+            "kwargs": {"hostname": settings.hostname},
+            "options": {"expires": float(settings.trigger_interval)},
+        }
     if settings.enable_sar:
         # A run that lands while sadc is writing sees a cut-off record (a note); the next run picks it up.
         schedule["import-sar"] = {

@@ -218,6 +218,14 @@ class GroupingSettings(_Section):
     auth_storm_window: int = Field(60, ge=1, description="seconds in which those failures must come")
 
 
+class ClassifierSettings(_Section):
+    """The optional small-model classifier of error lines no pattern knows (useTriggerModel)."""
+
+    calls_per_minute: int = Field(4, ge=1, description="model calls the classifier may make in a minute")
+    batch_size: int = Field(20, ge=1, le=50, description="templates classified per call")
+    lookback: Duration = Field("1h", description="how old an unclassified line may be and still be classified")
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
 
@@ -311,6 +319,7 @@ class Settings(BaseSettings):
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
     error_rate: ErrorRateSettings = Field(default_factory=ErrorRateSettings)
     grouping: GroupingSettings = Field(default_factory=GroupingSettings)
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     collect_metrics: bool = Field(True, description="sample CPU, memory, disks, load and PSI every triggerInterval")
     check_services: bool = Field(True, description="check criticalServices and failed units every triggerInterval")
     thresholds: dict[str, ThresholdSettings] = Field(

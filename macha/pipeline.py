@@ -175,6 +175,15 @@ def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[
     return retry, fallback
 
 
+def classify_step(store: Store, settings: Settings, hostname: str) -> dict:
+    """The trigger model's pass over unmatched error lines (useTriggerModel)."""
+    from macha.detect.classifier import classify_host
+
+    if not settings.use_trigger_model:
+        return {"hostname": hostname, "skipped": "useTriggerModel is false"}
+    return classify_host(store, settings, hostname, make_backend(settings)).to_dict()
+
+
 def sar_step(store: Store, settings: Settings, hostname: str) -> dict:
     """This host's SAR files into system_metrics (idempotent); what is missing (sysstat, files) is a note."""
     from macha.collect.sar import import_sar

@@ -191,3 +191,12 @@ def remember_review(review_id: int) -> dict:
 def index_config(hostname: str) -> dict:
     """Runs on host.<hostname>: its NixOS configuration files into semantic memory (config_files)."""
     return pipeline.index_config_step(settings, hostname)
+
+
+@app.task(name="macha.classify")
+def classify(hostname: str) -> dict:
+    """Error lines no pattern knows, sorted by the small trigger model; what it raises is reviewed as usual."""
+    result = pipeline.classify_step(_store(), settings, hostname)
+    if result.get("raised"):
+        _enqueue_reviews([hostname], reason="classifier")
+    return result

@@ -383,3 +383,39 @@ class AuthWindow(Base):
     # Not a foreign key: retention may delete the old storm event while this row lives on.
     storm_event_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (UniqueConstraint("hostname", "source", name="uq_auth_windows_source"),)
+
+
+class ClassifiedTemplate(Base):
+    """The trigger model's verdict on a message template (error lines no pattern knows): asked once per template."""
+
+    __tablename__ = "classified_templates"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    template_id: Mapped[int] = mapped_column(Integer)
+    # ignore | low | medium | high | critical
+    verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str] = mapped_column(String(128))
+    classified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "template_id", name="uq_classified_templates"),)
+
+
+class ClassifierCall(Base):
+    """One call of the trigger model: the budget counts these, and an outage is reported once, not every check."""
+
+    __tablename__ = "classifier_calls"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    templates: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_classifier_calls_host_time", "hostname", "time"),)
+
+
+class ClassifierState(Base):
+    """How far the classifier has read a host's stored log events."""
+
+    __tablename__ = "classifier_state"
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_log_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
