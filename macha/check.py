@@ -153,7 +153,10 @@ def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key:
                 total_before: int, grouping: GroupingSettings | None = None) -> None:
     """Detect and store one batch of journal entries; its events and the cursor commit in one transaction."""
     severities: Counter[str] = Counter(result.severity_counts)
-    detections = [d for e in batch if (d := detect(e, matcher, result.hostname, source_key)) is not None]
+    # The whole batch through the pattern engine at once (one Hyperscan pass when it is installed).
+    matched = matcher.match_many([e.message for e in batch])
+    detections = [d for e, m in zip(batch, matched)
+                  if (d := detect(e, matcher, result.hostname, source_key, m)) is not None]
     result.error_counts.update(d.log_row["unit"] or "?" for d in detections if _is_error(d))
     with store.session() as s:
         inserted, new_triggers, repeats = insert_detections(s, detections, grouping)

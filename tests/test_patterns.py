@@ -88,6 +88,22 @@ def test_loghub_lines_fire_exactly_the_patterns_of_their_templates(name, expecte
     assert got == want and sum(got.values()) > 100  # per-pattern counts equal the templates' counts
 
 
+def test_batch_matching_gives_exactly_the_line_by_line_answers() -> None:
+    pytest.importorskip("hyperscan")
+    matcher = Matcher(CATALOG)
+    lines = [r["Content"] for name in ("Linux/Linux_2k.log_structured.csv", "OpenSSH/OpenSSH_2k.log_structured.csv")
+             for r in _rows(name)]
+    lines += [ex for p in CATALOG for ex in p.examples]
+    # Edges of one joined buffer: a match across two lines, a message with its own newline, non-ASCII text, a
+    # pattern anchored at the start of a line, empty lines.
+    lines += ["kernel: Out of", "memory: Killed process 1 (x)", "first line\nDependency failed for x.service",
+              "ünïcödé I/O error, dev sda, sector 1", "", "Dependency failed for foo.service", "segfault at 0 ip"]
+    assert matcher._batch_scanner() is not None
+    batched = [[p.id for p in hits] for hits in matcher.match_many(lines)]
+    assert batched == [[p.id for p in matcher.match(line)] for line in lines]
+    assert sum(1 for hits in batched if hits) > 1000  # the comparison covered real matches
+
+
 def test_a_bad_user_pattern_is_named_and_the_rest_still_load(tmp_path) -> None:
     user = tmp_path / "mine.toml"
     user.write_text(

@@ -33,9 +33,12 @@ class Detection:
     triggers: list[dict[str, Any]]
 
 
-def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str) -> Detection | None:
-    """None for entries that are neither a pattern match nor of error priority (they are not kept)."""
-    matches: list[Pattern] = matcher.match(entry.message)
+def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str,
+           matches: list[Pattern] | None = None) -> Detection | None:
+    """None for entries that are neither a pattern match nor of error priority (they are not kept). ``matches``:
+    the patterns the entry matched, when the caller matched a whole batch at once."""
+    if matches is None:
+        matches = matcher.match(entry.message)
     prio_severity = PRIORITY_SEVERITY.get(entry.priority) if entry.priority is not None else None
     if not matches and (entry.priority is None or entry.priority > 3):
         return None
