@@ -31,7 +31,7 @@ def parse_duration(text: str) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         return timedelta(seconds=int(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError):
+    except (KeyError, ValueError, IndexError, OverflowError, TypeError):
         raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 2d") from None
 
 

@@ -93,7 +93,7 @@ def actions_to_run(state: dict) -> list[int]:
 
 
 def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False,
-                  schedule: Any = None) -> dict:
+                  schedule: Any = None, resend: Any = None) -> dict:
     """One Layer 4 analysis. A model server that is down leaves the escalation requested (with the error) for the
     reconciler to send again; nothing is lost."""
     from macha.llm.backend import LLMError
@@ -120,6 +120,9 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
 
                 host = s.get(Action, action["action_id"]).hostname
             schedule(action["action_id"], host)
+    if outcome.reopened and resend is not None:
+        with store.session() as s:
+            resend(outcome.reopened, s.get(Escalation, outcome.reopened).kind)
     return outcome.to_dict()
 
 
@@ -143,31 +146,40 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
                   schedule=schedule).to_dict()
 
 
-def request_background(store: Store, settings: Settings, hostname: str) -> int:
+def request_background(store: Store, settings: Settings, hostname: str) -> tuple[int, str]:
+    """A background analysis of the host; one still waiting (no gpu worker for a while) is not doubled."""
     from macha.meta.analysis import request
 
     with store.session() as s:
-        return request(s, settings, hostname, "periodic background analysis: look for slow trends, recurring "
-                       "problems and risks in the last 24 hours", kind="background").id
+        esc = request(s, settings, hostname, "periodic background analysis: look for slow trends, recurring "
+                      "problems and risks in the last 24 hours", kind="background", key=f"background:{hostname}"[:64])
+        return esc.id, esc.status
 
 
 def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """(retry, fallback): requested escalations whose run failed on the model server a while ago, or whose
-    message may be lost (an hour untouched); and, with meta.reviewModelFallback, those no gpu worker took within
-    meta.fallbackAfter. Each one sent is touched, so it is not sent again at once."""
+    message may be lost (ten minutes untouched for a critical one, an hour for others), and runs that died with
+    their worker; and, with meta.reviewModelFallback, those no gpu worker took within meta.fallbackAfter. Each one
+    sent is touched, so it is not sent again at once (a duplicate message is harmless: the claim is atomic)."""
+    from macha.meta.analysis import stale_after
     from macha.store.models import Escalation
 
     now = utcnow()
     with store.session() as s:
+        dead = s.execute(select(Escalation).where(
+            Escalation.status == "running", Escalation.started_at < now - stale_after(settings))).scalars().all()
+        for e in dead:
+            e.status, e.error = "requested", "its run stopped without an answer (the worker died?)"
         rows = s.execute(select(Escalation).where(Escalation.status == "requested")).scalars().all()
         retry, fallback = [], []
         for e in rows:
             idle = now - e.updated_at
+            lost_after = timedelta(minutes=10) if e.kind == "critical" else timedelta(hours=1)
             if settings.meta.review_model_fallback and e.kind != "background" and \
                     now - e.created_at >= timedelta(seconds=settings.meta.fallback_after) and \
                     idle >= timedelta(seconds=settings.meta.fallback_after):
                 fallback.append((e.id, e.kind))
-            elif (e.error and idle >= timedelta(minutes=5)) or idle >= timedelta(hours=1):
+            elif (e.error and idle >= timedelta(minutes=5)) or idle >= lost_after:
                 retry.append((e.id, e.kind))
             else:
                 continue

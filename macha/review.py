@@ -44,6 +44,7 @@ class ReviewOutcome:
     #: requested (its task is to be sent) or attached (an analysis of the same issue is under way or recent)
     escalation_status: str | None = None
     escalation_kind: str | None = None
+    escalation_attached_to: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,6 +169,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
         actions = []
         escalation_id = None
         escalation_status = escalation_kind = None
+        attached_to = None
         if settings is not None:
             from macha.actions.proposals import propose
 
@@ -190,6 +192,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
                 escalation_id = esc.id
                 escalation_status = esc.status
                 escalation_kind = esc.kind
+                attached_to = esc.attached_to
     return ReviewOutcome(
         hostname=hostname,
         review_id=review.id,
@@ -202,6 +205,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
         escalation_id=escalation_id,
         escalation_status=escalation_status,
         escalation_kind=escalation_kind,
+        escalation_attached_to=attached_to,
     )
 
 

@@ -140,3 +140,16 @@ def test_the_classifier_is_off_unless_asked(tmp_path) -> None:
     settings = load_settings(hostname="h1", state_dir=tmp_path)
     assert settings.use_trigger_model is False
     assert pipeline.classify_step(None, settings, "h1") == {"hostname": "h1", "skipped": "useTriggerModel is false"}
+
+
+def test_lines_a_pattern_matched_are_never_sent_to_the_classifier(tmp_path, make_journal, fake) -> None:
+    forget_miners()
+    settings = load_settings(hostname="h1", state_dir=tmp_path / "s", ollama_url=fake.url, use_trigger_model=True)
+    store = Store(settings.effective_database_url)
+    # Error-priority lines of a pattern: one event group, and its repeats have no trigger row of their own.
+    failed = [Entry("nginx.service: Failed with result 'exit-code'.", priority=3, identifier="systemd",
+                    transport="journal") for _ in range(3)]
+    run_check(store, settings, source=_recent(make_journal, failed, "a.journal"))
+    result = classify_host(store, settings, "h1", make_backend(settings))
+    assert result.scanned == 0 and fake.chats() == []
+    store.dispose()

@@ -110,6 +110,9 @@ def test_an_auth_storm_is_one_high_event_naming_the_source(db_url, make_journal,
     ("Invalid user admin from 2001:db8::17 port 4242", "2001:db8::17"),
     ("authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=dsl-1.example.net", "dsl-1.example.net"),
     ("sudo: pam_unix(sudo:auth): conversation failed", None),
+    # The user name is the attacker's to choose; the address sshd logs last, before the port, is the source.
+    ("Invalid user admin from 10.9.9.9 from 203.0.113.7 port 4242", "203.0.113.7"),
+    ("Failed password for invalid user rhost=10.1.1.1 from 203.0.113.8 port 22 ssh2", "203.0.113.8"),
 ])
 def test_the_source_of_an_auth_failure(line, source):
     assert auth_source(line) == source

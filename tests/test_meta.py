@@ -237,3 +237,62 @@ def test_run_diagnostic_is_policy_checked_and_scheduled_without_waiting(host, fa
         rows = s.execute(select(Action).where(Action.action == "run_diagnostic").order_by(Action.id)).scalars().all()
         assert [(r.arguments.get("name"), r.status) for r in rows] == [("df_h", "ready"), ("rm_rf", "refused")]
     assert scheduled == [(rows[0].id, "h1")]
+
+
+class _Exploding:
+    """A backend whose call fails in a way that is not the model server's: the run must not stay "running"."""
+
+    name = "ollama"
+    url = "x"
+
+    def context_length(self, model):
+        return 8192
+
+    def chat(self, *a, **k):
+        raise RuntimeError("disk on fire")
+
+
+def test_a_run_that_crashes_is_marked_and_its_issue_open_again(host, fake) -> None:
+    store, settings = host
+    key = issue_key([("unit_failed", "nginx.service")])
+    first = _escalation(store, settings, key=key)
+    waiting = _escalation(store, settings, key=key, kind="critical", reason="nginx down again, now critical")
+    # Attached to the first, which has not run yet: it takes the reason and the higher kind.
+    assert _esc(store, waiting).status == "attached"
+    assert _esc(store, first).kind == "critical" and "now critical" in _esc(store, first).reason
+    with pytest.raises(RuntimeError):
+        run_escalation(store, settings, first, _Exploding())
+    crashed = _esc(store, first)
+    assert crashed.status == "failed" and "RuntimeError: disk on fire" in crashed.error
+    # The issue is not stuck behind the dead run: the next escalation of it is requested, not attached.
+    assert _esc(store, _escalation(store, settings, key=key)).status == "requested"
+
+
+def test_a_failed_analysis_reopens_the_escalation_attached_to_it(host, fake) -> None:
+    store, settings = host
+    key = issue_key([("oom_kill", None)])
+    first = _escalation(store, settings, key=key)
+    second = _escalation(store, settings, key=key)
+    fake.default = {"content": "no idea"}
+    outcome = run_escalation(store, settings, first, make_backend(settings))
+    assert outcome.status == "failed" and outcome.reopened == second
+    assert _esc(store, second).status == "requested" and _esc(store, second).attached_to is None
+
+
+def test_an_absurd_tool_argument_is_an_answer_not_a_crash(host, fake) -> None:
+    store, settings = host
+    esc_id = _escalation(store, settings)
+    fake.push({"tool_calls": [tool_call("query_logs", since="99999999999999999999d"),
+                              tool_call("get_metrics", name=["not", "a", "string"])]},
+              {"content": valid_analysis()})
+    assert run_escalation(store, settings, esc_id, make_backend(settings)).status == "done"
+    overflow, wrong_type = _esc(store, esc_id).transcript
+    assert not overflow["ok"] and "bad arguments" in overflow["result"] and "duration" in overflow["result"]
+    assert not wrong_type["ok"] and "bad arguments" in wrong_type["result"]
+
+
+def test_background_analyses_do_not_pile_up_while_no_gpu_worker_runs(host) -> None:
+    store, settings = host
+    first_id, first_status = pipeline.request_background(store, settings, "h1")
+    again_id, again_status = pipeline.request_background(store, settings, "h1")
+    assert first_status == "requested" and again_status == "attached" and _esc(store, again_id).attached_to == first_id

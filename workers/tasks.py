@@ -85,6 +85,9 @@ def review(self, state: dict) -> dict:
     outcome = state.get("review") or {}
     if outcome.get("escalation_id") and outcome.get("escalation_status") == "requested":
         send_escalate(app, outcome["escalation_id"], outcome.get("escalation_kind") or "escalation")
+    elif outcome.get("escalation_attached_to") and outcome.get("escalation_kind") == "critical":
+        # Attached to a waiting analysis that is now critical: send it again at the critical priority.
+        send_escalate(app, outcome["escalation_attached_to"], "critical")
     return state
 
 
@@ -93,15 +96,17 @@ def escalate(escalation_id: int, fallback: bool = False) -> dict:
     """Layer 4 (queue gpu, ordered by kind): the meta model analyses the escalation with its read-only tools;
     actions the policy made ready go to their host. With ``fallback`` the review model answers, labelled."""
     return pipeline.escalate_step(_store(), settings, escalation_id, fallback,
-                                  schedule=lambda action_id, host: send_execute(app, action_id, host))
+                                  schedule=lambda action_id, host: send_execute(app, action_id, host),
+                                  resend=lambda esc_id, kind: send_escalate(app, esc_id, kind))
 
 
 @app.task(name="macha.background_analysis")
 def background_analysis(hostname: str) -> dict:
     """A periodic look at a host by the meta model, behind every other kind of work on the gpu queue."""
-    esc_id = pipeline.request_background(_store(), settings, hostname)
-    send_escalate(app, esc_id, "background")
-    return {"hostname": hostname, "escalation_id": esc_id}
+    esc_id, status = pipeline.request_background(_store(), settings, hostname)
+    if status == "requested":
+        send_escalate(app, esc_id, "background")
+    return {"hostname": hostname, "escalation_id": esc_id, "status": status}
 
 
 @app.task(name="macha.chat_turn")
@@ -196,7 +201,11 @@ def index_config(hostname: str) -> dict:
 @app.task(name="macha.classify")
 def classify(hostname: str) -> dict:
     """Error lines no pattern knows, sorted by the small trigger model; what it raises is reviewed as usual."""
-    result = pipeline.classify_step(_store(), settings, hostname)
+    # One run per host at a time: runs overlapping would ask the model twice and race its budget.
+    with SingleFlight(settings.effective_broker_url, f"classify:{hostname}", settings.lock_ttl) as lock:
+        if not lock.acquired:
+            return {"hostname": hostname, "skipped": "a classifier run of this host is under way"}
+        result = pipeline.classify_step(_store(), settings, hostname)
     if result.get("raised"):
         _enqueue_reviews([hostname], reason="classifier")
     return result

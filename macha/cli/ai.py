@@ -17,6 +17,7 @@ from macha.broker.client import ensure_reachable, restore_orphaned_messages
 from macha.broker.embedded import EmbeddedRedis
 from macha.cli.common import parser, run, settings_from, setup_logging
 from macha.config import Settings
+from macha.errors import MachaError
 from macha.store.db import Store, redact
 from macha.store.timeseries import setup_timescale
 
@@ -53,11 +54,13 @@ def _child_env(args: Any, settings: Settings) -> dict[str, str]:
 
 def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: str) -> list[list[str]]:
     """The Celery workers to run: one for the host's and the review queue (with beat), and the gpu queue in a
-    worker of its own with one process and one message at a time, so that priorities order the meta model's work
+    worker of its own running one task and holding one message at a time, so that priorities order the meta model's work
     and two analyses never share the model server."""
     from workers.app import host_queue
 
     wanted = [q.strip() for q in (queues or f"{host_queue(settings.hostname)},review,gpu").split(",") if q.strip()]
+    if not wanted:
+        raise MachaError("--queues names no queue (e.g. host.NAME,review,gpu)")
     others = [q for q in wanted if q != "gpu"]
     argvs = []
     if others:
@@ -75,7 +78,8 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
     if "gpu" in wanted:
         argvs.append([
             sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-            "--queues", "gpu", "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
+            # prefork with one child rather than solo: the solo pool ignores the task time limits.
+            "--queues", "gpu", "--concurrency", "1", "--prefetch-multiplier", "1",
             "--hostname", f"gpu@{settings.hostname}",
             "--loglevel", loglevel,
             "--task-events",
@@ -90,6 +94,7 @@ def _main(args: Any) -> int:
     settings = settings_from(args, broker_url=args.broker, database_url=args.database, state_dir=args.state_dir,
                              worker_concurrency=args.concurrency)
     setup_logging(args.verbose, "INFO")
+    argvs = worker_argvs(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)  # migrates, or says plainly why it cannot
     if store.dialect == "postgresql":
@@ -114,9 +119,8 @@ def _main(args: Any) -> int:
     log.info("broker: %s", settings.effective_broker_url if embedded else "Redis by URL")
 
     env = _child_env(args, settings)
-    children = [subprocess.Popen(argv, env=env) for argv in
-                worker_argvs(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level)]
-    follower = Follower(env) if settings.live_follow and not args.no_follow else None
+    children: list[subprocess.Popen] = []
+    follower: Follower | None = None
     stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
@@ -129,18 +133,29 @@ def _main(args: Any) -> int:
         if follower is not None:
             follower.stop()
 
+    # Before any child starts: a signal while they start still stops them all.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     try:
+        for argv in argvs:
+            if not stopping:
+                children.append(subprocess.Popen(argv, env=env))
+        if settings.live_follow and not args.no_follow and not stopping:
+            follower = Follower(env)
         # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all.
-        while all(child.poll() is None for child in children):
+        while not stopping and all(child.poll() is None for child in children):
             if follower is not None and not stopping:
                 follower.keep_alive()
             time.sleep(0.5)
-        if not stopping:
+        ended_alone = not stopping
+        if ended_alone:
             forward(signal.SIGTERM, None)
         codes = [child.wait() for child in children]
         code = next((c for c in codes if c not in (0, -signal.SIGTERM)), 0)
+        if ended_alone and code == 0 and children:
+            # A worker stopped though nobody asked macha-ai to: a service manager must see a failure and restart.
+            log.error("a worker stopped on its own (exit codes %s); stopping macha-ai", codes)
+            code = 1
     finally:
         for child in children:
             if child.poll() is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -101,15 +102,35 @@ def _turn(console: Console, store: Store, settings: Settings, conv_id: int, ques
 
     message_id = chat.ask(store, conv_id, question)
     send_chat(create_app(settings), message_id)
-    return _stream(console, settings, message_id, timeout or settings.meta.chat_wait, conv_id)
+    return _stream(console, store, settings, message_id, timeout or settings.meta.chat_wait, conv_id)
 
 
-def _stream(console: Console, settings: Settings, message_id: int, wait: float, conv_id: int) -> int:
-    """Print the answer as it is written; markdown is rendered once it is complete (on a terminal)."""
+#: Every control character but tab and newline (escape sequences start with one).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _clean(text: str) -> str:
+    """Model and log text must not drive the terminal: control characters (escape sequences) are dropped."""
+    return _CONTROL.sub("", text)
+
+
+def _status(store: Store, message_id: int) -> tuple[str, str | None]:
+    from macha.store.models import ChatMessage
+
+    with store.session() as s:
+        row = s.get(ChatMessage, message_id)
+        return (row.status, row.error) if row is not None else ("missing", None)
+
+
+def _stream(console: Console, store: Store, settings: Settings, message_id: int, wait: float, conv_id: int) -> int:
+    """Print the answer as it is written; markdown is rendered once it is complete (on a terminal). The stored
+    status of the question is the truth when the stream falls silent (a broker hiccup, a worker that died)."""
     client = redis_client(settings.effective_broker_url)
     key = chat.stream_key(message_id)
     last = "0-0"
-    started = time.monotonic()
+    started = quiet_since = time.monotonic()
+    # Longer than any answer may take: its time limit, plus the model calls that may follow it.
+    give_up = settings.meta.time_limit + 3 * settings.llm.timeout + 60
     got_any = False
     parts: list[str] = []
     warned = False
@@ -118,6 +139,18 @@ def _stream(console: Console, settings: Settings, message_id: int, wait: float, 
         entries: Any = client.xread({key: last}, count=500, block=block_ms)
         if not entries:
             waited = time.monotonic() - started
+            if time.monotonic() - quiet_since > 5:
+                quiet_since = time.monotonic()
+                status, error = _status(store, message_id)
+                if status == "failed":
+                    print(f"macha-chat: {_clean(error or 'the answer failed')}", file=sys.stderr)
+                    return EXIT_ERROR
+                if status == "answered" and not got_any:
+                    return _print_stored(console, store, message_id)
+                if status == "answering" and waited > give_up:
+                    print(f"macha-chat: no answer after {give_up:.0f} s; the worker may have stopped "
+                          f"(conversation #{conv_id})", file=sys.stderr)
+                    return EXIT_ERROR
             if not got_any and waited > 5 and not warned:
                 print("macha-chat: waiting for the gpu worker (the meta model may be busy with a critical "
                       "escalation)...", file=sys.stderr)
@@ -128,12 +161,13 @@ def _stream(console: Console, settings: Settings, message_id: int, wait: float, 
                       "queue; check `celery inspect active_queues`)", file=sys.stderr)
                 return EXIT_ERROR
             continue
+        quiet_since = time.monotonic()
         for _stream_key, items in entries:
             for entry_id, fields in items:
                 last = entry_id
                 got_any = True
                 kind = fields.get(b"type", b"").decode()
-                text = fields.get(b"text", b"").decode(errors="replace")
+                text = _clean(fields.get(b"text", b"").decode(errors="replace"))
                 if kind == "token":
                     parts.append(text)
                     if not console.is_terminal:
@@ -157,6 +191,21 @@ def _stream(console: Console, settings: Settings, message_id: int, wait: float, 
                     else:
                         print()
                     return 0
+
+
+def _print_stored(console: Console, store: Store, message_id: int) -> int:
+    """The answer from the store, when its stream was lost."""
+    from sqlalchemy import select
+
+    from macha.store.models import ChatMessage
+
+    with store.session() as s:
+        q = s.get(ChatMessage, message_id)
+        answer = s.execute(select(ChatMessage.content).where(
+            ChatMessage.conversation_id == q.conversation_id, ChatMessage.role == "assistant",
+            ChatMessage.id > message_id).order_by(ChatMessage.id).limit(1)).scalar()
+    console.print(_clean(answer or ""), markup=False, highlight=False)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,9 +72,10 @@ def _unmatched(s, hostname: str, after: int, since) -> list[tuple[int, int | Non
     """Error-priority (err) lines after the read position that no pattern or priority rule raised."""
     le, t = LogEvent, TriggerEvent
     priority = le.meta["priority"].as_integer()
+    matched = func.coalesce(le.meta["matched"].as_integer(), 0)
     return list(s.execute(
         select(le.id, le.template_id, le.message, le.unit, le.time)
-        .where(le.hostname == hostname, le.id > after, le.time >= since, priority == 3,
+        .where(le.hostname == hostname, le.id > after, le.time >= since, priority == 3, matched == 0,
                ~exists().where(t.log_event_id == le.id))
         .order_by(le.id).limit(MAX_SCAN)
     ).all())
@@ -126,8 +127,11 @@ def classify_host(store: Store, settings: Settings, hostname: str, backend: Back
         result.raised = [tid for tid, _ in stored.new]
         result.repeats = stored.repeats
         position = cutoff - 1
-        upsert(s, ClassifierState.__table__, {"hostname": hostname, "last_log_event_id": max(position, after)},
-               keys=["hostname"])
+        # Never backwards: another run may have moved it meanwhile.
+        current = s.execute(select(ClassifierState.last_log_event_id)
+                            .where(ClassifierState.hostname == hostname)).scalar() or 0
+        upsert(s, ClassifierState.__table__,
+               {"hostname": hostname, "last_log_event_id": max(position, after, current)}, keys=["hostname"])
     return result
 
 

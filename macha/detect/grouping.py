@@ -27,10 +27,12 @@ from macha.store.ops import insert_ignore, upsert_many
 REPEAT_INTERVAL = timedelta(hours=1)
 AUTH_PATTERNS = frozenset({"ssh_auth_failure", "ssh_invalid_user", "ssh_too_many_failures", "pam_auth_failure",
                            "sudo_auth_failure", "krb_auth_failure"})
-# "from 203.0.113.9", "rhost=203.0.113.9", IPv6 too; a host name after rhost= is a source as well.
-_SOURCE = re.compile(
-    r"(?:\bfrom\s+|\brhost=)((?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}|[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
-)
+_ADDR = r"((?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}|[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+# Where the text before or after the address is the attacker's to choose (a user name), take the occurrence the
+# logger wrote last (sshd: "... from ADDR port N", after the user) or first (PAM: "rhost=ADDR  user=NAME").
+_RHOST = re.compile(r"\brhost=" + _ADDR)
+_FROM_PORT = re.compile(r"\bfrom\s+" + _ADDR + r"\s+port\s+\d+")
+_FROM = re.compile(r"\bfrom\s+" + _ADDR)
 
 
 @dataclass
@@ -43,8 +45,12 @@ class Stored:
 
 
 def auth_source(text: str) -> str | None:
-    m = _SOURCE.search(text)
-    return m[1][:255] if m else None
+    """The address an authentication failure came from, read from the whole message."""
+    for rx, pick in ((_FROM_PORT, -1), (_RHOST, 0), (_FROM, -1)):
+        found = rx.findall(text)
+        if found:
+            return found[pick][:255]
+    return None
 
 
 def store_triggers(s: Session, rows: list[dict[str, Any]], cfg: GroupingSettings) -> Stored:
@@ -104,7 +110,7 @@ def _auth_storms(s: Session, failures: list[dict[str, Any]], cfg: GroupingSettin
     span = timedelta(seconds=cfg.auth_storm_window)
     by_source: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for f in failures:
-        src = auth_source(f["trigger_reason"])
+        src = (f.get("metadata") or {}).get("source") or auth_source(f["trigger_reason"])
         if src:
             by_source.setdefault((f["hostname"], src), []).append(f)
     if not by_source:

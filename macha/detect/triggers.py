@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from macha.collect.journal import JournalEntry
+from macha.detect.grouping import AUTH_PATTERNS, auth_source
 from macha.detect.patterns import SEVERITY_RANK, Matcher, Pattern
 
 # syslog priorities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning ...
@@ -55,12 +56,18 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
         "unit": unit,
         "source": source_key,
         "entry_key": entry_key(entry),
-        "metadata": entry.fields(),
+        # Whether a pattern matched: a repeat joins its group without a trigger row of its own, and the
+        # classifier must still know the line was matched.
+        "metadata": {**entry.fields(), "matched": 1 if matches else 0},
     }
     triggers = [
         _trigger(entry, hostname, unit, "journal_pattern", p.id, p.severity, p.subsystem, p.description)
         for p in matches
     ]
+    for t in triggers:
+        if t["pattern_id"] in AUTH_PATTERNS and (src := auth_source(entry.message)):
+            # From the whole message: the reason keeps only its first 300 characters.
+            t["metadata"]["source"] = src
     # An emergency/alert/critical line that no pattern knows is still worth a review.
     if not matches and entry.priority is not None and entry.priority <= 2:
         triggers.append(

@@ -47,6 +47,8 @@ class AnalysisOutcome:
     tool_calls: int = 0
     actions: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    #: an escalation attached to this failed one, requested again: its task is to be sent
+    reopened: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,13 +68,20 @@ def issue_key_of_events(events: Iterable[TriggerEvent]) -> str | None:
     return issue_key(((e.pattern_id or e.trigger_type), (e.meta or {}).get("unit")) for e in worst)
 
 
-def _same_issue(session: Session, hostname: str, key: str | None, window_s: int, exclude: int | None = None):
+def stale_after(settings: Settings) -> timedelta:
+    """A run older than this has died (its worker was killed): its escalation may be taken again."""
+    return timedelta(seconds=settings.meta.time_limit + 3 * settings.llm.timeout + 60)
+
+
+def _same_issue(session: Session, settings: Settings, hostname: str, key: str | None, exclude: int | None = None):
     if key is None:
         return None
-    recent = utcnow() - timedelta(seconds=window_s)
+    now = utcnow()
+    recent = now - timedelta(seconds=settings.meta.dedup_window)
     q = select(Escalation).where(
         Escalation.hostname == hostname, Escalation.issue_key == key,
-        or_(Escalation.status.in_(("requested", "running")),
+        or_(Escalation.status == "requested",
+            (Escalation.status == "running") & (Escalation.started_at >= now - stale_after(settings)),
             (Escalation.status == "done") & (Escalation.finished_at >= recent)))
     if exclude is not None:
         q = q.where(Escalation.id != exclude)
@@ -84,33 +93,49 @@ def request(session: Session, settings: Settings, hostname: str, reason: str, *,
     """Store an escalation; one of an issue already under analysis (or just analysed) is stored as attached."""
     if kind not in KINDS:
         raise ValueError(f"escalation kind must be one of {KINDS}")
-    first = _same_issue(session, hostname, key, settings.meta.dedup_window)
+    first = _same_issue(session, settings, hostname, key)
     esc = Escalation(hostname=hostname, review_id=review_id, reason=reason[:4000], kind=kind, issue_key=key,
                      status="attached" if first else "requested", attached_to=first.id if first else None)
     session.add(esc)
+    if first is not None and first.status == "requested":
+        # Not analysed yet: the analysis will read this reason too, and a critical one makes it critical.
+        first.reason = f"{first.reason}\n(also: {reason})"[:4000]
+        if KINDS.index(kind) < KINDS.index(first.kind):
+            first.kind = kind
     session.flush()
     return esc
 
 
 def _claim(store: Store, settings: Settings, escalation_id: int, model: str) -> tuple[Escalation | None, str]:
-    """Take the escalation for this run, or say why not (done, attached, running elsewhere, missing)."""
+    """Take the escalation for this run, or say why not (done, attached, running elsewhere, missing).
+
+    The claim is a conditional UPDATE on the row as it was read, so of two workers (a resent message, the
+    review-model fallback) exactly one wins, on SQLite as on PostgreSQL."""
     now = utcnow()
     with store.session() as s:
-        esc = s.get(Escalation, escalation_id, with_for_update=True)
+        esc = s.get(Escalation, escalation_id)
         if esc is None:
             return None, "missing"
         if esc.status in ("done", "failed", "attached"):
             return None, esc.status
-        if esc.status == "running" and esc.started_at and \
-                now - esc.started_at < timedelta(seconds=settings.meta.time_limit + 60):
+        if esc.status == "running" and esc.started_at and now - esc.started_at < stale_after(settings):
             return None, "running"
-        first = _same_issue(s, esc.hostname, esc.issue_key, settings.meta.dedup_window, exclude=esc.id)
-        if first is not None and first.id < esc.id:
-            esc.status, esc.attached_to, esc.updated_at = "attached", first.id, now
+        seen = (esc.status, esc.updated_at)
+        first = _same_issue(s, settings, esc.hostname, esc.issue_key, exclude=esc.id)
+        attach = first is not None and first.id < esc.id
+        values: dict[str, Any] = (
+            {"status": "attached", "attached_to": first.id, "updated_at": now} if attach else
+            # "running" left by a run that died: run again (the model call itself has no side effect).
+            {"status": "running", "started_at": now, "updated_at": now, "model": model, "error": None})
+        won = s.execute(update(Escalation).where(
+            Escalation.id == escalation_id, Escalation.status == seen[0], Escalation.updated_at == seen[1])
+            .values(**values).execution_options(synchronize_session=False)).rowcount
+        if won != 1:
+            return None, "running"
+        if attach:
             return None, "attached"
-        # "running" left by a run that died (its task redelivered): run again, the model call has no side effect.
-        esc.status, esc.started_at, esc.updated_at, esc.model, esc.error = "running", now, now, model, None
-        s.flush()
+        s.expire(esc)
+        s.refresh(esc)
         s.expunge(esc)
         return esc, "running"
 
@@ -140,13 +165,39 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
     try:
         outcome = _analyse(store, settings, esc, backend, model, memory, memory_note, schedule, label)
     except LLMError as exc:
-        with store.session() as s:
-            s.execute(update(Escalation).where(Escalation.id == esc.id).values(
-                status="requested", error=str(exc)[:2000], updated_at=utcnow()))
+        _release(store, esc.id, "requested", str(exc))
+        raise
+    except BaseException as exc:
+        # Anything else (a store error, the task's time limit): the run is over and says why; the escalation's
+        # issue is open again for the next escalation, instead of attaching to a run that will never end.
+        _release(store, esc.id, "failed", f"the analysis stopped: {type(exc).__name__}: {exc}")
         raise
     if outcome.status == "done" and memory is not None:
         _remember(memory, esc, outcome)
+    if outcome.status == "failed":
+        outcome.reopened = reopen_attached(store, esc.id)
     return outcome
+
+
+def _release(store: Store, escalation_id: int, status: str, error: str) -> None:
+    try:
+        with store.session() as s:
+            s.execute(update(Escalation).where(Escalation.id == escalation_id, Escalation.status == "running")
+                      .values(status=status, error=error[:2000], updated_at=utcnow(), finished_at=utcnow()))
+    except Exception as exc:  # noqa: BLE001 - the original error matters more; the stale-run rule covers this
+        log.error("escalation %s could not be released: %s", escalation_id, exc)
+
+
+def reopen_attached(store: Store, escalation_id: int) -> int | None:
+    """After a failed analysis, the oldest escalation attached to it is requested again (its id, to send)."""
+    with store.session() as s:
+        nxt = s.execute(select(Escalation).where(Escalation.attached_to == escalation_id,
+                                                 Escalation.status == "attached")
+                        .order_by(Escalation.id).limit(1)).scalar_one_or_none()
+        if nxt is None:
+            return None
+        nxt.status, nxt.attached_to, nxt.updated_at = "requested", None, utcnow()
+        return nxt.id
 
 
 def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend, model: str, memory: Any,
@@ -180,7 +231,7 @@ def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend
     for attempt in range(2):
         if analysis is not None:
             break
-        ask = render("meta_final") if attempt == 0 or error is None else render(
+        ask = render("meta_final") if error is None else render(
             "repair", error=error, previous=fence("your previous answer", raw[-1][:4000]))
         reply = backend.chat(model, final_messages + [{"role": "user", "content": ask}], schema=schema,
                              num_ctx=plan.num_ctx, max_tokens=plan.answer_tokens)

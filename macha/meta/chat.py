@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from macha.actions.audit import history as audit_history
 from macha.config import Settings
@@ -134,50 +134,64 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
         msg = s.get(ChatMessage, message_id)
         if msg is None:
             return ChatAnswer(message_id, None, "missing")
-        if msg.status != "pending":
+        # Claimed by a conditional update: a redelivered task does not answer the same question twice.
+        won = s.execute(update(ChatMessage).where(ChatMessage.id == message_id, ChatMessage.status == "pending")
+                        .values(status="answering").execution_options(synchronize_session=False)).rowcount
+        if won != 1:
             return ChatAnswer(message_id, None, msg.status)
         conv = s.get(Conversation, msg.conversation_id)
         s.expunge(conv)
         question = msg.content
-    model = settings.meta_model
     try:
-        plan, key = prompt_budget(store, backend, settings, model)
-        system = render("chat_system", hostname=conv.hostname, catalog=catalog_lines(),
-                        tools=", ".join(tools.TOOLS), max_tool_calls=settings.meta.max_tool_calls)
-        topic = topic_text(store, conv)
-        room = plan.prompt_tokens - count(system) - count(topic) - count(question) - 64
-        tool_room = min(settings.meta.max_tool_calls * settings.meta.tool_result_tokens, room // 3)
-        window = build_window(store, conv.hostname, max(128, int((room - tool_room) * WINDOW_SHARE)),
-                              autonomy_level=settings.autonomy_level, memory=memory, memory_note=memory_note,
-                              similar_issues=settings.memory.similar_issues)
-        context = f"The host as Macha sees it now:\n{window.text}" + (f"\n\n{topic}" if topic else "")
-        history = _history(store, conv.id, message_id, max(0, room - tool_room - window.tokens))
-        messages = ([{"role": "system", "content": system}, {"role": "user", "content": context},
-                     {"role": "assistant", "content": "Understood. What would you like to know?"}]
-                    + history + [{"role": "user", "content": question}])
-        ctx = tools.ToolContext(store, settings, conv.hostname, memory=memory, proposer=f"chat:{model}"[:64],
-                                schedule=schedule)
-        limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
-                        settings.meta.tool_result_tokens, plan.answer_tokens)
-        loop = run_loop(backend, model, messages, ctx, limits, num_ctx=plan.num_ctx,
-                        on_token=lambda t: publish("token", t),
-                        on_tool=lambda o: publish("tool", f"{o.name} {json.dumps(o.arguments)[:200]}"
-                                                  + (" (refused)" if o.refused else "")))
-        content = loop.content
-        if loop.stopped != "answered":
-            publish("token", "\n")
-            final = backend.chat(model, loop.messages + [{"role": "user", "content":
-                                 "Answer my question now with what you found, without more tools."}],
-                                 num_ctx=plan.num_ctx, max_tokens=plan.answer_tokens,
-                                 on_token=lambda t: publish("token", t))
-            content = final.content
-    except LLMError as exc:
-        error = str(exc)
+        return _answer(store, settings, message_id, conv, question, backend, publish, memory, memory_note,
+                       schedule)
+    except BaseException as exc:
+        # Whatever stopped it (a store error, the task's time limit), the asker hears it and the question is
+        # marked, not left "answering".
+        error = str(exc) if isinstance(exc, LLMError) else f"the answer failed: {type(exc).__name__}: {exc}"
         with store.session() as s:
-            row = s.get(ChatMessage, message_id)
-            row.status, row.error = "failed", error[:2000]
+            s.execute(update(ChatMessage).where(ChatMessage.id == message_id)
+                      .values(status="failed", error=error[:2000]))
         publish("error", error)
-        return ChatAnswer(message_id, None, "failed", error=error)
+        if isinstance(exc, Exception):
+            return ChatAnswer(message_id, None, "failed", error=error)
+        raise
+
+
+def _answer(store: Store, settings: Settings, message_id: int, conv: Conversation, question: str,
+            backend: Backend, publish: Callable[[str, str], None], memory: Any, memory_note: str | None,
+            schedule: Callable[[int, str], None] | None) -> ChatAnswer:
+    model = settings.meta_model
+    plan, key = prompt_budget(store, backend, settings, model)
+    system = render("chat_system", hostname=conv.hostname, catalog=catalog_lines(),
+                    tools=", ".join(tools.TOOLS), max_tool_calls=settings.meta.max_tool_calls)
+    topic = topic_text(store, conv)
+    room = plan.prompt_tokens - count(system) - count(topic) - count(question) - 64
+    tool_room = min(settings.meta.max_tool_calls * settings.meta.tool_result_tokens, room // 3)
+    window = build_window(store, conv.hostname, max(128, int((room - tool_room) * WINDOW_SHARE)),
+                          autonomy_level=settings.autonomy_level, memory=memory, memory_note=memory_note,
+                          similar_issues=settings.memory.similar_issues)
+    context = f"The host as Macha sees it now:\n{window.text}" + (f"\n\n{topic}" if topic else "")
+    history = _history(store, conv.id, message_id, max(0, room - tool_room - window.tokens))
+    messages = ([{"role": "system", "content": system}, {"role": "user", "content": context},
+                 {"role": "assistant", "content": "Understood. What would you like to know?"}]
+                + history + [{"role": "user", "content": question}])
+    ctx = tools.ToolContext(store, settings, conv.hostname, memory=memory, proposer=f"chat:{model}"[:64],
+                            schedule=schedule)
+    limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
+                    settings.meta.tool_result_tokens, plan.answer_tokens)
+    loop = run_loop(backend, model, messages, ctx, limits, num_ctx=plan.num_ctx,
+                    on_token=lambda t: publish("token", t),
+                    on_tool=lambda o: publish("tool", f"{o.name} {json.dumps(o.arguments)[:200]}"
+                                              + (" (refused)" if o.refused else "")))
+    content = loop.content
+    if loop.stopped != "answered":
+        publish("token", "\n")
+        final = backend.chat(model, loop.messages + [{"role": "user", "content":
+                             "Answer my question now with what you found, without more tools."}],
+                             num_ctx=plan.num_ctx, max_tokens=plan.answer_tokens,
+                             on_token=lambda t: publish("token", t))
+        content = final.content
     with store.session() as s:
         reply = ChatMessage(conversation_id=conv.id, role="assistant", content=truncate(content, 20000) or "",
                             model=loop.model or model, transcript=loop.transcript)

@@ -248,6 +248,8 @@ def call(ctx: ToolContext, name: Any, arguments: Any, max_tokens: int) -> ToolOu
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
         return ToolOutcome(name, args, f"bad arguments: {where}: {err.get('msg')}", ok=False)
+    except Exception as exc:  # noqa: BLE001 - any argument the model made up is its problem, not a crash
+        return ToolOutcome(name, args, f"bad arguments: {type(exc).__name__}: {str(exc)[:200]}", ok=False)
     try:
         text = tool.run(ctx, parsed)
     except Exception as exc:  # noqa: BLE001 - a failing tool is an answer for the model, not a crash of the analysis
