@@ -10,69 +10,39 @@ from macha.collect.sar import calendar_to_crontab
 from macha.config import Settings
 
 
+def _entry(task: str, every: float, schedule: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """A task every ``every`` seconds (or on ``schedule``); a run older than that is superseded by the next one."""
+    entry: dict[str, Any] = {"task": task, "schedule": schedule if schedule is not None else float(every),
+                             "options": {"expires": float(every)}}
+    if kwargs:
+        entry["kwargs"] = kwargs
+    return entry
+
+
 def build_beat_schedule(settings: Settings) -> dict[str, Any]:
+    host = settings.hostname
+    tick = settings.trigger_interval
     schedule = {
-        "check-host": {
-            "task": "macha.start_check",
-            "schedule": float(settings.trigger_interval),
-            "kwargs": {"hostname": settings.hostname, "reason": "schedule"},
-            # A check older than its interval is superseded by the next one.
-            "options": {"expires": float(settings.trigger_interval)},
-        },
-        "review-tick": {
-            "task": "macha.review_tick",
-            "schedule": float(settings.review_interval),
-            "options": {"expires": float(settings.review_interval)},
-        },
-        "expire-approvals": {
-            "task": "macha.expire_approvals",
-            "schedule": 60.0,
-            "options": {"expires": 60.0},
-        },
-        "reconcile": {
-            "task": "macha.reconcile",
-            "schedule": 60.0,
-            "options": {"expires": 60.0},
-        },
+        "check-host": _entry("macha.start_check", tick, hostname=host, reason="schedule"),
+        "review-tick": _entry("macha.review_tick", settings.review_interval),
+        "expire-approvals": _entry("macha.expire_approvals", 60),
+        "reconcile": _entry("macha.reconcile", 60),
+        "retention": _entry("macha.retention", 3600),
     }
-    # Work that must run on this host, every triggerInterval, on its own queue (the route picks it).
-    for key, task, enabled in (("collect-metrics", "macha.collect_metrics", settings.collect_metrics),
-                               ("check-services", "macha.check_services", settings.check_services)):
-        if enabled:
-            schedule[key] = {
-                "task": task,
-                "schedule": float(settings.trigger_interval),
-                "kwargs": {"hostname": settings.hostname},
-                "options": {"expires": float(settings.trigger_interval)},
-            }
-    if settings.use_trigger_model:
-        schedule["classify"] = {
-            "task": "macha.classify",
-            "schedule": float(settings.trigger_interval),
-            "kwargs": {"hostname": settings.hostname},
-            "options": {"expires": float(settings.trigger_interval)},
-        }
-    if settings.enable_sar:
+    # Work on this host's own queue (the route picks it) every triggerInterval, and the rest as configured.
+    optional = (
+        ("collect-metrics", settings.collect_metrics, lambda: _entry("macha.collect_metrics", tick, hostname=host)),
+        ("check-services", settings.check_services, lambda: _entry("macha.check_services", tick, hostname=host)),
+        ("classify", settings.use_trigger_model, lambda: _entry("macha.classify", tick, hostname=host)),
         # A run that lands while sadc is writing sees a cut-off record (a note); the next run picks it up.
-        schedule["import-sar"] = {
-            "task": "macha.import_sar",
-            "schedule": crontab(**calendar_to_crontab(settings.sar_collect_frequency)),
-            "kwargs": {"hostname": settings.hostname},
-            "options": {"expires": 600.0},
-        }
-    if settings.memory.enable and settings.memory.config_paths:
-        schedule["index-config"] = {
-            "task": "macha.index_config",
-            "schedule": 3600.0,
-            "kwargs": {"hostname": settings.hostname},
-            "options": {"expires": 3600.0},
-        }
-    if settings.meta.background_interval:
-        schedule["background-analysis"] = {
-            "task": "macha.background_analysis",
-            "schedule": float(settings.meta.background_interval),
-            "kwargs": {"hostname": settings.hostname},
-            "options": {"expires": float(settings.meta.background_interval)},
-        }
-    schedule["retention"] = {"task": "macha.retention", "schedule": 3600.0, "options": {"expires": 3600.0}}
+        ("import-sar", settings.enable_sar, lambda: _entry(
+            "macha.import_sar", 600, crontab(**calendar_to_crontab(settings.sar_collect_frequency)), hostname=host)),
+        ("index-config", settings.memory.enable and bool(settings.memory.config_paths),
+         lambda: _entry("macha.index_config", 3600, hostname=host)),
+        ("background-analysis", bool(settings.meta.background_interval),
+         lambda: _entry("macha.background_analysis", settings.meta.background_interval, hostname=host)),
+    )
+    for key, enabled, build in optional:
+        if enabled:
+            schedule[key] = build()
     return schedule

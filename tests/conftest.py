@@ -107,6 +107,19 @@ def state_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
+def fake():
+    """A fake Ollama server (a real HTTP server speaking its API); the model's context length is asked afresh."""
+    from fake_ollama import FakeOllama
+
+    from macha.llm.review_model import _context_lengths
+
+    server = FakeOllama()
+    _context_lengths.clear()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def make_journal(tmp_path: Path) -> Callable[..., Path]:
     if not have_journal_remote():
         _unavailable("systemd-journal-remote (Debian package systemd-journal-remote)")

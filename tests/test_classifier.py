@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from conftest import Entry
-from fake_ollama import FakeOllama
 from sqlalchemy import select
 
 from macha import pipeline
@@ -37,13 +36,6 @@ def _lines(n: int, start: int = 0) -> list[Entry]:
         out.append(Entry(DISK.format(pid=100 + i, n=8 + i), priority=3, identifier="smartd", transport="syslog"))
         out.append(Entry(CRON.format(pid=200 + i, n=i), priority=3, identifier="CRON", transport="syslog"))
     return out
-
-
-@pytest.fixture
-def fake():
-    server = FakeOllama()
-    yield server
-    server.close()
 
 
 @pytest.fixture

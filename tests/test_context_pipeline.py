@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import Entry, free_port, macha_env, wait_for
-from fake_ollama import FakeOllama, valid_review
+from fake_ollama import valid_review
 from sqlalchemy import select
 
 from beat_schedule import build_beat_schedule
@@ -31,11 +31,9 @@ def _review(store, settings, hostname="h1") -> dict:
     return pipeline.review_step(store, state, settings)["review"]
 
 
-@pytest.fixture
-def fake():
-    server = FakeOllama()
-    yield server
-    server.close()
+@pytest.fixture(autouse=True)
+def _close_memories():
+    yield
     close_memories()
 
 

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 from conftest import Entry
-from fake_ollama import FakeOllama, valid_review
+from fake_ollama import valid_review
 from sqlalchemy import func, select
 
 from macha import pipeline
@@ -19,7 +19,6 @@ from macha.config import load_settings
 from macha.context import tokens
 from macha.context.tokens import count
 from macha.llm.backend import LLMUnavailable, ModelMissing, make_backend
-from macha.llm.review_model import _context_lengths
 from macha.llm.schemas import MODEL_MAX_LENGTH
 from macha.review import RULES_NOTE, run_review
 from macha.store.db import Store
@@ -28,14 +27,6 @@ from macha.store.models import Escalation, Review, TriggerEvent
 OOM = ("Out of memory: Killed process 4242 (postgres) total-vm:8123456kB, anon-rss:7000000kB, file-rss:0kB, "
        "shmem-rss:0kB, UID:71 pgtables:14000kB oom_score_adj:0")
 SEGV = "app[{pid}]: segfault at 0 ip 00007f00deadbeef sp 00007ffc0 error 4 in libfoo.so[7f0+1000]"
-
-
-@pytest.fixture
-def fake():
-    server = FakeOllama()
-    _context_lengths.clear()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Entry
-from fake_ollama import FakeOllama, tool_call, valid_analysis
+from fake_ollama import tool_call, valid_analysis
 from sqlalchemy import select
 from standin import FakeSystemctl
 
@@ -20,20 +20,11 @@ from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.context.window import build_window
 from macha.llm.backend import LLMUnavailable, make_backend
-from macha.llm.review_model import _context_lengths
 from macha.meta.analysis import issue_key, request, run_escalation
 from macha.store.db import Store
 from macha.store.models import Action, Escalation
 
 NGINX_DOWN = "nginx.service: Failed with result 'oom-kill'."
-
-
-@pytest.fixture
-def fake():
-    server = FakeOllama()
-    _context_lengths.clear()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -296,3 +287,27 @@ def test_background_analyses_do_not_pile_up_while_no_gpu_worker_runs(host) -> No
     first_id, first_status = pipeline.request_background(store, settings, "h1")
     again_id, again_status = pipeline.request_background(store, settings, "h1")
     assert first_status == "requested" and again_status == "attached" and _esc(store, again_id).attached_to == first_id
+
+
+def test_a_follow_up_chat_about_an_analysed_issue_sees_the_analysis(host, fake) -> None:
+    from macha.meta import chat
+
+    store, settings = host
+    esc_id = _escalation(store, settings)
+    fake.push({"content": valid_analysis()})
+    run_escalation(store, settings, esc_id, make_backend(settings))
+    conv = chat.start(store, "h1", escalation_id=esc_id, created_by="ops")
+    question = chat.ask(store, conv, "Did lowering worker_connections help?")
+    streamed: list[tuple[str, str]] = []
+    fake.push({"content": "Not applied yet: the configuration still says 65535."})
+    answer = chat.answer(store, settings, question, make_backend(settings),
+                         publish=lambda kind, text: streamed.append((kind, text)))
+    assert answer.status == "answered" and "Not applied yet" in answer.content
+    context = fake.chats()[-1]["messages"][1]["content"]
+    assert "<<<DATA the issue being followed up>>>" in context and "worker_connections raised to 65535" in context
+    assert streamed[-1][0] == "done" and "".join(t for k, t in streamed if k == "token").startswith("Not applied")
+    # Asked again (a redelivered task): answered once.
+    assert chat.answer(store, settings, question, make_backend(settings), publish=lambda *a: None).status == \
+        "answered" and len(fake.chats()) == 2
+    with pytest.raises(chat.ChatError, match="no analysed issue #999"):
+        chat.start(store, "h1", escalation_id=999)

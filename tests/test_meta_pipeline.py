@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import VENV_BIN, macha_env, run_cli, wait_for
-from fake_ollama import FakeOllama, tool_call, valid_analysis
+from fake_ollama import tool_call, valid_analysis
 from sqlalchemy import select
 from standin import FakeSystemctl
 
@@ -21,13 +21,6 @@ from macha.store.models import Action, ChatMessage, Conversation, Escalation
 from workers.app import create_app, send_escalate
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def fake():
-    server = FakeOllama()
-    yield server
-    server.close()
 
 
 def _hostname(state_dir) -> str:
