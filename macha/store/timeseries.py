@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from macha.store.db import Store
-from macha.store.models import LogEvent, ServiceStatus, SystemMetric, TriggerEvent, utcnow
+from macha.store.models import AuthWindow, ClassifierCall, LogEvent, ServiceStatus, SystemMetric, TriggerEvent, utcnow
 
 Direction = Literal["rising", "falling", "steady"]
 
@@ -363,6 +363,9 @@ def apply_retention(store: Store, retention_days: int, now: datetime | None = No
         (LogEvent.__table__, and_(LogEvent.time < cutoff, ~referenced)),
         (ServiceStatus.__table__, ServiceStatus.time < cutoff),
         (SystemMetric.__table__, SystemMetric.time < cutoff),
+        # Bookkeeping that grows with time: the classifier's call log, authentication windows of old sources.
+        (ClassifierCall.__table__, ClassifierCall.time < cutoff),
+        (AuthWindow.__table__, AuthWindow.window_start < cutoff),
     ]
     for table, condition in plan:
         if table.name in retained:
