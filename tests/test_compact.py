@@ -180,3 +180,42 @@ def test_a_huge_line_makes_a_bounded_template(sqlite_url) -> None:
     assert len(template.split()) <= compact.MAX_TOKENS
     assert count(template) < 1000
     store.dispose()
+
+
+def test_loghub_lines_compact_into_the_budget_with_every_template(sqlite_url) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from macha.store.models import TriggerEvent
+
+    rows = []
+    for name in ("Linux", "OpenSSH"):
+        path = LOGHUB / name / f"{name}_2k.log_structured.csv"
+        if not path.exists():
+            pytest.skip(f"Loghub data not found at {path}")
+        rows += list(csv.DictReader(path.open(encoding="utf-8")))
+    store = Store(sqlite_url)
+    forget_miners()
+    start = datetime(2026, 11, 24, 11, 0, tzinfo=timezone.utc)
+    with store.session() as s:
+        tids = assign_templates(s, "h1", [r["Content"] for r in rows])
+        for i, (row, tid) in enumerate(zip(rows, tids)):
+            t = start + timedelta(seconds=i)
+            log = LogEvent(time=t, hostname="h1", severity="medium", message=row["Content"], unit=row["Component"],
+                           source="loghub", entry_key=f"k{i}", template_id=tid, meta={})
+            s.add(log)
+            s.flush()
+            s.add(TriggerEvent(time=t, hostname="h1", trigger_type="journal_pattern", trigger_reason=row["Content"],
+                               severity="medium", pattern_id="loghub", fingerprint=f"f{i}", log_event_id=log.id,
+                               meta={}))
+    with store.session() as s:
+        templates = list(s.execute(select(LogTemplate.template)).scalars())
+    raw = count("\n".join(r["Content"] for r in rows))
+    roomy = build_window(store, "h1", 30_000, include={"events"})
+    print(f"Loghub Linux+OpenSSH: {len(rows)} lines, {raw} tokens raw -> {roomy.tokens} tokens, "
+          f"{len(templates)} templates")
+    assert roomy.tokens <= 30_000 < raw
+    for template in templates:
+        assert template[:60] in roomy.text, template
+    for budget in (300, 1_500, 5_000):
+        assert build_window(store, "h1", budget, include={"events"}).tokens <= budget
+    store.dispose()

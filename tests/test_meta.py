@@ -311,3 +311,16 @@ def test_a_follow_up_chat_about_an_analysed_issue_sees_the_analysis(host, fake) 
         "answered" and len(fake.chats()) == 2
     with pytest.raises(chat.ChatError, match="no analysed issue #999"):
         chat.start(store, "h1", escalation_id=999)
+
+
+def test_the_token_limit_stops_the_loop(host, fake) -> None:
+    store, base = host
+    settings = base.model_copy(update={"meta": base.meta.model_copy(update={"max_tokens": 600,
+                                                                            "max_tool_calls": 8})})
+    esc_id = _escalation(store, settings)
+    # The fake server counts a token per 4 characters of the answer: 4,000 characters are 1,000 tokens.
+    fake.push({"content": "thinking " * 445, "tool_calls": [tool_call("list_pending_approvals")]},
+              {"content": valid_analysis()})
+    outcome = run_escalation(store, settings, esc_id, make_backend(settings))
+    assert outcome.status == "done" and outcome.stopped == "token_limit" and outcome.tool_calls == 1
+    assert fake.chats()[0]["options"]["num_predict"] <= 600
