@@ -40,6 +40,15 @@ def _valid_duration(text: str) -> str:
     return text
 
 
+def _http_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return url.rstrip("/") if url else url
+
+
+#: An optional server URL (http or https), stored without a trailing slash.
+HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
+
 #: A duration option such as "30s", "10m", "1h" or "2d", checked when settings load.
 Duration = Annotated[str, AfterValidator(_valid_duration)]
 
@@ -109,7 +118,7 @@ class LlmSettings(_Section):
     backend: Literal["ollama", "openai", "none"] = Field(
         "ollama", description="ollama (ollamaUrl), openai (an OpenAI-compatible server at openaiUrl) or none (rules)"
     )
-    openai_url: str | None = Field(None, description="base URL of an OpenAI-compatible server, e.g. http://h:8000/v1")
+    openai_url: HttpUrl = Field(None, description="base URL of an OpenAI-compatible server, e.g. http://h:8000/v1")
     openai_api_key: str | None = None
     timeout: float = Field(180.0, gt=0, description="seconds one model call may take")
     connect_timeout: float = Field(3.0, gt=0)
@@ -117,12 +126,6 @@ class LlmSettings(_Section):
     keep_alive: str = Field("10m", description="how long Ollama keeps the model loaded after a call")
     answer_tokens: int = Field(2048, ge=256, description="tokens kept free for the model's answer")
 
-    @field_validator("openai_url")
-    @classmethod
-    def _http(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return v.rstrip("/") if v else v
 
     @model_validator(mode="after")
     def _openai_needs_url(self) -> LlmSettings:
@@ -135,7 +138,7 @@ class MemorySettings(_Section):
     """Semantic memory (Chroma): where it lives and how texts become vectors."""
 
     enable: bool = Field(True, description="recall similar past issues and remember reviews (Chroma)")
-    chroma_url: str | None = Field(
+    chroma_url: HttpUrl = Field(
         None, description="a Chroma server (http://host:8000); unset means a persistent store under stateDir"
     )
     embedding: Literal["onnx", "ollama"] = Field(
@@ -147,12 +150,6 @@ class MemorySettings(_Section):
         default_factory=lambda: ["/etc/nixos"], description="files or directories of *.nix indexed into config_files"
     )
 
-    @field_validator("chroma_url")
-    @classmethod
-    def _http(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return v.rstrip("/") if v else v
 
 
 class MetaSettings(_Section):

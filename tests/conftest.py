@@ -107,6 +107,16 @@ def state_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
+def systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The recording stand-in `systemctl`, first on PATH (no systemd runs as PID 1 here)."""
+    from standin import FakeSystemctl
+
+    stand_in = FakeSystemctl(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{stand_in.bindir}:{os.environ['PATH']}")
+    return stand_in
+
+
+@pytest.fixture
 def fake():
     """A fake Ollama server (a real HTTP server speaking its API); the model's context length is asked afresh."""
     from fake_ollama import FakeOllama

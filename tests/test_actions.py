@@ -14,7 +14,6 @@ from conftest import FIXTURES
 from hypothesis import given, settings as hsettings, strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
-from standin import FakeSystemctl
 
 from macha.actions import approvals
 from macha.actions.approvals import ApprovalError
@@ -36,15 +35,6 @@ from macha.store.models import Action, ActionAudit
 CORPUS = tomllib.loads((FIXTURES / "adversarial_actions.toml").read_text())["case"]
 OUTCOME_STATUS = {"refused": "refused", "queued": "pending", "executed": "ready", "recorded": "recorded"}
 HOST = "testhost"
-
-
-@pytest.fixture
-def systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemctl:
-    fake = FakeSystemctl(tmp_path / "bin")
-    import os
-
-    monkeypatch.setenv("PATH", f"{fake.bindir}:{os.environ['PATH']}")
-    return fake
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@ limits, refusals, storage, the policy on its proposals, dedup of escalations, an
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from conftest import Entry
 from fake_ollama import tool_call, valid_analysis
 from sqlalchemy import select
-from standin import FakeSystemctl
 
 from macha import pipeline
 from macha.check import run_check
@@ -25,13 +22,6 @@ from macha.store.db import Store
 from macha.store.models import Action, Escalation
 
 NGINX_DOWN = "nginx.service: Failed with result 'oom-kill'."
-
-
-@pytest.fixture
-def systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemctl:
-    stand_in = FakeSystemctl(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{stand_in.bindir}:{os.environ['PATH']}")
-    return stand_in
 
 
 @pytest.fixture

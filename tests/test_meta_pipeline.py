@@ -96,11 +96,8 @@ def test_macha_chat_ask_streams_the_answer_and_stores_the_conversation(state_dir
     store.dispose()
 
 
-def test_discussing_a_pending_approval_gives_the_model_the_approval(state_dir, macha_ai, fake, tmp_path,
-                                                                     monkeypatch) -> None:
+def test_discussing_a_pending_approval_gives_the_model_the_approval(state_dir, macha_ai, fake, systemctl) -> None:
     hostname = _hostname(state_dir)
-    stand_in = FakeSystemctl(tmp_path / "bin")
-    monkeypatch.setenv("PATH", f"{stand_in.bindir}:{os.environ['PATH']}")
     env = macha_env(state_dir, MACHA_HOSTNAME=hostname, MACHA_OLLAMA_URL=fake.url)
     settings = load_settings(hostname=hostname, state_dir=state_dir)
     store = Store(settings.effective_database_url)
