@@ -20,6 +20,17 @@ need_apt() {
     fi
 }
 
+want_hyperscan() {
+    # The compiled batch matcher builds against libhyperscan (x86-64 only). Without it Macha works, slower on busy
+    # logs; with MACHA_REQUIRE_HYPERSCAN=1 (CI) its absence is an error.
+    [ "$(uname -m)" = x86_64 ] || return 0
+    if [ "${MACHA_REQUIRE_HYPERSCAN:-0}" = "1" ]; then
+        need_apt libhyperscan-dev
+    else
+        need_apt libhyperscan-dev 2>/dev/null || echo "note: libhyperscan-dev is not installed; the pattern matcher will use RE2 for batches" >&2
+    fi
+}
+
 ensure_venv() {
     # ensure_venv SPEC: create .venv with Python >= 3.11 and pip-install SPEC (e.g. "." or ".[test]") into it.
     local spec="$1" py="${PYTHON:-python3}"
@@ -32,7 +43,8 @@ ensure_venv() {
     fi
     local stamp=.venv/.macha-installed
     local want
-    want="$spec $(sha256sum pyproject.toml | cut -c1-16)"
+    # Reinstall when the packaging or the compiled part changes (an editable install builds it in place).
+    want="$spec $(cat pyproject.toml setup.py macha/detect/_hsmatch.c | sha256sum | cut -c1-16)$([ -e /usr/include/hs/hs.h ] && echo " hs")"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -e "$spec"

@@ -4,16 +4,21 @@ structured CSVs, both matcher engines, and operators' own pattern files."""
 from __future__ import annotations
 
 import csv
+import platform
+import re
+import warnings
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import Entry
+from conftest import REQUIRE, Entry
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from macha.check import run_check
 from macha.collect.journal import JournalSource
 from macha.config import load_settings
-from macha.detect.patterns import BUILTIN, Matcher, load_catalog, load_with_user
+from macha.detect.patterns import BUILTIN, Matcher, Pattern, can_span_lines, load_catalog, load_with_user
 from macha.errors import ConfigError
 from macha.store.db import Store
 
@@ -88,20 +93,111 @@ def test_loghub_lines_fire_exactly_the_patterns_of_their_templates(name, expecte
     assert got == want and sum(got.values()) > 100  # per-pattern counts equal the templates' counts
 
 
-def test_batch_matching_gives_exactly_the_line_by_line_answers() -> None:
-    pytest.importorskip("hyperscan")
-    matcher = Matcher(CATALOG)
+def _compiled_module():
+    """The compiled batch scanner, which CI must have built (x86-64 Linux, libhyperscan-dev)."""
+    try:
+        from macha.detect import _hsmatch
+    except ImportError as exc:
+        if REQUIRE and platform.machine() == "x86_64":
+            pytest.fail(f"macha.detect._hsmatch was not built ({exc}); install libhyperscan-dev and reinstall")
+        pytest.skip(f"macha.detect._hsmatch was not built ({exc})")
+    return _hsmatch
+
+
+def _batch_matcher(patterns: list[Pattern], scanner: str) -> Matcher:
+    matcher = Matcher(patterns)
+    if scanner == "compiled":
+        _compiled_module()
+        assert matcher._compiled_scanner() is not None
+    else:
+        pytest.importorskip("hyperscan")
+        matcher._compiled = False  # the wheel's scanner in front of RE2
+        assert matcher._batch_scanner() is not None
+    return matcher
+
+
+@pytest.mark.parametrize("scanner", ["compiled", "wheel"])
+def test_batch_matching_gives_exactly_the_line_by_line_answers(scanner) -> None:
+    matcher = _batch_matcher(CATALOG, scanner)
     lines = [r["Content"] for name in ("Linux/Linux_2k.log_structured.csv", "OpenSSH/OpenSSH_2k.log_structured.csv")
              for r in _rows(name)]
     lines += [ex for p in CATALOG for ex in p.examples]
     # Edges of one joined buffer: a match across two lines, a message with its own newline, non-ASCII text, a
     # pattern anchored at the start of a line, empty lines.
     lines += ["kernel: Out of", "memory: Killed process 1 (x)", "first line\nDependency failed for x.service",
-              "ünïcödé I/O error, dev sda, sector 1", "", "Dependency failed for foo.service", "segfault at 0 ip"]
-    assert matcher._batch_scanner() is not None
+              "ünïcödé I/O error, dev sda, sector 1", "", "Dependency failed for foo.service", "segfault at 0 ip",
+              "error: builder for '/nix/store/abc", "x' failed with exit code 1"]
     batched = [[p.id for p in hits] for hits in matcher.match_many(lines)]
     assert batched == [[p.id for p in matcher.match(line)] for line in lines]
     assert sum(1 for hits in batched if hits) > 1000  # the comparison covered real matches
+
+
+#: Patterns that can match across a newline (or only in part the same way in PCRE and RE2), beside some that
+#: cannot, for the compiled scanner's joined batches.
+EDGE_PATTERNS = [
+    ("spaces", r"alpha\s+omega"), ("negated", r"start[^#]*stop"), ("dotall", r"(?s)left.*right"),
+    ("scoped_dotall", r"(?s:up.+down)"), ("anchored", r"^begin \w+"), ("tail", r"\w+ finish$"),
+    ("word", r"\bkey\b"), ("caseless", r"(?i)shout"), ("nonword", r"x\W+y"), ("nondigit", r"7\D8"),
+    ("branch", r"(?:one|two[^z]three)"), ("literal_nl", "p\nq"), ("posix", r"m[[:space:]]n"),
+]
+EDGE_WORDS = ["alpha", "omega", "start", "stop", "left", "right", "up", "down", "begin", "finish", "key", "SHOUT",
+              "x", "y", "7", "8", "one", "two", "three", "p", "q", "m", "n", "#", "Ünï", "ß", "K"]
+
+
+def _edge_catalog() -> list[Pattern]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "[[:space:]]" is a nested set to Python
+        return CATALOG + [Pattern(id=f"edge_{name}", severity="low", subsystem="test", description=name,
+                                  regex=re.compile(source)) for name, source in EDGE_PATTERNS]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.one_of(st.sampled_from(EDGE_WORDS + [ex for p in CATALOG[:12] for ex in p.examples]),
+                                   st.sampled_from([" ", "  ", "\n", "\t", "\v", "\r", "", ".", "'"]),
+                                   st.text(alphabet=st.characters(max_codepoint=300), max_size=6)),
+                         max_size=8).map("".join), min_size=8, max_size=60))
+def test_compiled_batches_agree_with_re2_line_by_line_on_awkward_lines(lines) -> None:
+    matcher = _EDGE_MATCHER.get("m") or _EDGE_MATCHER.setdefault("m", _batch_matcher(_edge_catalog(), "compiled"))
+    batched = [[p.id for p in hits] for hits in matcher.match_many(lines)]
+    assert batched == [[p.id for p in matcher.match(line)] for line in lines]
+
+
+_EDGE_MATCHER: dict[str, Matcher] = {}
+
+
+def test_a_match_spanning_two_lines_of_a_batch_is_not_reported() -> None:
+    matcher = _batch_matcher(_edge_catalog(), "compiled")
+    lines = ["alpha", "omega", "start here", "and stop", "left", "right", "up", "down", "x", "y", "7", "8",
+             "alpha  omega", "start ok stop"]
+    assert [[p.id for p in hits] for hits in matcher.match_many(lines)] == [[]] * 12 + [["edge_spaces"],
+                                                                                       ["edge_negated"]]
+
+
+@pytest.mark.parametrize("source, spans", [
+    (r"No space left on device", False), (r"segfault at \S+ ip \d+", False), (r"a.*b", False),
+    (r"^x$", False), (r"\bword\b", False), (r"[a-z0-9]+", False), (r"[^\s]", False), (r"[^\S]", True),
+    (r"a\s+b", True), (r"[^']+", True), (r"(?s)a.b", True), (r"(?s:a.b)", True), (r"a\Wb", True),
+    (r"\D", True), (r"[\x00-\x7f]", True), ("a\nb", True), (r"[[:space:]]", True), (r"(?:x|[^y])", True),
+    (r"(a\s)?b", True),
+])
+def test_which_patterns_can_match_across_a_newline(source, spans) -> None:
+    assert can_span_lines(source) is spans
+
+
+def test_lines_a_prefilter_pattern_flags_go_to_the_exact_matcher() -> None:
+    hs = _compiled_module()
+    empty: list = []
+    scanner = hs.Scanner([b"disk \\d+ failed", b"fan stopped"], [hs.FLAG_ALLOWEMPTY | hs.FLAG_PREFILTER,
+                                                                  hs.FLAG_ALLOWEMPTY], [False, False],
+                         ["disk", "fan"], empty)
+    found, exact = scanner.scan(["disk 3 failed", "fan stopped", "all well", "disk 4 failed; fan stopped",
+                                 "naïve fan stopped", "fan stopped\n"])
+    # Lines the prefilter flagged, non-ASCII ones and ones ending in a newline are left to the exact matcher.
+    assert exact == [0, 3, 4, 5]
+    assert found[1] == ("fan",) and found[2] is empty and found[0] is empty
+    assert found[1] is scanner.scan(["fan stopped"])[0][0]  # one shared tuple per set of patterns
+    with pytest.raises(TypeError, match="list of str"):
+        scanner.scan([b"bytes"])
 
 
 def test_a_bad_user_pattern_is_named_and_the_rest_still_load(tmp_path) -> None:

@@ -4,6 +4,10 @@ matcher over all of it.
 The matcher asks RE2's RegexSet (google-re2) which patterns match, in one pass over the line. Without RE2 it falls
 back to one combined Python regex as a filter (most lines match nothing and are rejected by a single search) and
 tests the patterns one by one only for the lines that pass.
+
+Batches (``match_many``, what the journal reader uses) go through Hyperscan when it is there, with the same
+answers: best through the compiled ``_hsmatch`` module (built against libhyperscan; a whole batch in C), else
+through the ``hyperscan`` wheel as a filter in front of RE2.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import bisect
 import itertools
 import logging
 import re
+import re._constants as _sre
+import re._parser as _sre_parse
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -133,14 +140,23 @@ class Matcher:
             raise ConfigError("the RE2 engine was asked for but google-re2 is not installed")
         self.engine = "re2" if self._set is not None else "python"
         # Built on first use of match_many: None (not yet), False (unavailable), or the scanner.
+        self._compiled: Any = None if engine == "auto" else False
         self._hs: Any = None if engine == "auto" else False
         self._busy = 0.0
         self._batches = 0
-        self._any = re.compile("|".join(f"(?:{p.regex.pattern})" for p in patterns)) if patterns else None
+        self._any = re.compile("|".join(_scoped(p.regex.pattern) for p in patterns)) if patterns else None
 
-    def match_many(self, messages: list[str]) -> list[list[Pattern]]:
-        """``match`` for a batch (the lists are read-only: lines without a match share one empty list). With Hyperscan the whole batch is scanned as one buffer in one pass, and only the
-        lines it flags are matched again, exactly, one by one: same answers as ``match``, far fewer regex runs."""
+    def match_many(self, messages: list[str]) -> list[Sequence[Pattern]]:
+        """``match`` for a batch, with the same answers. The sequences are shared and read-only: lines with the
+        same patterns share one, and lines without a match share one empty list."""
+        compiled = self._compiled_scanner()
+        if compiled is not None:
+            found, exact = compiled.scan(messages)
+            for i in exact:
+                found[i] = self.match(messages[i])
+            return found
+        # With the hyperscan wheel the whole batch is scanned as one buffer in one pass, and only the lines it
+        # flags are matched again, exactly, one by one: far fewer regex runs, but a Python call per match.
         scanner = self._batch_scanner()
         self._batches += 1
         # When most lines match (an attack in full swing), the pass only adds work: match line by line, and
@@ -150,10 +166,15 @@ class Matcher:
             return [self.match(m) for m in messages]
         flagged = scanner(messages)
         self._busy = len(flagged) / len(messages)
-        out: list[list[Pattern]] = [_NONE] * len(messages)
+        out: list[Sequence[Pattern]] = [_NONE] * len(messages)
         for i in flagged:
             out[i] = self.match(messages[i])
         return out
+
+    def _compiled_scanner(self):
+        if self._compiled is None:
+            self._compiled = _compiled_scanner(self.patterns) or False
+        return self._compiled or None
 
     def _batch_scanner(self):
         if self._hs is False:
@@ -172,9 +193,119 @@ class Matcher:
 
 
 _NONE: list[Pattern] = []
+_LEADING_FLAGS = re.compile(r"\(\?([imsx]+)\)")
+
+
+def _scoped(source: str) -> str:
+    """The regex as one alternative of a combined one: Python allows global flags ("(?i)...") only at the very
+    start, so they become scoped ("(?i:...)")."""
+    if m := _LEADING_FLAGS.match(source):
+        return f"(?{m.group(1)}:{source[m.end():]})"
+    return f"(?:{source})"
 #: Above this fraction of flagged lines in a batch, batches are matched line by line (re-checked every few).
 BUSY_FRACTION = 0.25
 REPROBE_EVERY = 16
+
+
+def _compiled_scanner(patterns: list[Pattern]):
+    """The compiled batch scanner, or None without it (not built, no Hyperscan on this machine) or when a pattern
+    does not compile for Hyperscan even as a prefilter."""
+    try:
+        from macha.detect import _hsmatch
+    except ImportError:
+        return None
+    if not patterns:
+        return None
+    exprs, flags = [], []
+    for p in patterns:
+        source = p.regex.pattern.encode("utf-8", "surrogateescape")
+        flag = _hsmatch.FLAG_ALLOWEMPTY
+        if b"\0" in source:
+            return None
+        if _hsmatch.valid(source, flag) is not None:
+            # Hyperscan cannot run it exactly: it flags lines, and the exact matcher decides for those.
+            flag |= _hsmatch.FLAG_PREFILTER
+            if (why := _hsmatch.valid(source, flag)) is not None:
+                log.warning("pattern %r does not compile for Hyperscan (%s); batches are matched line by line",
+                            p.id, why)
+                return None
+        exprs.append(source)
+        flags.append(flag)
+    crossing = [can_span_lines(p.regex.pattern) for p in patterns]
+    try:
+        return _hsmatch.Scanner(exprs, flags, crossing, patterns, _NONE)
+    except _hsmatch.error as exc:
+        log.warning("Hyperscan cannot compile the pattern set (%s); batches are matched line by line", exc)
+        return None
+
+
+_NEWLINE = ord("\n")
+#: Classes that contain the newline.
+_NEWLINE_CATEGORIES = {_sre.CATEGORY_SPACE, _sre.CATEGORY_NOT_DIGIT, _sre.CATEGORY_NOT_WORD, _sre.CATEGORY_LINEBREAK}
+_SAFE_CATEGORIES = {_sre.CATEGORY_NOT_SPACE, _sre.CATEGORY_DIGIT, _sre.CATEGORY_WORD, _sre.CATEGORY_NOT_LINEBREAK}
+
+
+def can_span_lines(source: str) -> bool:
+    """Whether some match of the regex can contain a newline; True when unsure. The batch scanner trusts a match
+    of a pattern that cannot (it lies within one line) and looks at a line alone again for one that can."""
+    # Where Python and PCRE read a regex differently, assume the worst: POSIX classes ("[[:space:]]" is a
+    # set of characters to Python) and "\v" (vertical space, with the newline, to PCRE).
+    if "[:" in source or "\\v" in source:
+        return True
+    try:
+        parsed = _sre_parse.parse(source)
+    except Exception:  # noqa: BLE001 - unknown syntax: assume it can
+        return True
+    return _consumes_newline(parsed, bool(parsed.state.flags & _sre.SRE_FLAG_DOTALL))
+
+
+def _consumes_newline(items: Any, dotall: bool) -> bool:
+    for op, av in items:
+        if op is _sre.LITERAL:
+            if av == _NEWLINE:
+                return True
+        elif op is _sre.NOT_LITERAL:
+            if av != _NEWLINE:
+                return True
+        elif op is _sre.ANY:
+            if dotall:
+                return True
+        elif op is _sre.IN:
+            if _class_has_newline(av):
+                return True
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
+            if _consumes_newline(av[2], dotall):
+                return True
+        elif op is _sre.SUBPATTERN:
+            _group, add, remove, sub = av
+            inner = (dotall or bool(add & _sre.SRE_FLAG_DOTALL)) and not remove & _sre.SRE_FLAG_DOTALL
+            if _consumes_newline(sub, inner):
+                return True
+        elif op is _sre.BRANCH:
+            if any(_consumes_newline(sub, dotall) for sub in av[1]):
+                return True
+        elif op is _sre.ATOMIC_GROUP:
+            if _consumes_newline(av, dotall):
+                return True
+        elif op is not _sre.AT:  # anchors consume nothing; anything else: assume it can
+            return True
+    return False
+
+
+def _class_has_newline(items: Any) -> bool:
+    negate, has = False, False
+    for op, av in items:
+        if op is _sre.NEGATE:
+            negate = True
+        elif op is _sre.LITERAL:
+            has |= av == _NEWLINE
+        elif op is _sre.RANGE:
+            has |= av[0] <= _NEWLINE <= av[1]
+        elif op is _sre.CATEGORY and av in _NEWLINE_CATEGORIES:
+            has = True
+        elif not (op is _sre.CATEGORY and av in _SAFE_CATEGORIES):
+            return True
+    return has != negate
 
 
 def _hyperscan_scanner(patterns: list[Pattern]):
