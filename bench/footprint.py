@@ -5,10 +5,13 @@ It follows an empty journal directory, so the host's own journal does not feed i
 benchmark measures, over a window:
 - the CPU time of the whole process tree (supervisor, worker and its children, beat, follower, journalctl,
   Redis), as a percent of one core;
-- the sum of the tree's resident memory.
+- the sum of the tree's resident memory (RSS), and its proportional set size (PSS: pages shared between
+  processes, such as a forked pool child's, counted once);
+- both per process.
 
 The baseline, measured in the same run, is a bare `python -c "import time; time.sleep(...)"` process: what one
-Python process costs when idle.
+Python process costs when idle. The floor, also measured, is a process that has only imported Macha's Celery app
+and tasks: what any one worker costs before it runs anything.
 
     .venv/bin/python bench/footprint.py [--warmup 60] [--window 180]
 """
@@ -61,13 +64,53 @@ def rss_mb(procs: list[psutil.Process]) -> float:
     return total / 2**20
 
 
-def measure(pid: int, extra: list[int], warmup: float, window: float) -> tuple[float, float, int]:
+def pss_mb(procs: list[psutil.Process]) -> float:
+    """Proportional set size: shared pages (a forked child's, a library's) counted once over the processes."""
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+            pass
+    return total / 2**20
+
+
+def label(p: psutil.Process) -> str:
+    try:
+        cmd = p.cmdline()
+    except psutil.NoSuchProcess:
+        return "?"
+    text = " ".join(cmd)
+    for key, name in (("redis-server", "redis-server (embedded)"), ("journalctl", "journalctl -f"),
+                      ("macha.collect.follow", "follower"), ("--queues gpu", "gpu worker"),
+                      ("celery", "worker"), ("macha-ai", "macha-ai (supervisor)")):
+        if key in text:
+            return name
+    return text[:40]
+
+
+def processes(pid: int, extra: list[int]) -> list[psutil.Process]:
+    procs = {p.pid: p for p in tree(pid)}
+    for other in extra:
+        if other not in procs and psutil.pid_exists(other):
+            procs[other] = psutil.Process(other)
+    return list(procs.values())
+
+
+def measure(pid: int, extra: list[int], warmup: float, window: float, detail: bool = False):
     time.sleep(warmup)
-    procs = tree(pid) + [psutil.Process(p) for p in extra if psutil.pid_exists(p)]
+    procs = processes(pid, extra)
+    start = {p.pid: cpu_seconds([p]) for p in procs}
     c0, t0 = cpu_seconds(procs), time.monotonic()
     time.sleep(window)
-    procs = tree(pid) + [psutil.Process(p) for p in extra if psutil.pid_exists(p)]
-    return 100 * (cpu_seconds(procs) - c0) / (time.monotonic() - t0), rss_mb(procs), len(procs)
+    elapsed = time.monotonic() - t0
+    procs = processes(pid, extra)
+    if detail:
+        print(f"{'process':28} {'pid':>7} {'CPU %':>6} {'RSS MB':>7} {'PSS MB':>7}")
+        for p in procs:
+            cpu = 100 * (cpu_seconds([p]) - start.get(p.pid, 0.0)) / elapsed
+            print(f"{label(p):28} {p.pid:7} {cpu:6.2f} {rss_mb([p]):7.1f} {pss_mb([p]):7.1f}")
+    return 100 * (cpu_seconds(procs) - c0) / elapsed, rss_mb(procs), pss_mb(procs), len(procs)
 
 
 def main() -> None:
@@ -89,19 +132,26 @@ def main() -> None:
         ai = subprocess.Popen([str(BIN / "macha-ai")], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
         idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(100000)"])
+        # The floor of any Celery worker of Macha's: a process that has only imported the app and its tasks.
+        floor = subprocess.Popen([sys.executable, "-c", "import workers.tasks, time; time.sleep(100000)"],
+                                 env=env, cwd=ROOT)
         try:
             # The embedded Redis daemonises out of the tree: find it by its socket path.
             time.sleep(10)
             redis = [p.pid for p in psutil.process_iter(["cmdline"])
                      if "redis-server" in " ".join(p.info["cmdline"] or []) and tmp in " ".join(p.info["cmdline"])]
-            cpu, rss, n = measure(ai.pid, redis, args.warmup, args.window)
-            base_cpu, base_rss, _ = measure(idle.pid, [], 0, min(args.window, 30))
+            cpu, rss, pss, n = measure(ai.pid, redis, args.warmup, args.window, detail=True)
+            base_cpu, base_rss, base_pss, _ = measure(idle.pid, [], 0, min(args.window, 30))
+            floor_rss = rss_mb(tree(floor.pid))
         finally:
+            floor.kill()
             os.killpg(ai.pid, signal.SIGTERM)
             ai.wait(timeout=60)
             idle.kill()
-    print(f"macha-ai (embedded default, {n} processes): CPU {cpu:.2f}% of one core, RSS {rss:.0f} MB")
-    print(f"baseline (one idle Python process): CPU {base_cpu:.2f}%, RSS {base_rss:.0f} MB")
+    print(f"macha-ai (embedded default, {n} processes): CPU {cpu:.2f}% of one core, RSS {rss:.0f} MB, "
+          f"PSS {pss:.0f} MB")
+    print(f"baseline (one idle Python process): CPU {base_cpu:.2f}%, RSS {base_rss:.0f} MB, PSS {base_pss:.0f} MB")
+    print(f"floor (one Python process with Macha's Celery app and tasks imported, nothing run): RSS {floor_rss:.0f} MB")
     print(f"ratio: CPU {cpu / max(base_cpu, 0.01):.0f}x, RSS {rss / base_rss:.1f}x the idle Python process")
 
 

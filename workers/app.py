@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import Celery, chain
 from kombu import Queue
+from kombu.transport import redis as kombu_redis
 
 from macha.config import Settings, load_settings
 from macha.context.tokens import use_cache_dir
@@ -143,7 +144,14 @@ def send_chat(celery: Celery, message_id: int) -> None:
     celery.send_task("macha.chat_turn", args=(message_id,), queue="gpu", priority=PRIORITY_GPU["chat"])
 
 
+#: Seconds a consumer's blocking pop waits before it is sent again (kombu's default is 1). A message still arrives
+#: at once; an idle worker just wakes less often.
+BRPOP_TIMEOUT_S = 5
+
+
 def create_app(settings: Settings) -> Celery:
+    # kombu reads this from the transport class when a channel opens; there is no transport option for it.
+    kombu_redis.Transport.brpop_timeout = BRPOP_TIMEOUT_S
     celery = Celery("macha", include=["workers.tasks"])
     celery.conf.update(celery_config(settings))
     celery.macha_settings = settings  # type: ignore[attr-defined]

@@ -95,6 +95,9 @@ class EmbeddedRedis:
                     "appendfilename macha.aof",
                     # Queued tasks must never be evicted.
                     "maxmemory-policy noeviction",
+                    # The server's housekeeping runs once a second rather than 10 times: an idle host stays idle.
+                    # Blocking pops time out precisely whatever this is; Macha sets no key expiry that is urgent.
+                    "hz 1",
                     "",
                 ]
             )

@@ -22,6 +22,8 @@ from macha.store.db import Store, redact
 from macha.store.timeseries import setup_timescale
 
 log = logging.getLogger("macha.ai")
+#: How often the supervisor looks at its children (a signal to stop is handled at once).
+SUPERVISE_EVERY = 2.0
 
 
 def main() -> None:
@@ -52,6 +54,12 @@ def _child_env(args: Any, settings: Settings) -> dict[str, str]:
     return env
 
 
+#: Task events for Flower, and an idle worker that stays idle: no gossip (each worker would process the other's
+#: heartbeats), no mingle (nothing to sync: Macha revokes no task), and a heartbeat every 10 s rather than 2 s
+#: (Flower reads the interval from the events themselves).
+QUIET_WORKER = ["--task-events", "--without-gossip", "--without-mingle", "--heartbeat-interval", "10"]
+
+
 def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: str) -> list[list[str]]:
     """The Celery workers to run: one for the host's and the review queue (with beat), and the gpu queue in a
     worker of its own running one task and holding one message at a time, so that priorities order the meta model's work
@@ -70,7 +78,7 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
             "--concurrency", str(settings.worker_concurrency),
             "--hostname", f"macha@{settings.hostname}",
             "--loglevel", loglevel,
-            "--task-events",
+            *QUIET_WORKER,
         ]
         if beat:
             argv += ["--beat", "--schedule", str(settings.state_dir / "celerybeat-schedule")]
@@ -82,7 +90,7 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
             "--queues", "gpu", "--concurrency", "1", "--prefetch-multiplier", "1",
             "--hostname", f"gpu@{settings.hostname}",
             "--loglevel", loglevel,
-            "--task-events",
+            *QUIET_WORKER,
         ])
     if beat and not others:
         # Beat runs beside a gpu-only worker too: the schedule must run somewhere.
@@ -146,7 +154,7 @@ def _main(args: Any) -> int:
         while not stopping and all(child.poll() is None for child in children):
             if follower is not None and not stopping:
                 follower.keep_alive()
-            time.sleep(0.5)
+            time.sleep(SUPERVISE_EVERY)
         ended_alone = not stopping
         if ended_alone:
             forward(signal.SIGTERM, None)

@@ -33,6 +33,8 @@ log = logging.getLogger("macha.follow")
 URGENT = SEVERITY_RANK["high"]
 #: A burst of critical lines asks for one check now and one when the burst is over, not one per line.
 DEBOUNCE_S = 1.0
+#: How often an idle follower wakes to see whether it should stop.
+IDLE_WAKE_S = 1.0
 
 
 def follow_argv(source: JournalSource) -> list[str]:
@@ -107,7 +109,9 @@ class Follower:
         buffer = b""
         try:
             while not should_stop():
-                ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+                # Idle, wake only to look at should_stop; with a check owed, when its debounce ends.
+                wait = max(0.05, DEBOUNCE_S - (time.monotonic() - self._last_request)) if self._owed else IDLE_WAKE_S
+                ready, _, _ = select.select([self.proc.stdout], [], [], wait)
                 if ready:
                     chunk = self.proc.stdout.read1(65536)
                     if not chunk:
