@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import Entry, macha_env, wait_for
 from journal_export import JOURNAL_REMOTE, export_bytes
@@ -134,5 +135,21 @@ def test_macha_ai_follows_the_journal_and_reviews_a_critical_line_without_waitin
     assert done.get(timeout=30)["samples"] >= 5
     with store.session() as s:
         assert s.execute(select(func.count()).select_from(SystemMetric)).scalar() >= 5
+
+    # The follower is a thread of macha-ai: when its journalctl dies, it comes back and still catches lines.
+    follow_procs = [p for p in psutil.Process(ai.proc.pid).children()
+                    if p.name() == "journalctl" and "--follow" in p.cmdline()]
+    assert len(follow_procs) == 1, [p.cmdline() for p in psutil.Process(ai.proc.pid).children()]
+    follow_procs[0].kill()
+    wait_for(lambda: "restarting in" in ai.log.read_text(), 30, "the follower to notice")
+    wait_for(lambda: ai.log.read_text().count("following the journal") >= 2, 30, "the follower to restart")
+    time.sleep(1)
+    append(journal_dir, [Entry("Out of memory: Killed process 4242 (java) total-vm:1024kB", priority=3)])
+
+    def oom_stored():
+        with store.session() as s:
+            return s.execute(select(TriggerEvent).where(TriggerEvent.pattern_id == "oom_kill")).scalar()
+
+    wait_for(oom_stored, 30, "the restarted follower to store the OOM line")
     assert ai.stop() == 0
     store.dispose()

@@ -238,3 +238,15 @@ def test_a_check_uses_the_operators_patterns_and_reports_the_bad_ones(tmp_path, 
     assert result.severity_counts == {"high": 1, "critical": 1}
     assert any("pattern 'broken'" in note for note in result.notes)
     store.dispose()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_user_pattern_with_leading_flags_combines_with_the_others(tmp_path, engine) -> None:
+    user = tmp_path / "mine.toml"
+    user.write_text("[[pattern]]\nid = 'fire'\nseverity = 'critical'\nregex = '(?i)disk on fire'\n"
+                    "examples = ['DISK ON FIRE in bay 3']\n")
+    patterns, problems = load_with_user(user)
+    assert problems == []
+    matcher = Matcher(patterns, engine=engine)  # Python accepts "(?i)" only at the start of the combined regex
+    assert [p.id for p in matcher.match("Disk On Fire in bay 3")] == ["fire"]
+    assert matcher.match("disk is fine") == []

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -139,7 +140,7 @@ def _main(args: Any) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         if follower is not None:
-            follower.stop()
+            follower.request_stop()
 
     # Before any child starts: a signal while they start still stops them all.
     signal.signal(signal.SIGTERM, forward)
@@ -149,11 +150,9 @@ def _main(args: Any) -> int:
             if not stopping:
                 children.append(subprocess.Popen(argv, env=env))
         if settings.live_follow and not args.no_follow and not stopping:
-            follower = Follower(env)
+            follower = Follower(settings)
         # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all.
         while not stopping and all(child.poll() is None for child in children):
-            if follower is not None and not stopping:
-                follower.keep_alive()
             time.sleep(SUPERVISE_EVERY)
         ended_alone = not stopping
         if ended_alone:
@@ -178,33 +177,44 @@ def _main(args: Any) -> int:
 
 
 class Follower:
-    """The live journal follower child: started with the worker, restarted with backoff if it dies."""
+    """The live journal follower, in a thread of this process: restarted with backoff when it fails."""
 
-    def __init__(self, env: dict[str, str]):
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-        self.backoff = 1.0
-        self.next_start = 0.0
-        self.keep_alive()
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="journal-follower", daemon=True)
+        self.thread.start()
 
-    def keep_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        if self.proc is not None:
-            log.warning("the journal follower exited (%s); restarting in %.0f s", self.proc.returncode, self.backoff)
-            self.next_start = time.monotonic() + self.backoff
-            self.backoff = min(self.backoff * 2, 60.0)
-            self.proc = None
-        if time.monotonic() >= self.next_start:
-            self.proc = subprocess.Popen([sys.executable, "-m", "macha.collect.follow"], env=self.env)
+    def _run(self) -> None:
+        from macha.collect.follow import follow
+
+        backoff = 1.0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                code = follow(self.settings, self._stop.is_set)
+                problem = f"journalctl ended (exit code {code})"
+            except MachaError as exc:
+                problem = str(exc)
+            except Exception as exc:  # noqa: BLE001 - the follower must come back, whatever went wrong
+                log.exception("the journal follower failed")
+                problem = f"{type(exc).__name__}: {exc}"
+            if self._stop.is_set():
+                break
+            if time.monotonic() - started > 60:
+                backoff = 1.0  # it ran for a while: a fresh failure, not a loop
+            log.warning("the journal follower stopped (%s); restarting in %.0f s", problem, backoff)
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, 60.0)
+
+    def request_stop(self) -> None:
+        self._stop.set()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self._stop.set()
+        self.thread.join(timeout=15)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -3,8 +3,9 @@ next scheduled check.
 
 On a critical or high match the follower stores the event at once (the check later skips it: same entry key) and
 asks for `check_host(reason=live)`, which reads everything since the check's cursor and reviews at once. The
-follower never moves the check's cursor: what it does not store, the check still reads. `macha-ai` runs it as a
-child process (`python -m macha.collect.follow`) and restarts it if it dies.
+follower never moves the check's cursor: what it does not store, the check still reads. `macha-ai` runs it in a
+thread of its own process (one Python process less) and restarts it if it fails; `python -m macha.collect.follow`
+runs it alone.
 """
 
 from __future__ import annotations
@@ -137,13 +138,10 @@ def source_from(settings: Settings) -> JournalSource:
     return JournalSource.directory(settings.journal_directory) if settings.journal_directory else JournalSource()
 
 
-def main() -> None:
-    """`python -m macha.collect.follow`: the follower process `macha-ai` starts."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+def follow(settings: Settings, should_stop: Callable[[], bool]) -> int:
+    """Follow this host's journal until ``should_stop`` (what `macha-ai` runs in a thread of its own)."""
+    store = Store(settings.effective_database_url)
     try:
-        settings = load_settings()
-        store = Store(settings.effective_database_url)
         from workers.app import PRIORITY_HIGHEST, check_pipeline, create_app
 
         celery = create_app(settings)
@@ -154,11 +152,21 @@ def main() -> None:
             check_pipeline(celery, settings.hostname, "live", journal_dir=journal_dir).apply_async(
                 priority=PRIORITY_HIGHEST)
 
+        matcher, _ = matcher_for(settings.patterns_file)
+        return Follower(store, settings.hostname, source, request_check, matcher,
+                        settings.journal_max_message, settings.grouping).run(should_stop=should_stop)
+    finally:
+        store.dispose()
+
+
+def main() -> None:
+    """`python -m macha.collect.follow`: the follower on its own, in the foreground."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        matcher, _ = matcher_for(settings.patterns_file)
-        Follower(store, settings.hostname, source, request_check, matcher,
-                 settings.journal_max_message, settings.grouping).run(should_stop=stop.is_set)
+        sys.exit(follow(load_settings(), stop.is_set))
     except MachaError as exc:
         print(f"macha follower: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -132,7 +132,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!OO", kwlist, &PyList_Type, &exprs, &PyList_Type, &flags,
                                      &PyList_Type, &crossing, &values, &empty))
         return -1;
-    if (self->db) {
+    if (self->values) {
         PyErr_SetString(PyExc_RuntimeError, "a Scanner is initialised once");
         return -1;
     }

@@ -18,6 +18,7 @@ import logging
 import re
 import re._constants as _sre
 import re._parser as _sre_parse
+import threading
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,8 @@ class Matcher:
         self._compiled: Any = None if engine == "auto" else False
         self._hs: Any = None if engine == "auto" else False
         self._busy = 0.0
+        # Hyperscan's scratch space (and the compiled scanner's buffers) serve one scan at a time.
+        self._scan_lock = threading.Lock()
         self._batches = 0
         self._any = re.compile("|".join(_scoped(p.regex.pattern) for p in patterns)) if patterns else None
 
@@ -151,7 +154,8 @@ class Matcher:
         same patterns share one, and lines without a match share one empty list."""
         compiled = self._compiled_scanner()
         if compiled is not None:
-            found, exact = compiled.scan(messages)
+            with self._scan_lock:
+                found, exact = compiled.scan(messages)
             for i in exact:
                 found[i] = self.match(messages[i])
             return found
@@ -164,7 +168,8 @@ class Matcher:
         busy = self._busy > BUSY_FRACTION and self._batches % REPROBE_EVERY
         if scanner is None or len(messages) < 8 or busy:
             return [self.match(m) for m in messages]
-        flagged = scanner(messages)
+        with self._scan_lock:
+            flagged = scanner(messages)
         self._busy = len(flagged) / len(messages)
         out: list[Sequence[Pattern]] = [_NONE] * len(messages)
         for i in flagged:
@@ -193,6 +198,9 @@ class Matcher:
 
 
 _NONE: list[Pattern] = []
+#: Above this fraction of flagged lines in a batch, batches are matched line by line (re-checked every few).
+BUSY_FRACTION = 0.25
+REPROBE_EVERY = 16
 _LEADING_FLAGS = re.compile(r"\(\?([imsx]+)\)")
 
 
@@ -202,9 +210,6 @@ def _scoped(source: str) -> str:
     if m := _LEADING_FLAGS.match(source):
         return f"(?{m.group(1)}:{source[m.end():]})"
     return f"(?:{source})"
-#: Above this fraction of flagged lines in a batch, batches are matched line by line (re-checked every few).
-BUSY_FRACTION = 0.25
-REPROBE_EVERY = 16
 
 
 def _compiled_scanner(patterns: list[Pattern]):
