@@ -96,7 +96,9 @@ class EmbeddedRedis:
                     # Queued tasks must never be evicted.
                     "maxmemory-policy noeviction",
                     # The server's housekeeping runs once a second rather than 10 times: an idle host stays idle.
-                    # Blocking pops time out precisely whatever this is; Macha sets no key expiry that is urgent.
+                    # Blocking pops time out precisely whatever this is, and Macha sets no urgent key expiry. The
+                    # append-only file may be synced a second later; what a lost message carried is in the
+                    # database already, and the reconciler sends it again.
                     "hz 1",
                     "",
                 ]
