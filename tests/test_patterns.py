@@ -4,6 +4,7 @@ structured CSVs, both matcher engines, and operators' own pattern files."""
 from __future__ import annotations
 
 import csv
+import functools
 import platform
 import re
 import warnings
@@ -144,6 +145,11 @@ EDGE_WORDS = ["alpha", "omega", "start", "stop", "left", "right", "up", "down", 
               "x", "y", "7", "8", "one", "two", "three", "p", "q", "m", "n", "#", "Ünï", "ß", "K"]
 
 
+@functools.cache
+def _edge_matcher() -> Matcher:
+    return _batch_matcher(_edge_catalog(), "compiled")  # one for all of Hypothesis's examples
+
+
 def _edge_catalog() -> list[Pattern]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "[[:space:]]" is a nested set to Python
@@ -157,12 +163,9 @@ def _edge_catalog() -> list[Pattern]:
                                    st.text(alphabet=st.characters(max_codepoint=300), max_size=6)),
                          max_size=8).map("".join), min_size=8, max_size=60))
 def test_compiled_batches_agree_with_re2_line_by_line_on_awkward_lines(lines) -> None:
-    matcher = _EDGE_MATCHER.get("m") or _EDGE_MATCHER.setdefault("m", _batch_matcher(_edge_catalog(), "compiled"))
+    matcher = _edge_matcher()
     batched = [[p.id for p in hits] for hits in matcher.match_many(lines)]
     assert batched == [[p.id for p in matcher.match(line)] for line in lines]
-
-
-_EDGE_MATCHER: dict[str, Matcher] = {}
 
 
 def test_a_match_spanning_two_lines_of_a_batch_is_not_reported() -> None:
