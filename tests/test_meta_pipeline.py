@@ -47,7 +47,8 @@ def test_critical_work_and_chat_overtake_queued_background_analyses(state_dir, m
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: _questions(store) == 1, 60, "the chat question to be sent")
     # The worker is busy with a background analysis (the fake model takes a second); everything else waits.
-    busy_with = len(fake.chats())
+    # Counted by claims, not by model calls: a task builds its prompt before it calls the model.
+    started = sum(_status(store, e) != "requested" for e in background)
     send_escalate(celery, critical, "critical")
     wait_for(lambda: len(fake.chats()) >= 22, 120, "all analyses and the chat answer")
     out, err = asker.communicate(timeout=60)
@@ -62,12 +63,14 @@ def test_critical_work_and_chat_overtake_queued_background_analyses(state_dir, m
             order.append("chat")
         else:
             order.append("background")
-    print(f"order on the gpu queue (critical sent while call {busy_with} ran):", order)
-    # The running analysis finishes; the worker holds no other message (one process, prefetch 1); then the
-    # critical escalation (sent last), then the chat, then the remaining background work.
-    assert order[:busy_with] == ["background"] * busy_with
-    assert order[busy_with:busy_with + 2] == ["critical", "chat"]
-    assert order.count("background") == 20
+    print(f"order on the gpu queue (critical sent after {started} background analyses had started):", order)
+    # The running analysis finishes; the worker holds no other message (one process, prefetch 1), except one it
+    # may have taken off the queue and not yet claimed when the critical escalation was sent. Then the critical
+    # escalation (sent last), then the chat, then the remaining background work.
+    first = order.index("critical")
+    assert order[:first] == ["background"] * first and started <= first <= started + 1, (started, order)
+    assert order[first:first + 2] == ["critical", "chat"]
+    assert order.count("background") == 20 and order[first + 2:].count("background") >= 10
     wait_for(lambda: {_status(store, e) for e in background + [critical]} == {"done"}, 60, "every analysis stored")
     assert ai.stop() == 0
     store.dispose()
