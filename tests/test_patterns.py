@@ -253,3 +253,10 @@ def test_a_user_pattern_with_leading_flags_combines_with_the_others(tmp_path, en
     matcher = Matcher(patterns, engine=engine)  # Python accepts "(?i)" only at the start of the combined regex
     assert [p.id for p in matcher.match("Disk On Fire in bay 3")] == ["fire"]
     assert matcher.match("disk is fine") == []
+
+
+def test_a_pattern_that_matches_the_empty_string_makes_every_line_scanned_alone() -> None:
+    hs = _compiled_module()
+    scanner = hs.Scanner([b"x*", b"fan"], [hs.FLAG_ALLOWEMPTY] * 2, [False, False], ["any", "fan"], [])
+    found, exact = scanner.scan(["fan stopped", "", "all well"])
+    assert found == [("any", "fan"), ("any",), ("any",)] and exact == []

@@ -199,10 +199,14 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     return ok ? 0 : -1;
 }
 
+static inline size_t cache_slot(uint64_t key) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 56) % CACHE_SLOTS;
+}
+
 /* The shared tuple of values for ``mask`` (borrowed). */
 static PyObject *set_for_mask(Scanner *self, const uint64_t *mask) {
     if (self->words == 1) {
-        size_t slot = (size_t)((mask[0] * 0x9E3779B97F4A7C15ULL) >> 56) % CACHE_SLOTS;
+        size_t slot = cache_slot(mask[0]);
         if (self->cache_val[slot] && self->cache_key[slot] == mask[0]) return self->cache_val[slot];
     }
     PyObject *key = PyBytes_FromStringAndSize((const char *)mask, self->words * sizeof(uint64_t));
@@ -232,7 +236,7 @@ static PyObject *set_for_mask(Scanner *self, const uint64_t *mask) {
     }
     Py_DECREF(key);
     if (found && self->words == 1) {
-        size_t slot = (size_t)((mask[0] * 0x9E3779B97F4A7C15ULL) >> 56) % CACHE_SLOTS;
+        size_t slot = cache_slot(mask[0]);
         self->cache_key[slot] = mask[0];
         self->cache_val[slot] = found;
     }
@@ -313,23 +317,18 @@ static int batch_pass(Scanner *self, PyObject *lines, Py_ssize_t n) {
 /* The result for plain line i: its tuple, ``empty``, or NULL with *exact set (a prefilter matched). */
 static PyObject *line_result(Scanner *self, PyObject *line, Py_ssize_t i, int *exact) {
     uint64_t *mask = self->masks + i * self->words;
-    if (self->state[i] == LINE_NONE) {
+    int alone = self->state[i] != LINE_NONE; /* no batch pass: scan the line alone */
+    if (!alone) {
         uint64_t any = 0, cross = 0;
         for (Py_ssize_t w = 0; w < self->words; w++) {
             any |= mask[w];
             cross |= mask[w] & self->crossing[w];
         }
         if (!any) return self->empty;
-        if (cross) { /* a match may have begun on an earlier line: look at this one alone */
-            memset(mask, 0, self->words * sizeof(uint64_t));
-            if (hs_scan(self->db, (const char *)PyUnicode_1BYTE_DATA(line),
-                        (unsigned int)PyUnicode_GET_LENGTH(line), 0, self->scratch, on_line_match, mask)
-                    != HS_SUCCESS) {
-                PyErr_SetString(HsError, "Hyperscan scan failed");
-                return NULL;
-            }
-        }
-    } else { /* no batch pass */
+        alone = cross != 0; /* a match may have begun on an earlier line: look at this one alone */
+    }
+    if (alone) {
+        memset(mask, 0, self->words * sizeof(uint64_t));
         if (hs_scan(self->db, (const char *)PyUnicode_1BYTE_DATA(line), (unsigned int)PyUnicode_GET_LENGTH(line),
                     0, self->scratch, on_line_match, mask) != HS_SUCCESS) {
             PyErr_SetString(HsError, "Hyperscan scan failed");
