@@ -25,7 +25,8 @@ if args[:1] == ["show"]:
         blocks.append("\\n".join([
             "Result=" + u.get("result", "success"), "NRestarts=" + str(u.get("restarts", 0)), "Id=" + name,
             "LoadState=" + u.get("load", "not-found"), "LoadError=", "ActiveState=" + u.get("active", "inactive"),
-            "SubState=" + u.get("sub", "dead")]))
+            "SubState=" + u.get("sub", "dead"), "FailureAction=" + u.get("failure_action", "none"),
+            "SuccessAction=none", "StartLimitAction=none"]))
     print("\\n\\n".join(blocks))
     sys.exit(0)
 if args[:1] == ["list-units"]:

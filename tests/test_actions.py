@@ -31,10 +31,12 @@ from macha.actions.proposals import propose
 from macha.config import load_settings
 from macha.store.db import Store
 from macha.store.models import Action, ActionAudit
+from standin import DEFAULT_UNITS
 
 CORPUS = tomllib.loads((FIXTURES / "adversarial_actions.toml").read_text())["case"]
 OUTCOME_STATUS = {"refused": "refused", "queued": "pending", "executed": "ready", "recorded": "recorded"}
 HOST = "testhost"
+FAILED = {"load": "loaded", "active": "failed", "sub": "failed"}
 
 
 @pytest.fixture
@@ -44,10 +46,17 @@ def tmproot(tmp_path: Path) -> Path:
     return root
 
 
+#: Disk thresholds at 0 %: the disk actions' precondition (measured disk pressure) holds on any test machine. Tests
+#: of the precondition itself set them to 100 %.
+UNDER_PRESSURE = {"disk_percent": {"raise_at": 0, "clear_at": 0}, "inode_percent": {"raise_at": 0, "clear_at": 0}}
+NO_PRESSURE = {"disk_percent": {"raise_at": 100, "clear_at": 95}, "inode_percent": {"raise_at": 100, "clear_at": 95}}
+
+
 def make_settings(tmp_path: Path, tmproot: Path, level: str = "suggest", **overrides):
     actions = {"clean_tmp_roots": [str(tmproot)], **overrides.pop("actions", {})}
+    thresholds = overrides.pop("thresholds", UNDER_PRESSURE)
     return load_settings(hostname=HOST, autonomy_level=level, state_dir=tmp_path / "state", actions=actions,
-                         **overrides)
+                         thresholds=thresholds, **overrides)
 
 
 def test_the_corpus_has_at_least_fifty_cases_with_unique_ids() -> None:
@@ -69,6 +78,8 @@ def _fill(value, tmproot: Path):
 @pytest.mark.parametrize("case", CORPUS, ids=[c["id"] for c in CORPUS])
 def test_adversarial_proposal(case, tmp_path, tmproot, systemctl) -> None:
     settings = make_settings(tmp_path, tmproot, case["level"], **case.get("settings", {}))
+    if "units" in case:
+        systemctl.set_units({**DEFAULT_UNITS, **case["units"]})
     if "setup_symlink" in case:
         (tmproot / case["setup_symlink"]["name"]).symlink_to(case["setup_symlink"]["target"])
     store = Store(f"sqlite:///{tmp_path / 'macha.db'}")
@@ -87,7 +98,9 @@ def test_adversarial_proposal(case, tmp_path, tmproot, systemctl) -> None:
     decisive = [a for a in audit if a.event not in ("merged", "escalated")]
     assert decisive and decisive[-1].reason == row.verdict_reason
     if row.risk is not None:
-        assert row.risk == default_catalog().entries[row.action].risk
+        # The catalog's risk, or critical where what Macha observed makes the action's effect a reboot's.
+        expected = "critical" if "as risky as a reboot" in case["why"] else default_catalog().entries[row.action].risk
+        assert row.risk == expected
     if "note" in case:
         assert any(case["note"] in n for a in audit for n in a.detail.get("notes", []))
     if case.get("merged"):
@@ -177,6 +190,11 @@ def test_a_catalog_with_a_templated_program_or_unknown_placeholder_does_not_load
     bad.write_text('[action.x]\ndescription="x"\nrisk="trivial"\ntimeout=1\nrollback="-"\ncommands=[["ls"]]\n')
     with pytest.raises(ConfigError, match="risk 'trivial'"):
         load_catalog(bad)
+    # A low or medium action runs with no human under some level: it needs a precondition Macha observes.
+    for pre in ("", 'precondition = { check = "none" }\n'):
+        bad.write_text(f'[action.x]\ndescription="x"\nrisk="medium"\ntimeout=1\nrollback="-"\ncommands=[["ls"]]\n{pre}')
+        with pytest.raises(ConfigError, match="precondition"):
+            load_catalog(bad)
 
 
 # --- the executor ------------------------------------------------------------------------------------------------
@@ -188,6 +206,7 @@ def _propose(store, settings, raw, proposer="test"):
 
 def test_executed_argv_is_the_catalog_template_exactly(tmp_path, tmproot, systemctl, db_url) -> None:
     settings = make_settings(tmp_path, tmproot, "auto-full")
+    systemctl.set_units({**DEFAULT_UNITS, "app@1.service": FAILED})
     store = Store(db_url)
     cases = [
         ({"action": "restart_service", "arguments": {"unit": "nginx"}}, ["systemctl", "restart", "--", "nginx.service"]),
@@ -247,6 +266,7 @@ def test_the_policy_is_checked_again_when_the_task_runs(tmp_path, tmproot, syste
     assert systemctl.calls("restart") == []
 
     # The unit vanished between proposal and execution.
+    systemctl.set_units({**DEFAULT_UNITS, "app@1.service": FAILED})
     action_id = _propose(store, settings, {"action": "reset_failed", "arguments": {"unit": "app@1"}}).action_id
     systemctl.set_units({})
     outcome = execute(store, settings, action_id)

@@ -6,7 +6,6 @@ expiry) before the action becomes ``ready``; the executing task checks it all on
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from macha.actions import guard
 from macha.actions.audit import audit, history
 from macha.actions.catalog import ActionRefused, Catalog, default_catalog
 from macha.actions.policy import Verdict, may_run
-from macha.actions.units import unit_probe
+from macha.actions.observe import LOCAL, HostProbe
 from macha.config import Settings
 from macha.errors import MachaError
 from macha.store.db import Store
@@ -146,7 +145,7 @@ def _expire_if_due(session: Session, action: Action, now: datetime) -> bool:
 
 
 def approve(store: Store, settings: Settings, action_id: int, actor: str, *, catalog: Catalog | None = None,
-            probe: Callable[[str], None] | None = unit_probe) -> dict[str, Any]:
+            probe: HostProbe | None = LOCAL) -> dict[str, Any]:
     """Pending -> ready, after every check again. Returns the action; the caller enqueues its execution."""
     catalog = catalog or default_catalog()
     level = settings.autonomy_level
@@ -162,10 +161,14 @@ def approve(store: Store, settings: Settings, action_id: int, actor: str, *, cat
             try:
                 validated = guard.validate(catalog, settings, action.hostname, action.action, action.arguments,
                                            probe)
+                if action.risk is not None and validated.risk != action.risk:
+                    raise ActionRefused(f"its risk changed from {action.risk} to {validated.risk}"
+                                        f"{f' ({validated.risk_reason})' if validated.risk_reason else ''}; "
+                                        "it must be proposed again")
                 limited = guard.rate_limit_reason(s, validated, action.hostname, exclude_id=action.id)
                 if limited:
                     raise ActionRefused(limited)
-                decision = may_run(level, validated.entry.risk, approved=True)
+                decision = may_run(level, validated.risk, approved=True)
                 if decision.verdict is not Verdict.EXECUTE:
                     raise ActionRefused(decision.reason)
             except ActionRefused as exc:

@@ -12,11 +12,12 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from macha.actions.observe import DiskUse, HostProbe, UnitFacts
+from macha.actions.refusal import ActionRefused
 from macha.errors import ConfigError
 
 BUILTIN = Path(__file__).with_name("catalog.toml")
@@ -37,24 +38,15 @@ UNIT_NAME = re.compile(
 )
 UNIT_MAX = 255
 
-#: Units no action may touch: the way in (sshd), systemd itself, the message bus, the network, and Macha.
-BUILTIN_PROTECTED = (
-    "sshd.service", "sshd@*.service", "sshd.socket", "ssh.service", "ssh@*.service", "ssh.socket",
-    "systemd-*", "init.scope", "-.mount", "-.slice",
-    "dbus.service", "dbus.socket", "dbus-broker.service",
-    "NetworkManager*.service", "network.target", "network-online.target", "networking.service",
-    "wpa_supplicant*.service", "polkit.service",
-    "macha-*", "macha.service", "ai-sysadmin*",
-)
+PRECONDITIONS = ("unit_down", "unit_failed", "disk_pressure", "none")
+#: What systemd can do on its own when a unit fails, succeeds or hits its start limit that equals a reboot (or ends
+#: the system manager): restarting such a unit may do it.
+REBOOT_ACTIONS = re.compile(r"(reboot|soft-reboot|poweroff|halt|kexec|exit)(-force|-immediate)?")
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _SIZE = re.compile(r"([1-9][0-9]{0,5})([KMG])")
 _AGE = re.compile(r"([1-9][0-9]{0,3})(d|w)")
 _SIZE_FACTOR = {"K": 1024, "M": 1024**2, "G": 1024**3}
-
-
-class ActionRefused(Exception):
-    """A proposal the catalog cannot accept; the message is the reason, in words for the audit log."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +60,23 @@ class ParamSpec:
     max: int | None = None
     min_bytes: int | None = None
     min_days: int | None = None
+    #: For type unit: the unit types accepted (e.g. ("service",)); None: any.
+    unit_types: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """What must be observed on the host before the action is queued or run (see catalog.toml)."""
+
+    check: str
+    path: str | None = None
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class Escalation:
+    to: str
+    when: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,8 @@ class Entry:
     commands: tuple[tuple[str, ...], ...] = ()
     variants: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = ()
     rate_limit: RateLimit | None = None
+    precondition: Precondition = Precondition("none")
+    escalate: Escalation | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,10 @@ class Validated:
     commands: list[list[str]]
     head: int | None = None
     tail: int | None = None
+    #: The risk this proposal carries: the entry's, or higher when what was observed escalates it.
+    risk: str = ""
+    #: Why the risk is above the entry's, when it is.
+    risk_reason: str | None = None
 
     @property
     def rate_key(self) -> str | None:
@@ -120,12 +135,17 @@ class Validated:
 
 @dataclass
 class Checks:
-    """What validation needs from the world: protected units, clean_tmp's roots, and a unit probe (or None)."""
+    """What validation needs from the world: protected units, clean_tmp's roots, and the host's own state.
 
-    protected: tuple[str, ...] = BUILTIN_PROTECTED
+    ``probe`` asks the host the action would run on (unit states, disk use); None when validation runs elsewhere:
+    existence and preconditions are then checked by the executing task on that host, before anything runs."""
+
+    protected: tuple[str, ...] = ()
     tmp_roots: tuple[str, ...] = ("/tmp", "/var/tmp")
-    # unit name -> None when it exists; otherwise raises ActionRefused. None: existence is checked later.
-    unit_probe: Callable[[str], None] | None = None
+    probe: HostProbe | None = None
+    #: Disk pressure: the disk_percent and inode_percent thresholds (raiseAt) of the settings.
+    disk_pressure_at: float = 90.0
+    inode_pressure_at: float = 90.0
 
 
 def dedup_key(action: str, arguments: dict[str, Any]) -> str:
@@ -161,9 +181,9 @@ def is_protected(unit: str, protected: tuple[str, ...]) -> str | None:
 
 
 def protected_patterns(extra: list[str] | tuple[str, ...] = (), *, database_url: str | None = None,
-                       broker_url: str | None = None) -> tuple[str, ...]:
-    """The built-in list, the operator's additions, and the database and broker this Macha uses."""
-    out = list(BUILTIN_PROTECTED)
+                       broker_url: str | None = None, catalog: Catalog | None = None) -> tuple[str, ...]:
+    """The catalog's list, the operator's additions, and the database and broker this Macha uses."""
+    out = list((catalog or default_catalog()).protected)
     for name in extra:
         has_glob = any(c in name for c in "*?[")
         out.append(name if has_glob or name.rsplit(".", 1)[-1] in UNIT_SUFFIXES else f"{name}.service")
@@ -180,9 +200,11 @@ def _show(value: Any) -> str:
 
 
 class Catalog:
-    def __init__(self, entries: dict[str, Entry], diagnostics: dict[str, Diagnostic]):
+    def __init__(self, entries: dict[str, Entry], diagnostics: dict[str, Diagnostic],
+                 protected: tuple[str, ...] = ()):
         self.entries = entries
         self.diagnostics = diagnostics
+        self.protected = protected
 
     def get(self, name: Any) -> Entry:
         if not isinstance(name, str) or name not in self.entries:
@@ -198,12 +220,15 @@ class Catalog:
             allowed = ", ".join(entry.params) or "none"
             raise ActionRefused(f"{entry.name}: unknown argument {_show(unknown[0])} (allowed: {allowed})")
         args: dict[str, Any] = {}
+        facts: dict[str, UnitFacts] = {}
         for spec in entry.params.values():
             if arguments.get(spec.name) is None:
                 if spec.required:
                     raise ActionRefused(f"{entry.name}: argument {spec.name!r} is required")
                 continue
             args[spec.name] = self._value(entry, spec, arguments[spec.name], checks)
+            if spec.type == "unit" and spec.must_exist and checks.probe is not None:
+                facts[spec.name] = checks.probe.unit(args[spec.name])
         head = tail = None
         if entry.variants:
             given = [when for when, _ in entry.variants if when in args]
@@ -225,7 +250,11 @@ class Catalog:
         else:
             templates = entry.commands
         commands = [[_render(element, args) for element in argv] for argv in templates]
-        return Validated(entry=entry, arguments=args, commands=commands, head=head, tail=tail)
+        if checks.probe is not None:
+            _precondition(entry, args, facts, checks)
+        risk, risk_reason = _escalated_risk(entry, facts)
+        return Validated(entry=entry, arguments=args, commands=commands, head=head, tail=tail, risk=risk,
+                         risk_reason=risk_reason)
 
     def _value(self, entry: Entry, spec: ParamSpec, value: Any, checks: Checks) -> Any:
         where = f"{entry.name}: {spec.name}"
@@ -234,12 +263,14 @@ class Catalog:
                 unit = normalise_unit(value)
             except ActionRefused as exc:
                 raise ActionRefused(f"{where}: {exc}") from None
+            suffix = unit.rsplit(".", 1)[-1]
+            if spec.unit_types is not None and suffix not in spec.unit_types:
+                raise ActionRefused(f"{where}: {unit} is a {suffix} unit; {entry.name} takes only "
+                                    f"{' or '.join(spec.unit_types)} units")
             if spec.protect:
                 pattern = is_protected(unit, checks.protected)
                 if pattern is not None:
                     raise ActionRefused(f"{where}: {unit} is protected (matches {pattern!r}); no action may touch it")
-            if spec.must_exist and checks.unit_probe is not None:
-                checks.unit_probe(unit)
             return unit
         if spec.type in ("count", "days"):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -278,6 +309,48 @@ class Catalog:
         raise AssertionError(spec.type)  # load_catalog refuses unknown types
 
 
+def _precondition(entry: Entry, args: dict[str, Any], facts: dict[str, UnitFacts], checks: Checks) -> None:
+    """Refuses unless the host itself shows the state the action is for (see catalog.toml)."""
+    pre = entry.precondition
+    assert checks.probe is not None
+    if pre.check in ("unit_down", "unit_failed"):
+        unit = facts.get("unit")
+        if unit is None:
+            raise ActionRefused(f"{entry.name}: no unit state to check its precondition against")
+        if pre.check == "unit_failed":
+            if unit.active_state != "failed":
+                raise ActionRefused(f"{entry.name}: {unit.name} is {unit.active_state} ({unit.sub_state}), not failed,"
+                                    " as systemctl show reports it here; a log line saying otherwise is not enough")
+        # Down: failed, stopped, or waiting to be restarted after a failure.
+        elif not (unit.active_state in ("failed", "inactive")
+                  or (unit.active_state, unit.sub_state) == ("activating", "auto-restart")):
+            raise ActionRefused(f"{entry.name}: {unit.name} is {unit.active_state} ({unit.sub_state}) as systemctl "
+                                "show reports it here, not failed or stopped; a log line saying otherwise is not "
+                                "enough")
+    elif pre.check == "disk_pressure":
+        path = str(args[pre.param]) if pre.param else str(pre.path)
+        use: DiskUse = checks.probe.disk(path)
+        if use.percent < checks.disk_pressure_at and use.inode_percent < checks.inode_pressure_at:
+            raise ActionRefused(
+                f"{entry.name}: no disk pressure on the file system of {use.path}: {use.percent:.0f} % of its space "
+                f"and {use.inode_percent:.0f} % of its inodes used, measured now (the thresholds are "
+                f"{checks.disk_pressure_at:g} % and {checks.inode_pressure_at:g} %)"
+            )
+
+
+def _escalated_risk(entry: Entry, facts: dict[str, UnitFacts]) -> tuple[str, str | None]:
+    esc = entry.escalate
+    if esc is None:
+        return entry.risk, None
+    for unit in facts.values():
+        for name, value in (("FailureAction", unit.failure_action), ("SuccessAction", unit.success_action),
+                            ("StartLimitAction", unit.start_limit_action)):
+            if REBOOT_ACTIONS.fullmatch(value):
+                return esc.to, (f"{unit.name} has {name}={value}: {entry.name} of it can {value} the host, as risky "
+                                f"as a reboot ({esc.to})")
+    return entry.risk, None
+
+
 def _tmp_path(where: str, value: Any, roots: tuple[str, ...]) -> str:
     if not isinstance(value, str) or not value.startswith("/") or "\x00" in value or len(value) > 4096:
         raise ActionRefused(f"{where}: {_show(value)} is not an absolute path")
@@ -308,9 +381,10 @@ def load_catalog(path: Path = BUILTIN) -> Catalog:
     try:
         diagnostics = {name: _diagnostic(name, d) for name, d in data.get("diagnostic", {}).items()}
         entries = {name: _entry(name, e) for name, e in data.get("action", {}).items()}
+        protected = tuple(str(p) for group in data.get("protected", {}).values() for p in group)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"action catalog {path}: {exc}") from None
-    return Catalog(entries, diagnostics)
+    return Catalog(entries, diagnostics, protected)
 
 
 def _diagnostic(name: str, d: dict[str, Any]) -> Diagnostic:
@@ -334,10 +408,36 @@ def _entry(name: str, e: dict[str, Any]) -> Entry:
     for pname, p in e.get("params", {}).items():
         if p["type"] not in PARAM_TYPES:
             raise ValueError(f"action {name}: parameter {pname} has unknown type {p['type']!r}")
+        p = dict(p)
+        if "unit_types" in p:
+            p["unit_types"] = tuple(p["unit_types"])
+            if unknown := set(p["unit_types"]) - set(UNIT_SUFFIXES):
+                raise ValueError(f"action {name}: parameter {pname}: unknown unit types {sorted(unknown)}")
         params[pname] = ParamSpec(name=pname, **p)
     commands = tuple(tuple(argv) for argv in e.get("commands", ()))
     variants = tuple((v["when"], tuple(tuple(argv) for argv in v["commands"])) for v in e.get("variant", ()))
+    if name != "run_diagnostic":
+        if not commands and not variants:
+            raise ValueError(f"action {name}: needs commands or variant")
+        _check_placeholders(f"action {name}", list(commands) + [c for _, cs in variants for c in cs], set(params))
     rl = e.get("rate_limit")
+    if "precondition" not in e:
+        raise ValueError(f"action {name}: needs a precondition (none only for read-only, high or critical risk)")
+    pre = Precondition(**e["precondition"])
+    if pre.check not in PRECONDITIONS:
+        raise ValueError(f"action {name}: unknown precondition {pre.check!r} (one of {', '.join(PRECONDITIONS)})")
+    if pre.check == "none" and RISK_RANK["read-only"] < RISK_RANK[e["risk"]] < RISK_RANK["high"]:
+        # A low or medium action may run under an autonomy level with no human: only what Macha itself observed
+        # may start it.
+        raise ValueError(f"action {name}: a {e['risk']} action needs a precondition Macha can observe")
+    if pre.check in ("unit_down", "unit_failed") and not any(
+            p.type == "unit" and p.must_exist for p in params.values()):
+        raise ValueError(f"action {name}: precondition {pre.check} needs a unit parameter with must_exist")
+    if pre.check == "disk_pressure" and (pre.path is None) == (pre.param is None):
+        raise ValueError(f"action {name}: precondition disk_pressure needs exactly one of path or param")
+    esc = Escalation(**e["escalate"]) if "escalate" in e else None
+    if esc is not None and (esc.when != "reboots" or RISK_RANK.get(esc.to, -1) < RISK_RANK["critical"]):
+        raise ValueError(f"action {name}: escalate must be {{ to = \"critical\", when = \"reboots\" }}")
     entry = Entry(
         name=name,
         description=e["description"],
@@ -349,11 +449,9 @@ def _entry(name: str, e: dict[str, Any]) -> Entry:
         commands=commands,
         variants=variants,
         rate_limit=RateLimit(**rl) if rl else None,
+        precondition=pre,
+        escalate=esc,
     )
-    if name != "run_diagnostic":
-        if not commands and not variants:
-            raise ValueError(f"action {name}: needs commands or variant")
-        _check_placeholders(f"action {name}", list(commands) + [c for _, cs in variants for c in cs], set(params))
     return entry
 
 

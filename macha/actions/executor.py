@@ -8,7 +8,6 @@ marks it ``interrupted`` instead of running it again: an action with side effect
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import update
@@ -18,7 +17,7 @@ from macha.actions.audit import audit
 from macha.actions.catalog import ActionRefused, Catalog, default_catalog
 from macha.actions.policy import Verdict, may_run
 from macha.actions.runner import run_argv
-from macha.actions.units import unit_probe
+from macha.actions.observe import LOCAL, HostProbe
 from macha.config import Settings
 from macha.store.db import Store
 from macha.store.models import Action, utcnow
@@ -44,7 +43,7 @@ def human_approved(action: Action) -> bool:
 
 
 def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalog | None = None,
-            probe: Callable[[str], None] | None = unit_probe) -> ExecutionOutcome:
+            probe: HostProbe | None = LOCAL) -> ExecutionOutcome:
     catalog = catalog or default_catalog()
     level = settings.autonomy_level
     with store.session() as s:
@@ -66,13 +65,14 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
         # Settings, the catalog and the host may have changed since the proposal: everything again, here.
         try:
             validated = guard.validate(catalog, settings, action.hostname, action.action, action.arguments, probe)
-            if validated.entry.risk != action.risk:
-                raise ActionRefused(f"the catalog's risk for {action.action} changed from {action.risk} to "
-                                    f"{validated.entry.risk}; propose it again")
+            if validated.risk != action.risk:
+                raise ActionRefused(f"the risk of {action.action} changed from {action.risk} to {validated.risk}"
+                                    f"{f' ({validated.risk_reason})' if validated.risk_reason else ''}; "
+                                    "propose it again")
             limited = guard.rate_limit_reason(s, validated, action.hostname, exclude_id=action.id)
             if limited:
                 raise ActionRefused(limited)
-            decision = may_run(level, validated.entry.risk, approved=human_approved(action))
+            decision = may_run(level, validated.risk, approved=human_approved(action))
             if decision.verdict is not Verdict.EXECUTE:
                 raise ActionRefused(decision.reason)
         except ActionRefused as exc:

@@ -3,13 +3,13 @@ the rate limit counted from the database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from macha.actions.catalog import Catalog, Checks, Validated, protected_patterns
+from macha.actions.observe import HostProbe
 from macha.config import Settings
 from macha.store.models import Action, utcnow
 
@@ -17,22 +17,25 @@ from macha.store.models import Action, utcnow
 COUNTED = ("ready", "running", "succeeded", "failed", "interrupted")
 
 
-def checks_for(settings: Settings, hostname: str, probe: Callable[[str], None] | None) -> Checks:
-    """A unit's existence can only be asked on its own host; elsewhere the executing task asks."""
+def checks_for(catalog: Catalog, settings: Settings, hostname: str, probe: HostProbe | None) -> Checks:
+    """A unit's state and a disk's use can only be asked on its own host; elsewhere the executing task asks."""
     return Checks(
         protected=protected_patterns(
             settings.actions.protected_units,
             database_url=settings.effective_database_url,
             broker_url=settings.effective_broker_url,
+            catalog=catalog,
         ),
         tmp_roots=tuple(settings.actions.clean_tmp_roots),
-        unit_probe=probe if hostname == settings.hostname else None,
+        probe=probe if hostname == settings.hostname else None,
+        disk_pressure_at=settings.thresholds["disk_percent"].raise_at,
+        inode_pressure_at=settings.thresholds["inode_percent"].raise_at,
     )
 
 
 def validate(catalog: Catalog, settings: Settings, hostname: str, action: str, arguments: object,
-             probe: Callable[[str], None] | None) -> Validated:
-    return catalog.validate(action, arguments, checks_for(settings, hostname, probe))
+             probe: HostProbe | None) -> Validated:
+    return catalog.validate(action, arguments, checks_for(catalog, settings, hostname, probe))
 
 
 def rate_limit_reason(session: Session, v: Validated, hostname: str, *, exclude_id: int | None = None,

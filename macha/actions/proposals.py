@@ -19,7 +19,7 @@ from macha.actions import guard
 from macha.actions.audit import audit
 from macha.actions.catalog import ActionRefused, Catalog, dedup_key, default_catalog
 from macha.actions.policy import Verdict, decide
-from macha.actions.units import unit_probe
+from macha.actions.observe import LOCAL, HostProbe
 from macha.config import Settings, parse_duration
 from macha.llm.schemas import ProposedAction
 from macha.store.models import Action, utcnow
@@ -60,8 +60,9 @@ def propose(
     proposer: str,
     review_id: int | None = None,
     evidence: dict[str, Any] | None = None,
+    evidence_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     catalog: Catalog | None = None,
-    probe: Callable[[str], None] | None = unit_probe,
+    probe: HostProbe | None = LOCAL,
 ) -> ProposalResult:
     catalog = catalog or default_catalog()
     level = settings.autonomy_level
@@ -73,7 +74,11 @@ def propose(
     except ActionRefused as exc:
         return _store(session, settings, hostname, name, arguments, None, Verdict.REFUSE, str(exc), proposer, level,
                       review_id, evidence, reason, notes)
-    risk = validated.entry.risk
+    risk = validated.risk
+    if validated.risk_reason:
+        notes.append(validated.risk_reason)
+    if evidence_for is not None:
+        evidence = {**(evidence or {}), **evidence_for(validated.arguments)}
     limited = guard.rate_limit_reason(session, validated, hostname)
     if limited:
         result = _store(session, settings, hostname, validated.entry.name, validated.arguments, risk, Verdict.REFUSE,
@@ -84,8 +89,9 @@ def propose(
               level)
         return result
     decision = decide(level, risk)
+    why = f"{decision.reason} ({validated.risk_reason})" if validated.risk_reason else decision.reason
     return _store(session, settings, hostname, validated.entry.name, validated.arguments, risk, decision.verdict,
-                  decision.reason, proposer, level, review_id, evidence, proposal.reason, notes)
+                  why, proposer, level, review_id, evidence, proposal.reason, notes)
 
 
 def _raw_fields(raw: Any) -> tuple[str, Any, str]:
