@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import string
+import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -361,7 +363,7 @@ def test_approve_revalidates_then_makes_the_action_ready(tmp_path, tmproot, syst
 
     action = approvals.approve(store, settings, first.action_id, "alice")
     assert action["status"] == "ready" and action["decided_by"] == "alice"
-    with pytest.raises(ApprovalError, match="is ready, not pending"):
+    with pytest.raises(ApprovalError, match="is already ready by alice at 20"):
         approvals.approve(store, settings, first.action_id, "bob")
     assert execute(store, settings, first.action_id).status == "succeeded"
     assert systemctl.calls("restart") == [["systemctl", "restart", "--", "nginx.service"]]
@@ -371,6 +373,88 @@ def test_approve_revalidates_then_makes_the_action_ready(tmp_path, tmproot, syst
     assert trail == [("queued", "test"), ("merged", "test"), ("refused", "alice"), ("refused", "alice"),
                      ("approved", "alice"), ("started", "executor"), ("executed", "executor")]
     store.dispose()
+
+
+def _race(*calls):
+    """Runs the calls in threads released at the same moment; each gives ("ok", result) or ("error", message)."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        try:
+            results[i] = ("ok", call())
+        except ApprovalError as exc:
+            results[i] = ("error", str(exc))
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_approve_and_reject_at_the_same_moment_one_decision_wins(tmp_path, tmproot, systemctl, db_url) -> None:
+    """Approve re-validates (a systemctl probe) before it writes: a rejection landing meanwhile used to be
+    overwritten, and the rejected action ran. The decision is one conditional UPDATE; the loser is told."""
+    settings = make_settings(tmp_path, tmproot, "suggest")
+    store = Store(db_url)
+    for trial in range(6):
+        unit = f"app@{trial}.service"
+        systemctl.set_units({unit: {"load": "loaded"}})
+        proposed = _propose(store, settings, {"action": "restart_service", "arguments": {"unit": unit}})
+        assert proposed.status == "pending"
+        calls = [lambda: approvals.approve(store, settings, proposed.action_id, "alice"),
+                 lambda: approvals.reject(store, proposed.action_id, "bob", "not now")]
+        if trial % 2:
+            calls.reverse()
+        results = _race(*calls)
+        assert sorted(r[0] for r in results) == ["error", "ok"], results
+        lost = next(r[1] for r in results if r[0] == "error")
+        with store.session() as s:
+            row = s.get(Action, proposed.action_id)
+            decisions = [a.event for a in s.execute(select(ActionAudit).where(
+                ActionAudit.action_id == row.id, ActionAudit.event.in_(("approved", "rejected")))).scalars()]
+        assert decisions == [{"ready": "approved", "rejected": "rejected"}[row.status]]
+        assert f"is already {row.status} by {row.decided_by} at " in lost
+        outcome = execute(store, settings, proposed.action_id)
+        assert outcome.ran is (row.status == "ready")
+    ran = {c[-1] for c in systemctl.calls("restart")}
+    with store.session() as s:
+        approved = {r.arguments["unit"] for r in s.execute(select(Action).where(Action.status == "succeeded")).scalars()}
+    assert ran == approved  # a rejected action never ran
+
+    # Two approvals at once: one approves, the other is told who did.
+    systemctl.set_units({"nginx.service": {"load": "loaded"}})
+    proposed = _propose(store, settings, {"action": "restart_service", "arguments": {"unit": "nginx"}})
+    results = _race(lambda: approvals.approve(store, settings, proposed.action_id, "alice"),
+                    lambda: approvals.approve(store, settings, proposed.action_id, "carol"))
+    assert sorted(r[0] for r in results) == ["error", "ok"], results
+    store.dispose()
+
+
+def test_a_late_finisher_does_not_overwrite_interrupted(tmp_path, tmproot, systemctl) -> None:
+    settings = make_settings(tmp_path, tmproot, "auto-full")
+    systemctl.set_units({"slowish.service": {"load": "loaded", "sleep": 2}})
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    action_id = _propose(store, settings, {"action": "restart_service", "arguments": {"unit": "slowish"}}).action_id
+    first: list = []
+    runner = threading.Thread(target=lambda: first.append(execute(store, settings, action_id)))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not systemctl.calls("restart") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # A redelivery while it still runs (its worker looked dead): marked interrupted, not run again.
+    assert execute(store, settings, action_id).status == "interrupted"
+    runner.join(30)
+    with store.session() as s:
+        row = s.get(Action, action_id)
+        events = [a.event for a in s.execute(select(ActionAudit).where(ActionAudit.action_id == action_id)
+                                                .order_by(ActionAudit.id)).scalars()]
+    assert row.status == "interrupted" and first[0].status == "interrupted"
+    assert events == ["scheduled", "started", "interrupted", "executed"]
+    assert len(systemctl.calls("restart")) == 1
 
 
 def test_reject_and_expiry(tmp_path, tmproot, systemctl) -> None:

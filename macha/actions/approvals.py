@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from macha.actions import guard
@@ -135,12 +135,31 @@ def show(session: Session, action_id: int, catalog: Catalog | None = None) -> Ac
     )
 
 
+def _decide(session: Session, action: Action, status: str, actor: str, now: datetime) -> bool:
+    """Pending -> ``status`` in one conditional UPDATE: of two decisions at the same moment (approve and reject, two
+    approvals, an approval and the expiry), exactly one matches ``status = 'pending'``; the other changes nothing."""
+    won = session.execute(
+        update(Action)
+        .where(Action.id == action.id, Action.status == "pending")
+        .values(status=status, decided_by=actor, decided_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.refresh(action)
+    return won
+
+
+def _already(action: Action, verb: str) -> str:
+    """What the loser of a decision is told: who decided what, and when."""
+    who = f" by {action.decided_by}" if action.decided_by else ""
+    when = f" at {action.decided_at.isoformat(sep=' ', timespec='seconds')}" if action.decided_at else ""
+    return f"action {action.id} is already {action.status}{who}{when}: nothing to {verb}"
+
+
 def _expire_if_due(session: Session, action: Action, now: datetime) -> bool:
     if action.status == "pending" and action.expires_at is not None and action.expires_at <= now:
-        action.status = "expired"
-        action.updated_at = now
-        audit(session, action, "expired", "system", f"not approved before {action.expires_at.isoformat()}")
-        return True
+        if _decide(session, action, "expired", "system", now):
+            audit(session, action, "expired", "system", f"not approved before {action.expires_at.isoformat()}")
+            return True
     return False
 
 
@@ -156,7 +175,7 @@ def approve(store: Store, settings: Settings, action_id: int, actor: str, *, cat
         if _expire_if_due(s, action, now):
             refusal = f"action {action_id} expired at {action.expires_at.isoformat()[:19]} and cannot be approved"
         elif action.status != "pending":
-            raise ApprovalError(f"action {action_id} is {action.status}, not pending: nothing to approve")
+            raise ApprovalError(_already(action, "approve"))
         else:
             try:
                 validated = guard.validate(catalog, settings, action.hostname, action.action, action.arguments,
@@ -176,11 +195,12 @@ def approve(store: Store, settings: Settings, action_id: int, actor: str, *, cat
                 audit(s, action, "refused", actor, f"approval refused: {exc}", level)
                 refusal = f"cannot approve action {action_id}: {exc}"
             else:
-                action.status = "ready"
-                action.decided_by = actor
-                action.decided_at = action.updated_at = now
-                audit(s, action, "approved", actor, decision.reason, level)
-                result = action_dict(action)
+                if not _decide(s, action, "ready", actor, now):
+                    # Someone decided while we checked: theirs stands, and nothing of ours is written.
+                    refusal = _already(action, "approve")
+                else:
+                    audit(s, action, "approved", actor, decision.reason, level)
+                    result = action_dict(action)
     if refusal:
         # Raised after the session committed, so the audit row of the refusal is kept.
         raise ApprovalError(refusal)
@@ -192,11 +212,8 @@ def reject(store: Store, action_id: int, actor: str, reason: str) -> dict[str, A
         raise ApprovalError("give a reason for the rejection (--reason)")
     with store.session() as s:
         action = _load(s, action_id)
-        if action.status != "pending":
-            raise ApprovalError(f"action {action_id} is {action.status}, not pending: nothing to reject")
-        action.status = "rejected"
-        action.decided_by = actor
-        action.decided_at = action.updated_at = utcnow()
+        if action.status != "pending" or not _decide(s, action, "rejected", actor, utcnow()):
+            raise ApprovalError(_already(action, "reject"))
         audit(s, action, "rejected", actor, reason.strip()[:2000])
         return action_dict(action)
 

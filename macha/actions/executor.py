@@ -99,17 +99,27 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
     last = results[-1]
     ok = last.error is None and last.exit_code == 0
     status = "succeeded" if ok else "failed"
+    reason = "exit status 0" if ok else (last.error or f"exit status {last.exit_code}")
+    duration = sum(r.duration_s for r in results)
     with store.session() as s:
+        now = utcnow()
+        # Conditional: a redelivery that found this action "running" while it ran (its worker looked dead) marked it
+        # interrupted, and that stands; the outcome is still kept, in the audit log.
+        finished = s.execute(
+            update(Action)
+            .where(Action.id == action_id, Action.status == "running")
+            .values(status=status, finished_at=now, updated_at=now, exit_code=last.exit_code,
+                    stdout="\n".join(r.stdout for r in results),
+                    stderr="\n".join(filter(None, [r.stderr for r in results] + [last.error or ""])),
+                    duration_s=duration)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
         action = s.get(Action, action_id)
-        action.status = status
-        action.finished_at = action.updated_at = utcnow()
-        action.exit_code = last.exit_code
-        action.stdout = "\n".join(r.stdout for r in results)
-        action.stderr = "\n".join(filter(None, [r.stderr for r in results] + [last.error or ""]))
-        action.duration_s = sum(r.duration_s for r in results)
-        reason = "exit status 0" if ok else (last.error or f"exit status {last.exit_code}")
+        if not finished:
+            reason = f"{reason}; finished after it was marked {action.status}, which stands"
+            status = action.status
         audit(s, action, "executed" if ok else "failed", ACTOR, reason, level, exit_code=last.exit_code,
-              duration_s=round(action.duration_s, 3))
+              duration_s=round(duration, 3))
     return ExecutionOutcome(action_id, status, True, exit_code=last.exit_code, reason=reason)
 
 
