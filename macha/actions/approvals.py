@@ -7,7 +7,7 @@ expiry) before the action becomes ``ready``; the executing task checks it all on
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select, update
@@ -19,6 +19,7 @@ from macha.actions.catalog import ActionRefused, Catalog, default_catalog
 from macha.actions.policy import Verdict, may_run
 from macha.actions.observe import LOCAL, HostProbe
 from macha.config import Settings
+from macha.core.ids import parse_id
 from macha.errors import MachaError
 from macha.store.db import Store
 from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
@@ -88,6 +89,11 @@ def list_pending(session: Session, hostname: str | None = None) -> list[PendingR
 
 
 def _load(session: Session, action_id: int) -> Action:
+    try:
+        # An id no database column can hold is "no such action", not a driver's overflow (web and MCP pass ids in).
+        parse_id(action_id, "action")
+    except ValueError as exc:
+        raise ApprovalError(str(exc)) from None
     action = session.get(Action, action_id)
     if action is None:
         raise ApprovalError(f"no action with id {action_id} (see `macha-approve list`)")
@@ -151,7 +157,7 @@ def _decide(session: Session, action: Action, status: str, actor: str, now: date
 def _already(action: Action, verb: str) -> str:
     """What the loser of a decision is told: who decided what, and when."""
     who = f" by {action.decided_by}" if action.decided_by else ""
-    when = f" at {action.decided_at.isoformat(sep=' ', timespec='seconds')}" if action.decided_at else ""
+    when = f" at {action.decided_at.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC" if action.decided_at else ""
     return f"action {action.id} is already {action.status}{who}{when}: nothing to {verb}"
 
 

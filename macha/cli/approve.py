@@ -12,10 +12,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from macha.actions import approvals
 from macha.actions.audit import history
-from macha.cli.common import parser, run, settings_from, setup_logging
+from macha.cli.common import count_type, id_type, parser, plain, run, settings_from, setup_logging
 from macha.errors import BrokerError
 from macha.store.db import Store
 from macha.store.models import utcnow
@@ -30,19 +31,21 @@ def main() -> None:
     ls = sub.add_parser("list", help="pending approvals (the default)")
     ls.add_argument("--host", help="only this host")
     sh = sub.add_parser("show", help="one action with its evidence and history")
-    sh.add_argument("id", type=int)
+    # Ids are checked against the database's range here: a huge one is one line naming it, not a driver error.
+    action_id = id_type("action")
+    sh.add_argument("id", type=action_id)
     ap = sub.add_parser("approve", help="approve a pending action; it is checked again and then runs")
-    ap.add_argument("id", type=int)
+    ap.add_argument("id", type=action_id)
     rj = sub.add_parser("reject", help="reject a pending action")
-    rj.add_argument("id", type=int)
+    rj.add_argument("id", type=action_id)
     rj.add_argument("--reason", required=True, help="why (kept in the audit log)")
     hi = sub.add_parser("history", help="the audit log: every decision and why")
-    hi.add_argument("--action", type=int, dest="action_id", help="only this action")
+    hi.add_argument("--action", type=action_id, dest="action_id", help="only this action")
     hi.add_argument("--host", help="only this host")
-    hi.add_argument("--limit", type=int, default=50)
+    hi.add_argument("--limit", type=count_type, default=50)
     sub.add_parser("expire", help="expire approvals past their time now (the worker does it every minute)")
     di = sub.add_parser("discuss", help="talk an action over with the meta model")
-    di.add_argument("id", type=int)
+    di.add_argument("id", type=action_id)
     for sp in (ls, sh, ap, rj, hi, di):
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     args = p.parse_args()
@@ -89,15 +92,15 @@ def _main(args: Any) -> int:
         if args.json:
             print(json.dumps({"action": action, "note": note}, indent=2, default=str))
         else:
-            console.print(f"Approved action {action['id']} ({action['action']} {_args(action['arguments'])}) "
-                          f"on {action['hostname']}. {note}", markup=False, highlight=False)
+            console.print(plain(f"Approved action {action['id']} ({action['action']} {_args(action['arguments'])}) "
+                                f"on {action['hostname']}. {note}"))
         return 0
     if command == "reject":
         action = approvals.reject(store, args.id, _actor(), args.reason)
         if args.json:
             print(json.dumps({"action": action}, indent=2, default=str))
         else:
-            console.print(f"Rejected action {action['id']} ({action['action']}).", markup=False)
+            console.print(plain(f"Rejected action {action['id']} ({action['action']})."))
         return 0
     if command == "expire":
         expired = approvals.expire_due(store)
@@ -144,6 +147,11 @@ def _age(created: datetime) -> str:
     return f"{secs}s"
 
 
+# Everything below shows stored text (arguments, reasons, log lines, model summaries, command output): each value
+# goes into Rich as plain() Text, never into a markup string, so that it can neither drive the terminal nor be read
+# as markup ("[/]" would stop the listing, "[link=...]" would make a link).
+
+
 def _render_list(console: Console, rows: list[approvals.PendingRow]) -> None:
     if not rows:
         console.print("No actions wait for approval.")
@@ -154,44 +162,41 @@ def _render_list(console: Console, rows: list[approvals.PendingRow]) -> None:
     for r in rows:
         risk = r.risk or "?"
         seen = f" (x{r.merged_count + 1})" if r.merged_count else ""
-        table.add_row(str(r.id), r.hostname, r.action, _args(r.arguments), f"[{RISK_STYLE.get(risk, '')}]{risk}[/]",
-                      _esc(r.reason) + seen, _age(r.created_at))
+        table.add_row(str(r.id), plain(r.hostname), plain(r.action), plain(_args(r.arguments)),
+                      plain(risk, RISK_STYLE.get(risk, "")), plain(r.reason + seen), _age(r.created_at))
     console.print(table)
-    console.print("Approve with `macha-approve approve ID`, reject with `macha-approve reject ID --reason TEXT`.")
-
-
-def _esc(text: str) -> str:
-    # Reasons quote log lines and model text: never let them act as rich markup.
-    return text.replace("[", "\\[")
+    console.print("Approve with `macha-approve approve ID`, reject with `macha-approve reject ID --reason TEXT`.",
+                  markup=False, highlight=False)
 
 
 def _render_show(console: Console, d: approvals.ActionDetail) -> None:
     a = d.action
-    console.print(f"[bold]Action {a['id']}[/bold]: {a['action']} {_esc(_args(a['arguments']))} on {a['hostname']}")
+    console.print(Text.assemble((f"Action {a['id']}", "bold"), ": ",
+                                plain(f"{a['action']} {_args(a['arguments'])} on {a['hostname']}")))
     for label, key in (("Status", "status"), ("Risk (catalog)", "risk"), ("Proposed by", "proposer"),
                        ("Reason", "reason"), ("Decision", "verdict_reason"), ("Created", "created_at"),
                        ("Expires", "expires_at"), ("Decided by", "decided_by"), ("Exit status", "exit_code")):
         if a.get(key) not in (None, ""):
-            console.print(f"  {label}: {_esc(str(a[key]))}")
+            console.print(Text.assemble(f"  {label}: ", plain(a[key])))
     if d.rollback:
-        console.print(f"  Rollback: {d.rollback}")
+        console.print(Text.assemble("  Rollback: ", plain(d.rollback)))
     if a.get("argv"):
-        console.print(f"  Ran: {_esc(json.dumps(a['argv']))}")
+        console.print(Text.assemble("  Ran: ", plain(json.dumps(a["argv"]))))
     if d.review:
-        console.print(f"Review #{d.review['id']} ({d.review['reviewer']}, {d.review['status']}):")
-        console.print(f"  {d.review['summary']}", markup=False, highlight=False)
+        console.print(plain(f"Review #{d.review['id']} ({d.review['reviewer']}, {d.review['status']}):"))
+        console.print(Text.assemble("  ", plain(d.review["summary"])))
     if d.events:
         table = Table(title="Evidence")
         for col in ("Event", "Time (UTC)", "Severity", "Pattern", "Message"):
             table.add_column(col, overflow="fold")
         for ev in d.events:
-            table.add_row(str(ev["id"]), ev["time"][:19].replace("T", " "), ev["severity"], ev["pattern"] or "",
-                          _esc(ev["message"][:300]))
+            table.add_row(str(ev["id"]), ev["time"][:19].replace("T", " "), plain(ev["severity"]),
+                          plain(ev["pattern"]), plain((ev["message"] or "")[:300]))
         console.print(table)
     for out in ("stdout", "stderr"):
         if a.get(out):
             console.print(f"{out}:")
-            console.print(a[out], markup=False, highlight=False)
+            console.print(plain(a[out]))
     _render_history(console, d.audit)
 
 
@@ -204,7 +209,7 @@ def _render_history(console: Console, items: list[dict[str, Any]]) -> None:
     for col in cols:
         table.add_column(col.replace("_", " ").capitalize(), overflow="fold")
     for it in items:
-        table.add_row(*[_esc(str(it[c] if it[c] is not None else ""))[:400] if c != "time" else it[c][:19]
+        table.add_row(*[plain(str(it[c] if it[c] is not None else "")[:400]) if c != "time" else it[c][:19]
                         for c in cols])
     console.print(table)
 

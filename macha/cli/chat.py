@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import re
 import sys
 import time
 from typing import Any
@@ -15,8 +14,9 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from macha.broker.client import ensure_reachable, redis_client
-from macha.cli.common import EXIT_ERROR, parser, run, settings_from, setup_logging
+from macha.cli.common import EXIT_ERROR, id_type, parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.config import Settings
+from macha.core.text import printable
 from macha.errors import MachaError
 from macha.meta import chat
 from macha.store.db import Store
@@ -27,12 +27,14 @@ EXIT_WORDS = {"/exit", "/quit", "exit", "quit"}
 def build_parser() -> argparse.ArgumentParser:
     p = parser("macha-chat", "Chat with Macha's meta model (read-only tools; actions go through macha-approve).")
     p.add_argument("--ask", metavar="QUESTION", help="ask one question, print the answer and exit")
-    p.add_argument("--discuss", type=int, metavar="APPROVAL_ID", help="talk over an action waiting for approval")
-    p.add_argument("--follow-up", type=int, metavar="ISSUE_ID", dest="follow_up",
+    p.add_argument("--discuss", type=id_type("action"), metavar="APPROVAL_ID",
+                   help="talk over an action waiting for approval")
+    p.add_argument("--follow-up", type=id_type("analysis"), metavar="ISSUE_ID", dest="follow_up",
                    help="continue with an analysed issue (the id of its meta analysis)")
-    p.add_argument("--conversation", type=int, metavar="ID", help="continue an earlier conversation")
+    p.add_argument("--conversation", type=id_type("conversation"), metavar="ID",
+                   help="continue an earlier conversation")
     p.add_argument("--host", help="the host to talk about (default: this one)")
-    p.add_argument("--timeout", type=float, help="seconds to wait for the gpu worker to start answering "
+    p.add_argument("--timeout", type=seconds_type, help="seconds to wait for the gpu worker to start answering "
                    "(default: meta.chatWait)")
     p.add_argument("--state-dir", help="state directory (default: ~/.local/state/macha)")
     p.add_argument("--broker", help="Redis URL of the broker (default: the embedded Redis under state_dir)")
@@ -80,9 +82,9 @@ def _main(args: argparse.Namespace) -> int:
             if code:
                 return code
         return 0
-    console.print(f"[dim]conversation #{conv_id} with {settings.meta_model}; /exit to leave[/dim]")
+    console.print(plain(f"conversation #{conv_id} with {settings.meta_model}; /exit to leave", "dim"))
     if first:
-        console.print(f"[bold]> {first}[/bold]")
+        console.print(plain(f"> {first}", "bold"))
         if (code := _turn(console, store, settings, conv_id, first, args.timeout)) != 0:
             return code
     while True:
@@ -103,15 +105,6 @@ def _turn(console: Console, store: Store, settings: Settings, conv_id: int, ques
     message_id = chat.ask(store, conv_id, question)
     send_chat(create_app(settings), message_id)
     return _stream(console, store, settings, message_id, timeout or settings.meta.chat_wait, conv_id)
-
-
-#: Every control character but tab and newline (escape sequences start with one).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _clean(text: str) -> str:
-    """Model and log text must not drive the terminal: control characters (escape sequences) are dropped."""
-    return _CONTROL.sub("", text)
 
 
 def _status(store: Store, message_id: int) -> tuple[str, str | None]:
@@ -143,7 +136,7 @@ def _stream(console: Console, store: Store, settings: Settings, message_id: int,
                 quiet_since = time.monotonic()
                 status, error = _status(store, message_id)
                 if status == "failed":
-                    print(f"macha-chat: {_clean(error or 'the answer failed')}", file=sys.stderr)
+                    print(f"macha-chat: {printable(error or 'the answer failed', one_line=True)}", file=sys.stderr)
                     return EXIT_ERROR
                 if status == "answered" and not got_any:
                     return _print_stored(console, store, message_id)
@@ -167,7 +160,9 @@ def _stream(console: Console, store: Store, settings: Settings, message_id: int,
                 last = entry_id
                 got_any = True
                 kind = fields.get(b"type", b"").decode()
-                text = _clean(fields.get(b"text", b"").decode(errors="replace"))
+                # Model text must not drive the terminal. The shared sanitiser works character by character, so a
+                # sequence split over two chunks is disarmed as surely as a whole one.
+                text = printable(fields.get(b"text", b"").decode(errors="replace"))
                 if kind == "token":
                     parts.append(text)
                     if not console.is_terminal:
@@ -180,14 +175,15 @@ def _stream(console: Console, store: Store, settings: Settings, message_id: int,
                 elif kind == "error":
                     if parts:
                         print(file=sys.stdout)
-                    print(f"macha-chat: {text}", file=sys.stderr)
+                    print(f"macha-chat: {printable(text, one_line=True)}", file=sys.stderr)
                     return EXIT_ERROR
                 elif kind == "done":
                     if console.is_terminal and parts:
-                        # Streamed as plain text; shown again rendered now that it is whole.
+                        # Streamed as plain text; shown again rendered now that it is whole. Links are shown with
+                        # their address, never as terminal hyperlinks whose text could hide where they lead.
                         console.print()
                         console.rule(style="dim")
-                        console.print(Markdown("".join(parts)))
+                        console.print(Markdown("".join(parts), hyperlinks=False))
                     else:
                         print()
                     return 0
@@ -204,7 +200,7 @@ def _print_stored(console: Console, store: Store, message_id: int) -> int:
         answer = s.execute(select(ChatMessage.content).where(
             ChatMessage.conversation_id == q.conversation_id, ChatMessage.role == "assistant",
             ChatMessage.id > message_id).order_by(ChatMessage.id).limit(1)).scalar()
-    console.print(_clean(answer or ""), markup=False, highlight=False)
+    console.print(plain(answer))
     return 0
 
 

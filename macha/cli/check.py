@@ -9,8 +9,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from macha.cli.common import parser, run, settings_from, setup_logging
+from macha.cli.common import parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.errors import BrokerError
 from macha.report import CheckReport, build_report
 from macha.store.db import Store
@@ -26,7 +27,8 @@ def main() -> None:
     src.add_argument("--journal-file", help="read this journal file (*.journal) instead of the system journal")
     src.add_argument("--journal-dir", help="read the journal files in this directory")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the pipeline (default 120)")
+    p.add_argument("--timeout", type=seconds_type, default=120.0,
+                   help="seconds to wait for the pipeline (default 120)")
     p.add_argument("--hostname", help="the host name to file events under (default: this host)")
     args = p.parse_args()
     run("macha-check", lambda: _main(args))
@@ -90,18 +92,20 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def render(report: CheckReport, console: Console) -> None:
-    console.print(
-        f"[bold]{report.hostname}[/bold]  source: {report.source}  entries read: {report.entries_read}  "
-        f"new events: {report.new_events}"
-    )
+    """The report for people. Every value that comes from the journal, the model or the store (messages, units,
+    patterns, summaries, arguments, reasons, notes, even the host and source names) goes into Rich as plain() Text:
+    a line holding "[/]" or an escape sequence is shown as it is, it neither stops the report nor drives the
+    terminal."""
+    console.print(Text.assemble(plain(report.hostname, "bold"), plain(
+        f"  source: {report.source}  entries read: {report.entries_read}  new events: {report.new_events}")))
     for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(Text.assemble(("note:", "yellow"), " ", plain(note)))
     if report.severity_counts:
         table = Table(title="Events found by this check")
         table.add_column("Severity")
         table.add_column("Count", justify="right")
         for severity, count in report.severity_counts.items():
-            table.add_row(f"[{SEVERITY_STYLE[severity]}]{severity}[/]", str(count))
+            table.add_row(plain(severity, SEVERITY_STYLE.get(severity, "")), str(count))
         console.print(table)
         detail = Table(title="Events (worst first)", show_lines=False)
         for col in ("Time (UTC)", "Severity", "Pattern", "Unit", "Message"):
@@ -109,32 +113,34 @@ def render(report: CheckReport, console: Console) -> None:
         for ev in report.events:
             detail.add_row(
                 ev["time"][:19].replace("T", " "),
-                f"[{SEVERITY_STYLE[ev['severity']]}]{ev['severity']}[/]",
-                ev["pattern"] or "",
-                ev["unit"] or "",
-                _short(ev["message"]),
+                plain(ev["severity"], SEVERITY_STYLE.get(ev["severity"], "")),
+                plain(ev["pattern"]),
+                # One line per event: a unit name holding a newline must not open a row of its own.
+                plain(ev["unit"], one_line=True),
+                plain(_short(ev["message"] or "")),
             )
         console.print(detail)
         if report.new_events > len(report.events):
-            console.print(f"... and {report.new_events - len(report.events)} more (see --json or the database)")
+            console.print(f"... and {report.new_events - len(report.events)} more (see --json or the database)",
+                          markup=False, highlight=False)
     else:
         console.print("No new events.")
     review = report.review
     if review is None:
         console.print("No recent review.")
     else:
-        style = STATUS_STYLE.get(review["status"], "")
         fresh = "this check" if report.review_is_new else f"latest, {review['created_at'][:19]}"
-        console.print(f"Review #{review['id']} ({fresh}): [{style}]{review['status']}[/]")
-        console.print(review["summary"], markup=False, highlight=False)
+        console.print(Text.assemble(plain(f"Review #{review['id']} ({fresh}): "),
+                                    plain(review["status"], STATUS_STYLE.get(review["status"], ""))))
+        console.print(plain(review["summary"]))
     if report.actions:
         table = Table(title="Actions proposed by this review")
         for col in ("ID", "Action", "Arguments", "Risk", "Decision", "Why"):
             table.add_column(col, overflow="fold")
         for a in report.actions:
             args = " ".join(f"{k}={v}" for k, v in a["arguments"].items())
-            table.add_row(str(a["id"]), a["action"], _short(args, 80).replace("[", "\\["), a["risk"] or "",
-                          a["status"], _short(a["reason"]).replace("[", "\\["))
+            table.add_row(str(a["id"]), plain(a["action"]), plain(_short(args, 80)), plain(a["risk"]),
+                          plain(a["status"]), plain(_short(a["reason"] or "")))
         console.print(table)
     if report.pending_approvals:
         console.print(f"{report.pending_approvals} action(s) wait for approval: `macha-approve list`",
@@ -142,8 +148,9 @@ def render(report: CheckReport, console: Console) -> None:
     for e in report.escalations:
         state = "being analysed" if e["status"] == "running" else "pending: waiting for the gpu worker"
         why = f" (last try: {e['error']})" if e.get("error") else ""
-        console.print(f"Escalation #{e['id']} ({e['kind']}) {state} since {e['since'][:19].replace('T', ' ')}: "
-                      f"{_short(e['reason'], 120)}{why}", markup=False, highlight=False)
+        since = e["since"][:19].replace("T", " ")
+        console.print(plain(f"Escalation #{e['id']} ({e['kind']}) {state} since {since}: "
+                            f"{_short(e['reason'], 120)}{why}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

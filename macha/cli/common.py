@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.text import Text
+
 from macha.config import Settings, load_settings
+from macha.core.ids import MAX_ID, parse_id
+from macha.core.text import printable
 from macha.errors import MachaError
 
 #: Health exit codes (0, 1) belong to macha.report; every command shares this one.
@@ -18,7 +23,8 @@ EXIT_ERROR = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own exit code 2 matches ours; keep it to one line
-        self.exit(EXIT_ERROR, f"{self.prog}: {message} (see --help)\n")
+        # The message quotes what was typed (or pasted from a log): shown escaped.
+        self.exit(EXIT_ERROR, f"{self.prog}: {printable(message)} (see --help)\n")
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -26,6 +32,44 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="TOML settings file (default: $MACHA_CONFIG)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return p
+
+
+def id_type(what: str) -> Callable[[str], int]:
+    """An argparse type for the id of a ``what`` row: out of the database's range is one line naming it, before
+    any query (a huge id crashes SQLite's driver)."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_id(text, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def count_type(text: str) -> int:
+    """An argparse type for a limit: a whole number from 1 up (SQL rejects or ignores the others)."""
+    try:
+        return parse_id(text, "limit")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number from 1 to {MAX_ID}") from None
+
+
+def seconds_type(text: str) -> float:
+    """An argparse type for a wait in seconds: finite and above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds above 0")
+    return value
+
+
+def plain(value: object, style: str = "", *, one_line: bool = False) -> Text:
+    """Stored, log or model text for Rich: controls shown as escapes (macha.core.text.printable), and as a Text,
+    so that neither markup (``[/]``, ``[link=...]``) nor emoji codes in it are read."""
+    return Text(printable("" if value is None else str(value), one_line=one_line), style=style)
 
 
 def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -48,13 +92,17 @@ def run(prog: str, body: Callable[[], int]) -> None:
     try:
         code = body()
     except MachaError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        # One line, whatever it quotes (ids, paths, log and model text): a newline or an escape sequence in a
+        # quoted value can neither forge a second line nor drive the terminal.
+        print(f"{prog}: {printable(str(exc).strip(), one_line=True)}", file=sys.stderr)
         code = EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - an operator gets a line, a developer asks for the traceback
         if os.environ.get("MACHA_DEBUG"):
             raise
-        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (set MACHA_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        # Driver errors run on for lines (the SQL, its parameters): the first says what happened.
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"{prog}: internal error: {type(exc).__name__}: {printable(first, one_line=True)} (set MACHA_DEBUG=1 "
+              "for the traceback)", file=sys.stderr)
         code = EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
