@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
@@ -17,15 +18,20 @@ from macha.context.compact import assign_templates
 from macha.detect import error_rate
 from macha.detect.grouping import store_triggers
 from macha.detect.patterns import Matcher, matcher_for
-from macha.detect.triggers import Detection, detect
+from macha.detect.triggers import Detection, detect, fingerprint
 from macha.store.db import Store
 from macha.store.models import Host, JournalCursor, LogEvent, utcnow
-from macha.store.ops import insert_ignore, upsert
+from macha.store.ops import insert_ignore, savepoint, upsert
+from macha.core.text import cap, one_line, storable_value
 
 log = logging.getLogger(__name__)
 
 #: Trigger ids carried in a check result are capped: results travel through the broker.
 MAX_IDS_IN_RESULT = 200
+#: The event that stands for a journal entry the database refused: it says why and shows the entry as read.
+UNSTORABLE_PATTERN = "unstorable_entry"
+#: How much of a refused entry's message its event shows.
+UNSTORABLE_SHOWN = 2000
 
 
 @dataclass
@@ -121,11 +127,40 @@ def _ingest(
 
 
 def insert_detections(s: Session, detections: list[Detection], grouping: GroupingSettings | None = None,
-                      ) -> tuple[list, list, int]:
+                      refused: list[str] | None = None) -> tuple[list, list, int]:
     """Log events (each with its message's template) and their triggers: a repeat within the grouping window adds
     to its group's count. An entry stored before (same entry key) is skipped, with its triggers.
 
+    No single entry can stop the others: if the database refuses the detections, they are split until the entry
+    it refuses is found, and that entry is stored as an ``unstorable_entry`` event instead (its reason appended to
+    ``refused``). Each attempt runs in a savepoint, so the caller's transaction (with the cursor) goes on.
+
     Returns the inserted log events, the new trigger events (id, severity) and how many repeats joined groups."""
+    if not detections:
+        return [], [], 0
+    try:
+        with savepoint(s):
+            return _insert_detections(s, detections, grouping)
+    except Exception as exc:  # noqa: BLE001 - narrowed by _refused; anything else is re-raised
+        if not _refused(exc):
+            raise
+        if len(detections) > 1:
+            half = len(detections) // 2
+            first = insert_detections(s, detections[:half], grouping, refused)
+            second = insert_detections(s, detections[half:], grouping, refused)
+            return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+        reason = _reason(exc)
+        log.warning("journal entry %s could not be stored (%s); stored as an %s event",
+                    detections[0].log_row["metadata"].get("cursor"), reason, UNSTORABLE_PATTERN)
+        if refused is not None:
+            refused.append(reason)
+        # Not guarded: this event is storable by construction, so the database refusing it is no entry's fault.
+        with savepoint(s):
+            return _insert_detections(s, [unstorable(detections[0], reason)], grouping)
+
+
+def _insert_detections(s: Session, detections: list[Detection], grouping: GroupingSettings | None,
+                       ) -> tuple[list, list, int]:
     by_host: dict[str, list[dict]] = {}
     for d in detections:
         by_host.setdefault(d.log_row["hostname"], []).append(d.log_row)
@@ -144,6 +179,55 @@ def insert_detections(s: Session, detections: list[Detection], grouping: Groupin
     return inserted, stored.new, stored.repeats
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether the database refused the data sent (a value it cannot store: the entry's fault), as opposed to
+    failing as a whole (connection lost, lock timeout, deadlock, a corrupt file), which must stop the batch so
+    that it is read again."""
+    if isinstance(exc, DataError | IntegrityError):
+        return not exc.connection_invalidated
+    if isinstance(exc, DBAPIError):
+        return False
+    # psycopg2 raises ValueError for a NUL before anything is sent; drivers raise UnicodeEncodeError (a
+    # ValueError) for a lone surrogate; SQLAlchemy wraps what its type processors refuse in StatementError.
+    return isinstance(exc, StatementError | ValueError)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return cap(one_line(text.splitlines()[0] if text else type(orig).__name__), 300)
+
+
+def unstorable(d: Detection, reason: str) -> Detection:
+    """What stands for an entry the database refused, storable whatever the entry held: its message as a Python
+    repr (quoted, every unprintable character escaped), every other text as one printable line. The entry key
+    is the entry's own, so a re-read skips it; its triggers are kept (the line may be an OOM) and one more says
+    that an entry could not be stored."""
+    row = d.log_row
+    unit = cap(one_line(row["unit"]), 255) if row.get("unit") else None
+    shown = repr(row["message"][:UNSTORABLE_SHOWN]) + (" …" if len(row["message"]) > UNSTORABLE_SHOWN else "")
+    message = f"journal entry could not be stored ({reason}); as read: {shown}"
+    meta = storable_value(row.get("metadata") or {}, names=True)
+    log_row = {"time": row["time"], "hostname": row["hostname"], "severity": row["severity"], "message": message,
+               "unit": unit, "source": row["source"], "entry_key": row["entry_key"],
+               "metadata": {**meta, "matched": 1, "unstorable": reason}}
+    kept = [{**t, "trigger_reason": cap(one_line(t["trigger_reason"]), 400),
+             "metadata": storable_value(t.get("metadata") or {}, names=True)} for t in d.triggers]
+    sender = next((t["metadata"].get("sender") for t in kept if "sender" in t["metadata"]), None)
+    failure = {
+        "time": row["time"],
+        "hostname": row["hostname"],
+        "trigger_type": "journal_unstorable",
+        "trigger_reason": cap(message, 400),
+        "severity": "medium",
+        "pattern_id": UNSTORABLE_PATTERN,
+        "fingerprint": fingerprint(UNSTORABLE_PATTERN, unit, reason),
+        "metadata": {"subsystem": "journal", "unit": unit, "error": reason,
+                     **({"sender": sender} if sender is not None else {})},
+    }
+    return Detection(log_row, kept + [failure])
+
+
 def _is_error(d: Detection) -> bool:
     priority = d.log_row["metadata"].get("priority")
     return isinstance(priority, int) and priority <= 3
@@ -158,8 +242,9 @@ def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key:
     detections = [d for e, m in zip(batch, matched)
                   if (d := detect(e, matcher, result.hostname, source_key, m)) is not None]
     result.error_counts.update(d.log_row["unit"] or "?" for d in detections if _is_error(d))
+    refused: list[str] = []
     with store.session() as s:
-        inserted, new_triggers, repeats = insert_detections(s, detections, grouping)
+        inserted, new_triggers, repeats = insert_detections(s, detections, grouping, refused)
         upsert(
             s,
             JournalCursor.__table__,
@@ -173,6 +258,9 @@ def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key:
             keys=["hostname", "source"],
         )
         s.execute(update(Host).where(Host.hostname == result.hostname).values(last_seen=utcnow()))
+    if refused:
+        result.notes.append(f"{len(refused)} journal entr{'y' if len(refused) == 1 else 'ies'} could not be stored "
+                            f"as read (first: {refused[0]}); stored as {UNSTORABLE_PATTERN} events")
     result.entries_read += len(batch)
     result.new_log_events += len(inserted)
     result.new_triggers += len(new_triggers)

@@ -9,8 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
+#: The boot every entry belongs to unless a test says otherwise (one test host, one boot).
 BOOT_ID = "0123456789abcdef0123456789abcdef"
 BASE_USEC = 1_700_000_000_000_000
+#: When that boot began (realtime): an entry's monotonic clock is its realtime minus this, so every file built
+#: for one directory agrees on the order of its entries. journalctl orders entries of one boot by the monotonic
+#: clock; when it restarted at 1 s in each file, a later file's first entries sorted before an earlier file's
+#: last one, and `--after-cursor` silently skipped them.
+BOOT_REALTIME_USEC = 0
 
 
 @dataclass
@@ -21,6 +27,7 @@ class Entry:
     unit: str | None = None
     transport: str = "kernel"
     pid: int | None = None
+    uid: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -33,13 +40,15 @@ def _field(name: str, value: str | bytes) -> bytes:
 
 
 def export_bytes(entries: Iterable[Entry], start_usec: int = BASE_USEC, hostname: str = "testhost",
-                 offsets_usec: list[int] | None = None) -> bytes:
+                 offsets_usec: list[int] | None = None, boot_id: str = BOOT_ID) -> bytes:
     out = bytearray()
     for i, e in enumerate(entries):
         offset = offsets_usec[i] if offsets_usec is not None else i * 1000
-        out += _field("__REALTIME_TIMESTAMP", str(start_usec + offset))
-        out += _field("__MONOTONIC_TIMESTAMP", str(1_000_000 + offset))
-        out += _field("_BOOT_ID", BOOT_ID)
+        realtime = start_usec + offset
+        assert realtime >= BOOT_REALTIME_USEC, "an entry cannot be older than its boot"
+        out += _field("__REALTIME_TIMESTAMP", str(realtime))
+        out += _field("__MONOTONIC_TIMESTAMP", str(realtime - BOOT_REALTIME_USEC))
+        out += _field("_BOOT_ID", boot_id)
         out += _field("_HOSTNAME", hostname)
         out += _field("_TRANSPORT", e.transport)
         out += _field("SYSLOG_IDENTIFIER", e.identifier)
@@ -48,6 +57,8 @@ def export_bytes(entries: Iterable[Entry], start_usec: int = BASE_USEC, hostname
             out += _field("_SYSTEMD_UNIT", e.unit)
         if e.pid is not None:
             out += _field("_PID", str(e.pid))
+        if e.uid is not None:
+            out += _field("_UID", str(e.uid))
         for k, v in e.extra.items():
             out += _field(k, v)
         out += _field("MESSAGE", e.message)

@@ -6,6 +6,7 @@ crash re-reads from the last committed batch and never skips an entry.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -19,8 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from macha.errors import JournalError
+from macha.core.text import cap, one_line, storable
 
 TRUNCATION_MARKER = " …[truncated {n} characters]"
+#: Longest unit, identifier or other name kept: the store's name columns are VARCHAR(255), and PostgreSQL refuses
+#: a longer value where SQLite would keep it (systemd's own unit names are at most 255 characters long).
+NAME_LIMIT = 255
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,19 @@ class JournalEntry:
     boot_id: str | None
     hostname: str | None
     transport: str | None
+    #: Who sent the entry, from journald's trusted fields only (underscore-prefixed, set by journald and never by
+    #: the client): the sender's uid and pid, and the unit journald attributes it to. UNIT, SYSLOG_IDENTIFIER and
+    #: SYSLOG_PID are the client's own claims and any local user can write them.
+    uid: int | None = None
+    sender_pid: int | None = None
+    systemd_unit: str | None = None
+    #: The message's bytes as journald holds them, when its text had to differ from them to be stored (invalid
+    #: UTF-8 replaced, NUL escaped); at most ``max_message`` bytes.
+    raw_message: bytes | None = None
 
     def fields(self) -> dict[str, Any]:
         """The journal fields kept in the store's metadata column."""
+        raw = {"message_base64": base64.b64encode(self.raw_message).decode()} if self.raw_message is not None else {}
         return {
             "cursor": self.cursor,
             "priority": self.priority,
@@ -88,6 +103,10 @@ class JournalEntry:
             "boot_id": self.boot_id,
             "journal_hostname": self.hostname,
             "transport": self.transport,
+            "uid": self.uid,
+            "sender_pid": self.sender_pid,
+            "systemd_unit": self.systemd_unit,
+            **raw,
         }
 
 
@@ -109,12 +128,42 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _name(value: Any) -> str | None:
+    """A unit, identifier or other name: one printable line (a UNIT field holding a newline would otherwise break
+    every one-line-per-item listing it appears in), storable, at most NAME_LIMIT characters."""
+    text = _text(value)
+    return cap(one_line(text), NAME_LIMIT) if text is not None else None
+
+
+def _message(value: Any, max_message: int) -> tuple[str, bytes | None]:
+    """The message as storable text, and its raw bytes when that text is not exactly them.
+
+    journalctl gives a message that is not printable UTF-8 as an array of byte values: anyone may log binary."""
+    raw: bytes | None = None
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        raw = bytes(v & 0xFF for v in value)
+        try:
+            text = raw.decode("utf-8")
+            lossy = False
+        except UnicodeDecodeError:
+            text, lossy = raw.decode("utf-8", errors="replace"), True
+    else:
+        text, lossy = _text(value) or "", False
+    safe = storable(text)
+    if len(safe) > max_message:
+        safe = safe[:max_message] + TRUNCATION_MARKER.format(n=len(safe) - max_message)
+    keep_raw = raw is not None and (lossy or safe != text)
+    return safe, raw[:max_message] if keep_raw and raw is not None else None
+
+
 def _int(value: Any) -> int | None:
     text = _text(value)
     try:
-        return int(text) if text is not None else None
+        number = int(text) if text is not None else None
     except ValueError:
         return None
+    # A field is the sender's to write: a 400-digit "PID" is no number a column or a comparison should meet.
+    return number if number is None or -(2**63) <= number < 2**63 else None
 
 
 def parse_entry(raw: dict[str, Any], max_message: int) -> JournalEntry | None:
@@ -122,21 +171,25 @@ def parse_entry(raw: dict[str, Any], max_message: int) -> JournalEntry | None:
     if not cursor:
         return None
     usec = _int(raw.get("__REALTIME_TIMESTAMP")) or 0
-    message = _text(raw.get("MESSAGE")) or ""
-    if len(message) > max_message:
-        message = message[:max_message] + TRUNCATION_MARKER.format(n=len(message) - max_message)
+    # Every text field is made storable here, the one place journal text enters Macha: a NUL or a lone surrogate
+    # in one entry would otherwise make PostgreSQL refuse the whole batch, and with it the cursor.
+    message, raw_message = _message(raw.get("MESSAGE"), max_message)
     return JournalEntry(
         cursor=cursor,
         time=datetime.fromtimestamp(usec / 1_000_000, tz=timezone.utc),
         message=message,
         priority=_int(raw.get("PRIORITY")),
-        unit=_text(raw.get("_SYSTEMD_UNIT")) or _text(raw.get("UNIT")),
-        identifier=_text(raw.get("SYSLOG_IDENTIFIER")) or _text(raw.get("_COMM")),
+        unit=_name(raw.get("_SYSTEMD_UNIT")) or _name(raw.get("UNIT")),
+        identifier=_name(raw.get("SYSLOG_IDENTIFIER")) or _name(raw.get("_COMM")),
         pid=_int(raw.get("_PID")) or _int(raw.get("SYSLOG_PID")),
-        comm=_text(raw.get("_COMM")),
-        boot_id=_text(raw.get("_BOOT_ID")),
-        hostname=_text(raw.get("_HOSTNAME")),
-        transport=_text(raw.get("_TRANSPORT")),
+        comm=_name(raw.get("_COMM")),
+        boot_id=_name(raw.get("_BOOT_ID")),
+        hostname=_name(raw.get("_HOSTNAME")),
+        transport=_name(raw.get("_TRANSPORT")),
+        uid=_int(raw.get("_UID")),
+        sender_pid=_int(raw.get("_PID")),
+        systemd_unit=_name(raw.get("_SYSTEMD_UNIT")),
+        raw_message=raw_message,
     )
 
 

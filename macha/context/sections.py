@@ -29,6 +29,7 @@ from macha.store.models import (
     ThresholdState,
     TriggerEvent,
 )
+from macha.core.text import one_line
 
 Lines = list[str]
 
@@ -81,7 +82,8 @@ def _t(ts: datetime | None, minutes: bool = False) -> str:
 
 
 def _units(units: set[str], limit: int) -> str:
-    names = sorted(units)
+    # Unit names are the journal sender's to write: one holding a newline must not start a line of its own.
+    names = sorted(one_line(u) for u in units)
     more = f" +{len(names) - limit}" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more if names else "-"
 
@@ -140,16 +142,19 @@ def attach_examples(s: Session, groups: list[Group], limit: int = 300) -> None:
     for g in groups:
         msg = messages.get(g.example_log_id) if g.example_log_id is not None else None
         if msg is not None:
+            # A multi-line message is shown on its group's one line, its line breaks escaped.
+            msg = one_line(msg)
             g.example = msg if len(msg) <= limit else msg[: limit - 1] + "…"
 
 
 def group_line(g: Group, level: int) -> str:
     """Level 0: everything; 1: no example; 2: no ids, minute times, shorter template."""
+    text = one_line(g.text)
     if level >= 2:
-        return (f"[{g.severity}] {g.count} x {short_template(g.text, 160)} ({_t(g.first, True)} .. "
+        return (f"[{g.severity}] {g.count} x {short_template(text, 160)} ({_t(g.first, True)} .. "
                 f"{_t(g.last, True)}, {_units(g.units, 3)}) pattern={g.pattern}")
     ids = f"#{g.min_id}" if g.min_id == g.max_id else f"#{g.min_id}..#{g.max_id}"
-    line = (f"[{g.severity}] {g.count} x {short_template(g.text, 400)} ({_t(g.first)} .. {_t(g.last)}, "
+    line = (f"[{g.severity}] {g.count} x {short_template(text, 400)} ({_t(g.first)} .. {_t(g.last)}, "
             f"units: {_units(g.units, 6)}) pattern={g.pattern} events {ids}")
     if level == 0 and g.example and g.count > 1:
         line += f' e.g. "{g.example}"'
@@ -166,7 +171,7 @@ def pattern_lines(groups: list[Group], template_chars: int = 60) -> Lines:
         total = sum(g.count for g in gs)
         first = min(g.first for g in gs if g.first)
         last = max(g.last for g in gs if g.last)
-        names = " | ".join(short_template(g.text, template_chars) for g in gs)
+        names = " | ".join(short_template(one_line(g.text), template_chars) for g in gs)
         out.append(f"[{sev}] {pattern}: {total} events, {len(gs)} template(s) ({_t(first, True)} .. "
                    f"{_t(last, True)}): {names}")
     return out

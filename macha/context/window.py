@@ -8,6 +8,7 @@ cut with a visible marker. The total, counted with the same tokenizer, never exc
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,9 @@ from macha.store.models import utcnow
 
 log = logging.getLogger(__name__)
 CUT = "[... {n} more line(s) cut to fit the context budget]"
+#: Every character str.splitlines breaks at. Inside one line of a section they are shown escaped: sections are
+#: cut line by line, and text from a log or a model must not start lines (or fake sections) of its own.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass
@@ -48,8 +52,13 @@ class Window:
         return count(self.text)
 
 
+def _one_line(line: str) -> str:
+    return _LINE_BREAKS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", line)
+
+
 def _wrap(content: sec.Content, lines: list[str]) -> str:
-    return f"## {content.title}\n{fence(content.name, chr(10).join(lines))}"
+    return f"## {content.title}\n{fence(content.name, chr(10).join(_one_line(line) for line in lines))}"
 
 
 def render_section(content: sec.Content, allowance: int) -> Rendered:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 
 def _insert(session: Session, table: Table) -> Any:
@@ -51,3 +51,16 @@ def upsert_many(
     stmt = _insert(session, table)
     stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={k: stmt.excluded[k] for k in update})
     session.execute(stmt, list(rows))
+
+
+def savepoint(session: Session) -> SessionTransaction:
+    """``session.begin_nested()`` that nests on SQLite too.
+
+    Python's sqlite3 driver opens its transaction only at the first write, and a SAVEPOINT before that write is a
+    transaction of its own: releasing it would commit what it holds at once, apart from the rest of the session's
+    transaction. So the transaction is opened first."""
+    if session.get_bind().dialect.name == "sqlite":
+        driver = session.connection().connection.driver_connection
+        if driver is not None and not driver.in_transaction:
+            session.execute(text("BEGIN"))
+    return session.begin_nested()
