@@ -2,15 +2,23 @@
 
 Sources, highest first: keyword arguments, environment (``MACHA_*``, nested with ``__``), a TOML file
 (``--config`` or ``MACHA_CONFIG``), defaults. TOML keys may be written as in the NixOS module
-(``autonomyLevel``) or in snake case (``autonomy_level``).
+(``autonomyLevel``) or in snake case (``autonomy_level``), one spelling per option. Every number and duration is
+bounded and every rule across options is checked here, at load: a value that would crash or invert later is refused
+now, in one line naming its key.
 """
 
 from __future__ import annotations
 
+import difflib
+import errno
+import json
+import logging
 import os
 import re
 import socket
+import stat
 import tomllib
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,24 +28,71 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from macha.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 AutonomyLevel = Literal["observe", "suggest", "auto-safe", "auto-full"]
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+#: The longest span any option may name: far enough for every real use, near enough that now() plus or minus it is
+#: still a date (timedelta and datetime overflow past year 9999).
+MAX_SECONDS = 3650 * DAY
+
+_DURATION = re.compile(r"([0-9]{1,12})([smhd])")
+_UNITS = {"s": 1, "m": MINUTE, "h": HOUR, "d": DAY}
 
 
 def parse_duration(text: str) -> timedelta:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    """A span such as 30s, 10m, 1h or 2d: digits and one unit, no sign (a negative span inverts every deadline)."""
+    m = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
     try:
-        return timedelta(seconds=int(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError, OverflowError, TypeError):
+        if m is None:
+            raise ValueError
+        return timedelta(seconds=int(m[1]) * _UNITS[m[2]])
+    except (ValueError, OverflowError):
         raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 2d") from None
 
 
-def _valid_duration(text: str) -> str:
-    parse_duration(text)
+def _show_span(seconds: int) -> str:
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def duration(minimum: int, maximum: int = MAX_SECONDS) -> Any:
+    """A duration option ("30s", "10m", "1h", "2d") checked at load to lie in [minimum, maximum] seconds."""
+
+    def check(text: str) -> str:
+        span = parse_duration(text).total_seconds()
+        if not minimum <= span <= maximum:
+            raise ValueError(f"must be between {_show_span(minimum)} and {_show_span(maximum)}")
+        return text
+
+    return Annotated[str, AfterValidator(check)]
+
+
+#: Ollama's keep_alive: a Go duration ("10m", "1h30m", "0" unloads at once, a negative one keeps the model loaded).
+_GO_PART = r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ns|us|µs|ms|s|m|h)"
+_GO_DURATION = re.compile(rf"[-+]?(?:0|(?:{_GO_PART})+)")
+_GO_UNITS = {"h": HOUR, "m": MINUTE, "s": 1}
+
+
+def _keep_alive(text: str) -> str:
+    if not _GO_DURATION.fullmatch(text):
+        raise ValueError(f"{text!r} is not a duration Ollama reads, like 10m, 1h, 0 or -1m")
+    # Go refuses spans past 290 years; cap it like every other duration.
+    if sum(float(n) * _GO_UNITS.get(u, 0) for n, u in re.findall(_GO_PART, text)) > MAX_SECONDS:
+        raise ValueError(f"must be at most {_show_span(MAX_SECONDS)}")
     return text
+
+
+#: keep_alive as Ollama reads it.
+KeepAlive = Annotated[str, AfterValidator(_keep_alive)]
 
 
 def _http_url(url: str | None) -> str | None:
@@ -49,8 +104,10 @@ def _http_url(url: str | None) -> str | None:
 #: An optional server URL (http or https), stored without a trailing slash.
 HttpUrl = Annotated[str | None, AfterValidator(_http_url)]
 
-#: A duration option such as "30s", "10m", "1h" or "2d", checked when settings load.
-Duration = Annotated[str, AfterValidator(_valid_duration)]
+#: A duration option such as "30s", "10m", "1h" or "2d" from zero to MAX_SECONDS, checked when settings load.
+Duration = duration(0)
+#: The same, where zero makes no sense (a zero approval timeout expires every approval at once).
+PositiveDuration = duration(1)
 
 
 def _default_state_dir() -> Path:
@@ -60,12 +117,13 @@ def _default_state_dir() -> Path:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Infinity and NaN pass every bound check and then crash (or never fire) where the value is used.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TimescaleSettings(_Section):
     enable: bool = False
-    retention_days: int = Field(30, ge=1)
+    retention_days: int = Field(30, ge=1, le=MAX_SECONDS // DAY)
     port: int = Field(5432, ge=1, le=65535)
 
 
@@ -84,16 +142,18 @@ class McpServerSettings(_Section):
 class ActionSettings(_Section):
     """The action catalog's local knobs. Risk levels are not here: they belong to the catalog."""
 
-    approval_timeout: Duration = Field("24h", description="a queued proposal expires after this long")
+    approval_timeout: PositiveDuration = Field("24h", description="a queued proposal expires after this long")
     protected_units: list[str] = Field(
         default_factory=list, description="unit names or globs no action may touch, added to the built-in list"
     )
     clean_tmp_roots: list[str] = Field(
         default_factory=lambda: ["/tmp", "/var/tmp"], description="the only trees clean_tmp may delete in"
     )
-    max_output_bytes: int = Field(65536, ge=1024, description="stdout/stderr kept per executed action")
+    max_output_bytes: int = Field(65536, ge=1024, le=64 << 20, description="stdout/stderr kept per executed action")
     max_proposals_per_review: int = Field(20, ge=1, le=200)
-    redeliver_after: int = Field(120, ge=10, description="seconds before an approved action's task is sent again")
+    redeliver_after: int = Field(
+        120, ge=10, le=30 * DAY, description="seconds before an approved action's task is sent again"
+    )
 
     @field_validator("protected_units")
     @classmethod
@@ -105,11 +165,56 @@ class ActionSettings(_Section):
 
     @field_validator("clean_tmp_roots")
     @classmethod
-    def _absolute(cls, v: list[str]) -> list[str]:
+    def _temporary_trees(cls, v: list[str]) -> list[str]:
+        # The catalog compares resolved paths with these roots, so they are kept resolved.
+        resolved: list[str] = []
         for root in v:
-            if not root.startswith("/") or root.rstrip("/") in ("", "/usr", "/etc", "/nix", "/var", "/home"):
-                raise ValueError(f"{root!r} must be an absolute path below a temporary-files tree")
-        return v
+            real = tmp_root(root)
+            if real not in resolved:
+                resolved.append(real)
+        return resolved
+
+
+#: The only trees clean_tmp may work in: the system's temporary-file directories and directories below them.
+#: An allow-list, because a deny-list (/, /etc, /root, /var/lib, ...) always misses one. Not /dev/shm or
+#: /run/user/*: they hold live shared-memory segments and sockets of running programs, whose age says nothing about
+#: whether they are in use (PostgreSQL's dynamic shared memory, agent sockets), and they are memory, not disk.
+TMP_TREES = ("/tmp", "/var/tmp")
+
+
+def tmp_root(root: str) -> str:
+    """``root`` resolved (symlinks and ``..``); refused unless it is a temporary-file tree or a safe directory in it."""
+    if not isinstance(root, str) or not root.startswith("/") or "\x00" in root:
+        raise ValueError(f"{root!r} is not an absolute path")
+    real = os.path.realpath(root)
+    for tree in dict.fromkeys(os.path.realpath(t) for t in TMP_TREES):
+        if real == tree:
+            return real
+        if real.startswith(tree.rstrip("/") + "/"):
+            _trusted_below(root, real, tree)
+            return real
+    raise ValueError(f"{root!r} resolves to {real}, which is not {', '.join(TMP_TREES)} or a directory below them")
+
+
+def _trusted_below(root: str, real: str, tree: str) -> None:
+    """A root inside a world-writable tree must exist and belong to root or to Macha's user at every level: a
+    directory another user owns (or one not made yet) can be swapped for a link to /etc after this check."""
+    trusted = {0, os.geteuid()}
+    here = real
+    while here != tree:
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            raise ValueError(
+                f"{root!r} does not exist (create it, owned by root or by Macha's user, before Macha starts)"
+            ) from None
+        except OSError as exc:
+            raise ValueError(f"{root!r} cannot be checked: {exc.strerror or exc}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ValueError(f"{root!r} is not a directory")
+        if st.st_uid not in trusted:
+            raise ValueError(f"{here} (in {root!r}) belongs to uid {st.st_uid}, who could replace it with a link")
+        here = os.path.dirname(here)
 
 
 class LlmSettings(_Section):
@@ -120,11 +225,11 @@ class LlmSettings(_Section):
     )
     openai_url: HttpUrl = Field(None, description="base URL of an OpenAI-compatible server, e.g. http://h:8000/v1")
     openai_api_key: str | None = None
-    timeout: float = Field(180.0, gt=0, description="seconds one model call may take")
-    connect_timeout: float = Field(3.0, gt=0)
+    timeout: float = Field(180.0, gt=0, le=DAY, description="seconds one model call may take")
+    connect_timeout: float = Field(3.0, gt=0, le=HOUR)
     retries: int = Field(2, ge=0, le=10, description="extra attempts after a transient error")
-    keep_alive: str = Field("10m", description="how long Ollama keeps the model loaded after a call")
-    answer_tokens: int = Field(2048, ge=256, description="tokens kept free for the model's answer")
+    keep_alive: KeepAlive = Field("10m", description="how long Ollama keeps the model loaded after a call")
+    answer_tokens: int = Field(2048, ge=256, le=1 << 20, description="tokens kept free for the model's answer")
 
 
     @model_validator(mode="after")
@@ -156,24 +261,33 @@ class MetaSettings(_Section):
     """Layer 4: the meta model's analyses (escalations, background analyses) and chat."""
 
     max_tool_calls: int = Field(8, ge=0, le=50, description="read-only tool calls per analysis or chat answer")
-    max_tokens: int = Field(12000, ge=512, description="tokens the model may write in one analysis, tool turns included")
-    time_limit: int = Field(300, ge=10, description="seconds one analysis or chat answer may take, tools included")
-    tool_result_tokens: int = Field(1500, ge=100, description="a tool's answer is cut to this many tokens")
-    dedup_window: int = Field(1800, ge=0, description="seconds an analysed issue is not analysed again")
+    max_tokens: int = Field(
+        12000, ge=512, le=1 << 20, description="tokens the model may write in one analysis, tool turns included"
+    )
+    time_limit: int = Field(
+        300, ge=10, le=DAY, description="seconds one analysis or chat answer may take, tools included"
+    )
+    tool_result_tokens: int = Field(1500, ge=100, le=1 << 20, description="a tool's answer is cut to this many tokens")
+    dedup_window: int = Field(1800, ge=0, le=MAX_SECONDS, description="seconds an analysed issue is not analysed again")
     review_model_fallback: bool = Field(
         False, description="let the review model answer an escalation no gpu worker took within fallbackAfter"
     )
-    fallback_after: int = Field(600, ge=30, description="seconds before the review model may answer instead")
-    background_interval: int = Field(
-        86400, ge=0, description="seconds between background analyses of each host (0: never)"
+    fallback_after: int = Field(
+        600, ge=30, le=30 * DAY, description="seconds before the review model may answer instead"
     )
-    chat_wait: int = Field(120, ge=5, description="seconds macha-chat waits for the gpu worker to start answering")
+    background_interval: int = Field(
+        86400, ge=0, le=365 * DAY, description="seconds between background analyses of each host (0: never)"
+    )
+    chat_wait: int = Field(
+        120, ge=5, le=DAY, description="seconds macha-chat waits for the gpu worker to start answering"
+    )
 
 
 class ThresholdSettings(_Section):
-    raise_at: float
-    clear_at: float
-    sustain: int = Field(3, ge=1, description="samples in a row at or above raise_at before it raises")
+    # Every series (percentages, load per core, PSI averages) is zero or more; a negative level is always crossed.
+    raise_at: float = Field(ge=0, le=1e9)
+    clear_at: float = Field(ge=0, le=1e9)
+    sustain: int = Field(3, ge=1, le=10_000, description="samples in a row at or above raise_at before it raises")
     severity: Literal["critical", "high", "medium", "low"] = "high"
 
     @model_validator(mode="after")
@@ -202,25 +316,31 @@ class ErrorRateSettings(_Section):
 
     enable: bool = True
     alpha: float = Field(0.2, gt=0, le=1, description="weight of the newest check in the moving average")
-    factor: float = Field(5.0, gt=1, description="a rate this many times the unit's average is a spike")
-    min_per_minute: float = Field(10.0, gt=0, description="below this many errors a minute nothing is a spike")
+    factor: float = Field(5.0, gt=1, le=1e6, description="a rate this many times the unit's average is a spike")
+    min_per_minute: float = Field(
+        10.0, gt=0, le=1e9, description="below this many errors a minute nothing is a spike"
+    )
     severity: Literal["critical", "high", "medium", "low"] = "medium"
 
 
 class GroupingSettings(_Section):
     """Alertmanager-style grouping of repeated journal events, and authentication storms."""
 
-    window: int = Field(300, ge=0, description="seconds after a group's last repeat before a repeat is new again")
-    auth_storm_threshold: int = Field(10, ge=2, description="failures from one source that make a storm")
-    auth_storm_window: int = Field(60, ge=1, description="seconds in which those failures must come")
+    window: int = Field(
+        300, ge=0, le=30 * DAY, description="seconds after a group's last repeat before a repeat is new again"
+    )
+    auth_storm_threshold: int = Field(10, ge=2, le=1_000_000, description="failures from one source that make a storm")
+    auth_storm_window: int = Field(60, ge=1, le=DAY, description="seconds in which those failures must come")
 
 
 class ClassifierSettings(_Section):
     """The optional small-model classifier of error lines no pattern knows (useTriggerModel)."""
 
-    calls_per_minute: int = Field(4, ge=1, description="model calls the classifier may make in a minute")
+    calls_per_minute: int = Field(4, ge=1, le=600, description="model calls the classifier may make in a minute")
     batch_size: int = Field(20, ge=1, le=50, description="templates classified per call")
-    lookback: Duration = Field("1h", description="how old an unclassified line may be and still be classified")
+    lookback: PositiveDuration = Field(
+        "1h", description="how old an unclassified line may be and still be classified"
+    )
 
 
 class _TomlFileSource(PydanticBaseSettingsSource):
@@ -236,7 +356,12 @@ class _TomlFileSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if self.path is None:
             return {}
-        return _normalise_keys(read_toml(self.path))
+        try:
+            return _normalise_keys(read_toml(self.path))
+        except _SameOption as exc:
+            raise ConfigError(f"config file {self.path}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {self.path} nests tables too deeply to be a settings file") from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -249,8 +374,15 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read (permission denied)") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests arrays or tables too deeply to be a settings file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -260,10 +392,25 @@ def _snake(key: str) -> str:
     return _CAMEL.sub(r"_\1", key).replace("-", "_").lower()
 
 
-def _normalise_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_snake(str(k)): _normalise_keys(v) for k, v in value.items()}
-    return value
+class _SameOption(ValueError):
+    pass
+
+
+def _normalise_keys(value: Any, where: str = "") -> Any:
+    """Keys in snake case. Two spellings of one option in one table are refused: which one wins would depend on
+    their order in the file, and an operator reading the first would not know the second overrides it."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, item in value.items():
+        snake = _snake(str(key))
+        if snake in spelled:
+            raise _SameOption(f"{where}{spelled[snake]} and {where}{key} are the same option ({where}{snake}); "
+                              "keep one")
+        spelled[snake] = str(key)
+        out[snake] = _normalise_keys(item, f"{where}{snake}.")
+    return out
 
 
 class Settings(BaseSettings):
@@ -274,16 +421,30 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     # The four layers.
     autonomy_level: AutonomyLevel = "suggest"
-    trigger_interval: int = Field(30, ge=1, description="seconds between Layer 1 checks")
-    review_interval: int = Field(60, ge=1, description="seconds between Layer 3 review ticks")
-    review_trigger_high_groups: int = Field(2, ge=1, description="new high groups that start a review at once")
-    review_trigger_medium_groups: int = Field(3, ge=1, description="new high+medium groups that start one at once")
-    review_repeat_window: int = Field(600, ge=0, description="seconds a reviewed group counts as known, not new")
-    context_size: int = Field(32768, ge=1024, description="token budget of the review context")
+    trigger_interval: int = Field(30, ge=1, le=DAY, description="seconds between Layer 1 checks")
+    review_interval: int = Field(60, ge=1, le=DAY, description="seconds between Layer 3 review ticks")
+    review_trigger_high_groups: int = Field(
+        2, ge=1, le=10_000, description="new high groups that start a review at once"
+    )
+    review_trigger_medium_groups: int = Field(
+        3, ge=1, le=10_000, description="new high+medium groups that start one at once"
+    )
+    review_repeat_window: int = Field(
+        600, ge=0, le=30 * DAY, description="seconds a reviewed group counts as known, not new"
+    )
+    review_model_failure_limit: int = Field(
+        3, ge=1, le=100, description="unusable model answers in a row before the rules reviewer covers critical and "
+        "high events and the model is asked again only with backoff"
+    )
+    review_model_backoff_max: int = Field(
+        1800, ge=1, le=DAY, description="seconds: the longest wait before the review model is asked again"
+    )
+    context_size: int = Field(32768, ge=1024, le=1 << 22, description="token budget of the review context")
     trigger_model: str = "qwen3:1.7b"
     review_model: str = "qwen3:4b"
     meta_model: str = "qwen3:14b"
@@ -338,14 +499,18 @@ class Settings(BaseSettings):
 
     # Queue behaviour. Tasks are hard-limited below the visibility timeout so that a running task is
     # never handed to a second worker.
-    task_time_limit: int = Field(600, ge=10)
-    broker_visibility_timeout: int = Field(900, ge=2)
-    broker_restore_interval: int = Field(10, ge=1, description="seconds between sweeps for orphaned messages")
-    reconcile_after: int = Field(180, ge=10, description="seconds before unreviewed events are re-enqueued")
-    lock_ttl: int = Field(
-        30, ge=3, description="seconds a single-flight lock outlives a holder that died (live holders renew it)"
+    task_time_limit: int = Field(600, ge=10, le=7 * DAY)
+    broker_visibility_timeout: int = Field(900, ge=2, le=30 * DAY, description="kept above task_time_limit")
+    broker_restore_interval: int = Field(
+        10, ge=1, le=DAY, description="seconds between sweeps for orphaned messages"
     )
-    worker_concurrency: int = Field(2, ge=1)
+    reconcile_after: int = Field(
+        180, ge=10, le=30 * DAY, description="seconds before unreviewed events are re-enqueued"
+    )
+    lock_ttl: int = Field(
+        30, ge=3, le=DAY, description="seconds a single-flight lock outlives a holder that died (live holders renew it)"
+    )
+    worker_concurrency: int = Field(2, ge=1, le=1024)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -377,6 +542,38 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[A-Za-z0-9:_.@\\-]{1,255}", name):
                 raise ValueError(f"{name!r} is not a systemd unit name")
         return v
+
+    @field_validator("state_dir")
+    @classmethod
+    def _not_under_a_file(cls, v: Path) -> Path:
+        # Found now rather than as a NotADirectoryError from whichever part first creates a file there.
+        for here in (v, *v.parents):
+            try:
+                st = here.stat()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOTDIR:
+                    continue
+                raise ValueError(f"{here} cannot be checked: {exc.strerror or exc}") from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise ValueError(f"{here} is a file, not a directory")
+            break
+        return v
+
+    @model_validator(mode="after")
+    def _time_limits(self) -> Settings:
+        if self.broker_visibility_timeout <= self.task_time_limit:
+            raise ValueError(
+                f"broker_visibility_timeout ({self.broker_visibility_timeout}) must be above task_time_limit "
+                f"({self.task_time_limit}): a task still running would be handed to a second worker"
+            )
+        if self.meta.time_limit >= self.task_time_limit:
+            raise ValueError(
+                f"meta.time_limit ({self.meta.time_limit}) must be below task_time_limit ({self.task_time_limit}): "
+                "the worker would kill an analysis before it can stop by itself"
+            )
+        return self
 
     @field_validator("broker_url")
     @classmethod
@@ -420,7 +617,9 @@ class Settings(BaseSettings):
 
 
 def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__") or "settings"
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    if not loc:  # a rule across options: its message names them
+        return str(err.get("msg", "invalid settings")).removeprefix("Value error, ")
     kind = err.get("type", "")
     if kind == "extra_forbidden":
         return f"{loc}: unknown option"
@@ -436,13 +635,75 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{loc}: {msg}"
 
 
+#: MACHA_* variables that are not settings: read by the CLIs, the test suite and the build.
+OTHER_VARIABLES = frozenset({"MACHA_CONFIG", "MACHA_DEBUG", "MACHA_MODEL_LANE", "MACHA_REQUIRE_HYPERSCAN",
+                             "MACHA_HYPERSCAN_INCLUDE"})
+OTHER_PREFIXES = ("MACHA_TEST_",)
+_warned: set[str] = set()
+
+
+def _env_names() -> tuple[set[str], tuple[str, ...]]:
+    """The environment variables that set an option, and the prefixes under which any name does (dict options)."""
+    names: set[str] = set()
+    prefixes: list[str] = []
+    for name, field in Settings.model_fields.items():
+        var = f"MACHA_{name.upper()}"
+        names.add(var)
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names.update(f"{var}__{sub.upper()}" for sub in kind.model_fields)
+        elif getattr(kind, "__origin__", None) is dict:
+            prefixes.append(f"{var}__")
+    return names, tuple(prefixes)
+
+
+def warn_unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """One warning per unknown MACHA_* variable (once per process): a misspelt option is otherwise silently unset."""
+    names, prefixes = _env_names()
+    warnings = []
+    for var in sorted(environ):
+        upper = var.upper()
+        if (not upper.startswith("MACHA_") or upper in names or upper in OTHER_VARIABLES
+                or upper.startswith(prefixes + OTHER_PREFIXES) or upper in _warned):
+            continue
+        _warned.add(upper)
+        # Compared without the shared prefix, which would make every name look alike.
+        near = difflib.get_close_matches(upper[6:], sorted(n[6:] for n in names | OTHER_VARIABLES), n=1, cutoff=0.6)
+        hint = f"; did you mean MACHA_{near[0]}?" if near else ""
+        warnings.append(f"{var} is not a Macha setting and is ignored{hint}")
+        log.warning("%s", warnings[-1])
+    return warnings
+
+
+def _env_parse_error(exc: SettingsError) -> str:
+    """pydantic-settings says only which field; name the variable and show the JSON it expects."""
+    m = re.search(r'field "(\w+)"', str(exc))
+    field = m[1] if m else ""
+    var = f"MACHA_{field.upper()}"
+    for name, value in sorted(os.environ.items()):
+        upper = name.upper()
+        if field and (upper == var or upper.startswith(f"{var}__")):
+            try:
+                json.loads(value)
+            except ValueError:
+                shown = value if len(value) <= 80 else f"{value[:77]}..."
+                example = json.dumps([part.strip() for part in value.split(",")]) if "," in value else '["a", "b"]'
+                return (f"{name}: {shown!r} is not JSON; a list is written {example}, a table "
+                        '{"key": value}')
+    return f"{var or 'MACHA_*'}: cannot be parsed ({exc})"
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Load settings, turning every problem into one ConfigError line that names the key."""
     previous = os.environ.get("MACHA_CONFIG")
     if config_file is not None:
         os.environ["MACHA_CONFIG"] = str(config_file)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        warn_unknown_variables()
+        return settings
+    except SettingsError as exc:
+        raise ConfigError(f"invalid setting in MACHA_* environment: {_env_parse_error(exc)}") from None
     except ValidationError as exc:
         errors = exc.errors()
         first = _describe(errors[0])

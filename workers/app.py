@@ -80,7 +80,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # Hard limit below the visibility timeout: a running task is never handed to a second worker.
         "task_time_limit": settings.task_time_limit,
-        "task_soft_time_limit": max(settings.task_time_limit - 30, 5),
+        # The soft limit leaves the task time to roll back and say why before the hard one kills it.
+        "task_soft_time_limit": settings.task_time_limit - min(30, settings.task_time_limit // 5),
         "result_expires": 86400,
         "worker_send_task_events": True,
         "task_send_sent_event": True,

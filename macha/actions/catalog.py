@@ -361,9 +361,10 @@ def _tmp_path(where: str, value: Any, roots: tuple[str, ...]) -> str:
         raise ActionRefused(f"{where}: {_show(value)} cannot be resolved: {exc.strerror or exc}") from None
     if not os.path.isdir(real):
         raise ActionRefused(f"{where}: {_show(value)} is not a directory")
+    # The roots were resolved and checked when the settings loaded; they are compared as given, so a link planted at
+    # a root's path since then is not followed.
     for root in roots:
-        root_real = os.path.realpath(root)
-        if real == root_real or real.startswith(root_real.rstrip("/") + "/"):
+        if real == root or real.startswith(root.rstrip("/") + "/"):
             return real
     raise ActionRefused(f"{where}: {_show(value)} resolves to {real}, which is outside {', '.join(roots)}")
 

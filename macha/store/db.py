@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from macha.errors import StoreError
@@ -29,10 +30,15 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise StoreError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
-    kwargs: dict[str, Any] = {"future": True}
+    kwargs: dict[str, Any] = {"future": True, "json_deserializer": _json_reader(url)}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(parsed.database).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"database {redact(url)}: cannot create its directory {directory}: "
+                                 f"{exc.strerror or exc}") from None
         # Worker processes write concurrently: wait for the lock instead of failing at once.
         kwargs["connect_args"] = {"timeout": 30}
     else:
@@ -44,6 +50,32 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _json_reader(url: str) -> Callable[[str | bytes], Any]:
+    """json.loads for stored JSON columns. SQLite keeps whatever bytes a damaged file or another writer left, and
+    json.loads would fail on them with a bare UnicodeDecodeError or JSONDecodeError naming no database."""
+
+    def load(value: str | bytes) -> Any:
+        try:
+            return json.loads(value)
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"not JSON ({exc})"
+            raise StoreError(f"database {redact(url)} is damaged: a stored JSON value is {reason}") from None
+
+    return load
+
+
+def _damaged(exc: SQLAlchemyError) -> bool:
+    """The file is not a database or its pages are corrupt (SQLite's bare DatabaseError): no retry will help.
+    Constraint and data errors are DatabaseError subclasses too, and stay with their callers."""
+    return type(exc) is DatabaseError
+
+
+def _store_error(url: str, exc: SQLAlchemyError, failed: str) -> StoreError:
+    if _damaged(exc):
+        return StoreError(f"database {redact(url)} is damaged or not a database: {_first_line(exc)}")
+    return StoreError(f"database {redact(url)} {failed}: {_first_line(exc)}")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -70,8 +102,10 @@ def migrate(engine: Engine) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(727368)"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-    except OperationalError as exc:
-        raise StoreError(f"database {redact(str(engine.url))} is unreachable: {_first_line(exc)}") from None
+    except DatabaseError as exc:
+        if not isinstance(exc, OperationalError) and not _damaged(exc):
+            raise
+        raise _store_error(str(engine.url), exc, "is unreachable") from None
 
 
 def _first_line(exc: SQLAlchemyError) -> str:
@@ -96,9 +130,11 @@ class Store:
         try:
             yield session
             session.commit()
-        except OperationalError as exc:
+        except DatabaseError as exc:
             session.rollback()
-            raise StoreError(f"database {redact(self.url)} failed: {_first_line(exc)}") from None
+            if not isinstance(exc, OperationalError) and not _damaged(exc):
+                raise
+            raise _store_error(self.url, exc, "failed") from None
         except BaseException:
             session.rollback()
             raise
