@@ -191,9 +191,22 @@ class MachaAI:
         raise AssertionError(f"macha-ai not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
 
     def kill_hard(self) -> None:
-        """SIGKILL the supervisor and the Celery processes at once (the embedded Redis lives on, as in real life)."""
+        """SIGKILL the supervisor and every process under it at once, the programs its tasks started too (the
+        embedded Redis ends through its parent-death signal, after writing its append-only file)."""
+        import psutil
+
         assert self.proc is not None
+        try:
+            tree = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
         os.killpg(self.proc.pid, signal.SIGKILL)
+        for child in tree:
+            try:
+                if child.name() != "redis-server":
+                    child.kill()
+            except psutil.NoSuchProcess:
+                pass
         self.proc.wait()
 
     def stop(self) -> int:

@@ -1,6 +1,10 @@
 """macha-ai: run the pipeline. A worker with embedded beat on this host's queue and the review queue, a worker of
 one process for the gpu queue (the meta model), the live journal follower, and (on the embedded default) the Redis
 server they need. It supervises them all and stops them cleanly.
+
+Nothing it starts outlives it: the workers and the Redis server get a parent-death signal (`macha.core.lifetime`), so
+even `kill -9` of macha-ai takes them along, and each worker runs in a process group of its own that is swept when
+the worker has ended.
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ from macha.broker.client import ensure_reachable, restore_orphaned_messages
 from macha.broker.embedded import EmbeddedRedis
 from macha.cli.common import parser, run, settings_from, setup_logging
 from macha.config import Settings
-from macha.errors import MachaError
+from macha.errors import BrokerError, MachaError
 from macha.store.db import Store, redact
 from macha.store.timeseries import setup_timescale
 
 log = logging.getLogger("macha.ai")
 #: How often the supervisor looks at its children (a signal to stop is handled at once).
 SUPERVISE_EVERY = 2.0
+#: The embedded Redis is restarted at most this many times within the window; one more failure stops macha-ai,
+#: for its service manager to see.
+REDIS_RESTARTS = 5
+REDIS_RESTART_WINDOW = 600.0
 
 
 def main() -> None:
@@ -71,10 +79,12 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
     if not wanted:
         raise MachaError("--queues names no queue (e.g. host.NAME,review,gpu)")
     others = [q for q in wanted if q != "gpu"]
+    # `celery`, tied to this process and its pool children tied to it (macha.cli.celery_worker).
+    celery = [sys.executable, "-m", "macha.cli.celery_worker", str(os.getpid())]
     argvs = []
     if others:
         argv = [
-            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            *celery, "-A", "workers.app", "worker",
             "--queues", ",".join(others),
             "--concurrency", str(settings.worker_concurrency),
             "--hostname", f"macha@{settings.hostname}",
@@ -86,7 +96,7 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
         argvs.append(argv)
     if "gpu" in wanted:
         argvs.append([
-            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            *celery, "-A", "workers.app", "worker",
             # prefork with one child rather than solo: the solo pool ignores the task time limits.
             "--queues", "gpu", "--concurrency", "1", "--prefetch-multiplier", "1",
             "--hostname", f"gpu@{settings.hostname}",
@@ -116,7 +126,7 @@ def _main(args: Any) -> int:
 
     embedded = None
     if settings.embedded_broker:
-        embedded = EmbeddedRedis(settings.redis_socket.parent)
+        embedded = EmbeddedRedis(settings.redis_socket.parent, die_with_parent=True)
         embedded.start()
         from workers.app import transport_options
 
@@ -130,15 +140,18 @@ def _main(args: Any) -> int:
     env = _child_env(args, settings)
     children: list[subprocess.Popen] = []
     follower: Follower | None = None
+    keeper = RedisKeeper(embedded) if embedded is not None else None
     stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
         nonlocal stopping
+        # Celery: the first TERM is a warm shutdown (running tasks finish); unacked ones stay queued. A second
+        # signal (a second Ctrl-C: the workers, in groups of their own, do not see the terminal's) is a cold one.
+        sig = signal.SIGQUIT if stopping else signal.SIGTERM
         stopping = True
-        # Celery: the first TERM is a warm shutdown (running tasks finish); unacked ones stay queued.
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+                child.send_signal(sig)
         if follower is not None:
             follower.request_stop()
 
@@ -148,18 +161,26 @@ def _main(args: Any) -> int:
     try:
         for argv in argvs:
             if not stopping:
-                children.append(subprocess.Popen(argv, env=env))
+                # A process group of its own: what the worker leaves behind is swept with it (see _end).
+                children.append(subprocess.Popen(argv, env=env, process_group=0))
         if settings.live_follow and not args.no_follow and not stopping:
             follower = Follower(settings)
-        # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all.
+        # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all. The
+        # embedded Redis ending does not: it is started again (the workers reconnect), unless it keeps failing.
+        broker_lost = False
         while not stopping and all(child.poll() is None for child in children):
+            if keeper is not None and not keeper.keep():
+                broker_lost = True
+                break
             time.sleep(SUPERVISE_EVERY)
         ended_alone = not stopping
         if ended_alone:
             forward(signal.SIGTERM, None)
-        codes = [child.wait() for child in children]
+        codes = [_end(child) for child in children]
         code = next((c for c in codes if c not in (0, -signal.SIGTERM)), 0)
-        if ended_alone and code == 0 and children:
+        if broker_lost:
+            code = 1
+        elif ended_alone and code == 0 and children:
             # A worker stopped though nobody asked macha-ai to: a service manager must see a failure and restart.
             log.error("a worker stopped on its own (exit codes %s); stopping macha-ai", codes)
             code = 1
@@ -167,13 +188,70 @@ def _main(args: Any) -> int:
         for child in children:
             if child.poll() is None:
                 child.terminate()
-                child.wait()
+                _end(child)
         if follower is not None:
             follower.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
     return 0 if code in (0, -signal.SIGTERM) else code
+
+
+def _end(worker: subprocess.Popen) -> int:
+    """Wait for a worker, then kill what is left in its process group: a pool child, or a program a task started
+    (journalctl, systemctl), whose parent is gone. At once: a group id stays its group's while a member lives, and
+    an empty group's id could name another process's group later."""
+    code = worker.wait()
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return code
+
+
+class RedisKeeper:
+    """Starts the embedded Redis again when it dies (its append-only file keeps what was queued; the workers'
+    broker connections retry and come back): the first time at once, then after 2, 4, 8... s. After
+    ``restarts`` failures (deaths or failed starts) within ``window`` seconds it gives up."""
+
+    def __init__(self, server: EmbeddedRedis, restarts: int = REDIS_RESTARTS, window: float = REDIS_RESTART_WINDOW):
+        self.server = server
+        self.restarts = restarts
+        self.window = window
+        self.failures: list[float] = []
+        self.retry_at: float | None = None
+
+    def keep(self) -> bool:
+        """Called on each round of supervision (the main thread: the server is tied to it). False: give up."""
+        if self.retry_at is None:
+            if self.server.running():  # also reaps a dead server: no zombie is left
+                return True
+            log.error("the embedded Redis %s", self.server.ended())
+            if not self._failed():
+                return False
+        if time.monotonic() < self.retry_at:
+            return True
+        try:
+            self.server.start()
+        except BrokerError as exc:
+            log.error("%s", exc)
+            return self._failed()
+        self.retry_at = None
+        log.warning("embedded Redis restarted (%d failure(s) in the last %.0f s)", len(self.failures), self.window)
+        return True
+
+    def _failed(self) -> bool:
+        now = time.monotonic()
+        self.failures = [t for t in self.failures if now - t < self.window] + [now]
+        if len(self.failures) > self.restarts:
+            log.error("the embedded Redis failed %d times within %.0f s; stopping macha-ai", len(self.failures),
+                      self.window)
+            return False
+        delay = 0.0 if len(self.failures) == 1 else float(2 ** (len(self.failures) - 1))
+        self.retry_at = now + delay
+        if delay:
+            log.warning("starting the embedded Redis again in %.0f s", delay)
+        return True
 
 
 class Follower:
