@@ -10,9 +10,10 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
@@ -21,11 +22,15 @@ from macha.llm.backend import Backend, LLMError
 from macha.llm.review_model import ModelAttempt, model_review
 from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
 from macha.store.db import Store
-from macha.store.models import Review, TriggerEvent
+from macha.store.models import Review, TriggerEvent, utcnow
 
 log = logging.getLogger(__name__)
 RULES_NOTE = "Rules reviewer (no model was used)"
 MAX_EVIDENCE = 20
+# Failed model reviews in a row after which the rules reviewer covers the urgent events and the model rests, and
+# the longest rest (seconds). Settings to be: reviewModelFailureLimit, reviewModelBackoffMax.
+#: The least severity the rules reviewer covers while the model fails: critical and high cannot wait.
+RULES_COVER_WHILE_MODEL_FAILS = "high"
 # "nginx.service: Failed with result 'exit-code'." -> nginx.service (the unit systemd reports, not the logger)
 _FAILED_UNIT = re.compile(r"(\S+\.(?:service|socket|mount|timer)): (?:Failed with result|Main process exited)")
 
@@ -93,12 +98,17 @@ def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
 
 
 def _fitting_actions(groups: dict[tuple[str, str], list[TriggerEvent]]) -> list[ProposedAction]:
-    """Catalog actions that fit a group: a failed unit gets a restart (the policy decides whether it runs)."""
+    """Catalog actions that fit a group: a failed unit gets a restart (the policy decides whether it runs).
+
+    Only systemd's own word counts: any local user can log "x.service: Failed with result ...", so a line whose
+    sender (journald's trusted _PID) is not the system manager proposes nothing."""
     out: dict[str, ProposedAction] = {}
     for (pattern, _), evs in groups.items():
         if pattern != "unit_failed":
             continue
         for ev in evs:
+            if not ((ev.meta or {}).get("sender") or {}).get("system_manager"):
+                continue
             m = _FAILED_UNIT.search(ev.trigger_reason)
             if m and m[1] not in out:
                 out[m[1]] = ProposedAction(
@@ -124,9 +134,10 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
 
     With a backend the review model writes the review; an unreachable server or a missing model falls back to the
     rules reviewer (said in the review), and an answer that stays invalid after one repair is stored as a failed
-    review while its events stay pending. The caller holds the host's single-flight lock. The model is called
-    outside any transaction; the review, the marking of its events and the intake of its proposed actions (when
-    ``settings`` is given) then commit together.
+    review while its events stay pending. After reviewModelFailureLimit such failures in a row the rules reviewer
+    covers the critical and high events (labelled) and the model rests for a backoff (see ModelStreak). The
+    caller holds the host's single-flight lock. The model is called outside any transaction; the review, the
+    marking of its events and the intake of its proposed actions (when ``settings`` is given) then commit together.
     """
     events = _pending(store, hostname, up_to_event_id)
     if not events:
@@ -134,14 +145,33 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
     attempt: ModelAttempt | None = None
     fallback_note = ""
     if backend is not None and settings is not None:
+        with store.session() as s:
+            streak = model_streak(s, hostname, settings)
+        if streak.resting(utcnow()):
+            # Asking again now would only repeat the garbage (and its minutes of model time) every tick.
+            log.warning("review of %s without the model:%s", hostname, streak.note())
+            return _rules_cover_urgent(store, hostname, events, settings, streak) or ReviewOutcome(
+                hostname=hostname, review_id=None, skipped=True, summary=streak.note().strip())
         try:
             attempt = model_review(backend, settings, hostname, events, store, memory, memory_note)
         except LLMError as exc:
             fallback_note = f" The review model was not used: {exc}"
             log.warning("review of %s by the rules reviewer: %s", hostname, exc)
-    if attempt is not None and attempt.report is None:
-        return _store_failed(store, hostname, events, attempt)
+        if attempt is not None and attempt.report is None:
+            failed = _store_failed(store, hostname, events, attempt)
+            with store.session() as s:
+                streak = model_streak(s, hostname, settings)
+            if streak.failures < settings.review_model_failure_limit:
+                return failed
+            log.warning("review of %s:%s", hostname, streak.note())
+            return _rules_cover_urgent(store, hostname, events, settings, streak) or failed
     report = attempt.report if attempt is not None else rules_review(events, fallback_note)
+    return _store_report(store, hostname, events, report, attempt, settings, fallback_note)
+
+
+def _store_report(store: Store, hostname: str, events: list[TriggerEvent], report: ReviewReport,
+                  attempt: ModelAttempt | None, settings: Settings | None, fallback_note: str) -> ReviewOutcome:
+    """Store a usable review (the model's, or the rules reviewer's without ``attempt``) covering ``events``."""
     with store.session() as s:
         review = Review(
             hostname=hostname,
@@ -173,12 +203,16 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
         if settings is not None:
             from macha.actions.proposals import propose
 
+            def evidence_for(arguments: dict[str, Any]) -> dict[str, Any]:
+                # Called with arguments the catalog validated: a unit here is a checked unit name, never a model's
+                # null, number or object.
+                unit = arguments.get("unit")
+                return {"event_ids": [e.id for e in events if unit and unit in e.trigger_reason][:MAX_EVIDENCE]}
+
             for proposal in report.proposed_actions[: settings.actions.max_proposals_per_review]:
-                evidence = {"event_ids": [e.id for e in events if proposal.arguments.get("unit", "\0") in
-                                          e.trigger_reason][:MAX_EVIDENCE]}
                 actions.append(
                     propose(s, settings, hostname, proposal, proposer=f"review:{review.reviewer}",
-                            review_id=review.id, evidence=evidence).to_dict()
+                            review_id=review.id, evidence_for=evidence_for).to_dict()
                 )
             reasons = [report.escalation_reason or "the reviewer asked for a deeper analysis"] if \
                 report.should_escalate else []
@@ -207,6 +241,63 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
         escalation_kind=escalation_kind,
         escalation_attached_to=attached_to,
     )
+
+
+@dataclass
+class ModelStreak:
+    """The review model's unusable answers in a row on a host: its failed reviews since its last good one.
+
+    Read from the store, so a restart neither forgets a streak nor its backoff. From reviewModelFailureLimit failures
+    the model is asked again only after review_interval x 1, 2, 4 ... (capped at reviewModelBackoffMax), counted
+    from the start of the last failed call; meanwhile the rules reviewer covers what cannot wait."""
+
+    failures: int = 0
+    last_error: str | None = None
+    #: Earliest time the model is asked again; None: at once.
+    retry_at: datetime | None = None
+
+    def resting(self, now: datetime) -> bool:
+        return self.retry_at is not None and now < self.retry_at
+
+    def note(self) -> str:
+        when = f"{self.retry_at:%Y-%m-%d %H:%M:%S} UTC" if self.retry_at else "the next review"
+        last = (self.last_error or "no reason given")[:300]
+        return (f" The review model gave no usable answer {self.failures} times in a row (last: {last}); it is "
+                f"asked again from {when}, and the medium and low events wait for it.")
+
+
+def model_streak(session: Session, hostname: str, settings: Settings) -> ModelStreak:
+    # A model review stores the model's name; the rules reviewer (also as the fallback of an unreachable server)
+    # stores none, so it neither counts as a failure nor ends the streak.
+    last_ok = session.execute(select(func.max(Review.id)).where(
+        Review.hostname == hostname, Review.model.is_not(None), Review.outcome == "ok")).scalar()
+    q = select(func.count(), func.max(Review.id)).where(
+        Review.hostname == hostname, Review.model.is_not(None), Review.outcome == "failed")
+    if last_ok is not None:
+        q = q.where(Review.id > last_ok)
+    failures, last_id = session.execute(q).one()
+    limit, interval = settings.review_model_failure_limit, settings.review_interval
+    if failures < limit:
+        return ModelStreak(failures=failures)
+    last = session.get(Review, last_id)
+    delay = min(interval * 2 ** min(failures - limit, 32), settings.review_model_backoff_max)
+    started = last.created_at - timedelta(seconds=last.duration_s or 0)
+    # Reviews run on the tick: half an interval early still counts, or a tick that starts a moment before the
+    # exact time would be skipped and every wait would be one interval longer than meant.
+    return ModelStreak(failures=failures, last_error=last.error,
+                       retry_at=started + timedelta(seconds=delay - min(interval, delay) / 2))
+
+
+def _rules_cover_urgent(store: Store, hostname: str, events: list[TriggerEvent], settings: Settings,
+                        streak: ModelStreak) -> ReviewOutcome | None:
+    """The rules reviewer's review of the critical and high events, labelled with the model's streak; None when
+    there are none. The rest stay pending: the model reviews them when it answers again (they can wait, and the
+    rules reviewer would only say less about them)."""
+    urgent = [e for e in events if SEVERITY_RANK[e.severity] <= SEVERITY_RANK[RULES_COVER_WHILE_MODEL_FAILS]]
+    if not urgent:
+        return None
+    note = streak.note()
+    return _store_report(store, hostname, urgent, rules_review(urgent, note), None, settings, note)
 
 
 def _store_failed(store: Store, hostname: str, events: list[TriggerEvent], attempt: ModelAttempt) -> ReviewOutcome:

@@ -77,6 +77,21 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
     return Detection(log_row, triggers)
 
 
+#: The process id of systemd's system manager. Only it speaks for system units ("x.service: Failed ..."); a user's
+#: own systemd --user logs the same words about the user's units.
+SYSTEM_MANAGER_PID = 1
+
+
+def sender(entry: JournalEntry) -> dict[str, Any]:
+    """Who wrote the entry, from journald's trusted fields only, and whether that sender can be believed about the
+    system: the kernel (kernel transport) or a root process. Fields journald did not record (a journal exported
+    without them) make an unknown sender, which is not trusted either."""
+    trusted = entry.transport in ("kernel", "audit") or entry.uid == 0
+    return {"uid": entry.uid, "pid": entry.sender_pid, "comm": entry.comm, "transport": entry.transport,
+            "systemd_unit": entry.systemd_unit, "trusted": trusted,
+            "system_manager": entry.sender_pid == SYSTEM_MANAGER_PID}
+
+
 def _trigger(entry: JournalEntry, hostname: str, unit: str | None, trigger_type: str, pattern_id: str,
              severity: str, subsystem: str, description: str) -> dict[str, Any]:
     return {
@@ -87,7 +102,7 @@ def _trigger(entry: JournalEntry, hostname: str, unit: str | None, trigger_type:
         "severity": severity,
         "pattern_id": pattern_id,
         "fingerprint": fingerprint(pattern_id, unit, entry.message),
-        "metadata": {"subsystem": subsystem, "unit": unit},
+        "metadata": {"subsystem": subsystem, "unit": unit, "sender": sender(entry)},
     }
 
 
