@@ -15,6 +15,7 @@ from macha.collect.journal import CursorInvalid, JournalSource, cursor_time, rea
 from macha.collect.hostinfo import host_facts
 from macha.config import GroupingSettings, Settings, parse_duration
 from macha.context.compact import assign_templates
+from macha.core.text import cap, one_line, storable_value
 from macha.detect import error_rate
 from macha.detect.grouping import store_triggers
 from macha.detect.patterns import Matcher, matcher_for
@@ -22,7 +23,6 @@ from macha.detect.triggers import Detection, detect, fingerprint
 from macha.store.db import Store
 from macha.store.models import Host, JournalCursor, LogEvent, utcnow
 from macha.store.ops import insert_ignore, savepoint, upsert
-from macha.core.text import cap, one_line, storable_value
 
 log = logging.getLogger(__name__)
 

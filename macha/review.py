@@ -27,8 +27,6 @@ from macha.store.models import Review, TriggerEvent, utcnow
 log = logging.getLogger(__name__)
 RULES_NOTE = "Rules reviewer (no model was used)"
 MAX_EVIDENCE = 20
-# Failed model reviews in a row after which the rules reviewer covers the urgent events and the model rests, and
-# the longest rest (seconds). Settings to be: reviewModelFailureLimit, reviewModelBackoffMax.
 #: The least severity the rules reviewer covers while the model fails: critical and high cannot wait.
 RULES_COVER_WHILE_MODEL_FAILS = "high"
 # "nginx.service: Failed with result 'exit-code'." -> nginx.service (the unit systemd reports, not the logger)

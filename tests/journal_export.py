@@ -80,3 +80,15 @@ def build_journal(entries: Iterable[Entry], out: Path, **kw) -> Path:
         raise RuntimeError(f"systemd-journal-remote failed: {proc.stderr}")
     export.unlink()
     return out
+
+
+def append_journal(directory: Path, entries: Iterable[Entry]) -> float:
+    """Append entries (stamped now) to DIR/remote.journal with systemd-journal-remote; returns when it is written."""
+    import time
+
+    export = directory.parent / f"append-{time.monotonic_ns()}.export"
+    export.write_bytes(export_bytes(entries, start_usec=int(time.time() * 1e6)))
+    subprocess.run([JOURNAL_REMOTE, "-o", str(directory / "remote.journal"), str(export)], check=True,
+                   capture_output=True)
+    export.unlink()
+    return time.monotonic()

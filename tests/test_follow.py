@@ -4,7 +4,6 @@ follow), in-process and under a real `macha-ai`."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections import Counter
 import threading
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import Entry, macha_env, wait_for
-from journal_export import JOURNAL_REMOTE, export_bytes
+from journal_export import append_journal as append
 from sqlalchemy import func, select
 
 from macha.check import run_check
@@ -33,16 +32,6 @@ from workers.app import create_app
 
 pytestmark = pytest.mark.timeout(180)
 PANIC = "Kernel panic - not syncing: Fatal exception in interrupt"
-
-
-def append(directory: Path, entries: list[Entry]) -> float:
-    """Append entries (stamped now) to DIR/remote.journal with systemd-journal-remote; returns when it is written."""
-    export = directory.parent / f"append-{time.monotonic_ns()}.export"
-    export.write_bytes(export_bytes(entries, start_usec=int(time.time() * 1e6)))
-    subprocess.run([JOURNAL_REMOTE, "-o", str(directory / "remote.journal"), str(export)], check=True,
-                   capture_output=True)
-    export.unlink()
-    return time.monotonic()
 
 
 

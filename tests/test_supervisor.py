@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 from conftest import Entry, macha_env, wait_for
-from journal_export import JOURNAL_REMOTE, export_bytes
+from journal_export import append_journal as append
 from sqlalchemy import select
 
 from macha.broker.embedded import EmbeddedRedis
@@ -26,15 +25,6 @@ pytestmark = pytest.mark.timeout(240)
 PANIC = "Kernel panic - not syncing: Fatal exception in interrupt"
 #: A queue no worker of these tests consumes: a message sent there waits in Redis through whatever happens.
 ELSEWHERE = "elsewhere"
-
-
-def append(directory: Path, entries: list[Entry]) -> None:
-    """Append entries (stamped now) to DIR/remote.journal with systemd-journal-remote."""
-    export = directory.parent / f"append-{time.monotonic_ns()}.export"
-    export.write_bytes(export_bytes(entries, start_usec=int(time.time() * 1e6)))
-    subprocess.run([JOURNAL_REMOTE, "-o", str(directory / "remote.journal"), str(export)], check=True,
-                   capture_output=True)
-    export.unlink()
 
 
 @pytest.fixture
