@@ -2,7 +2,7 @@
 
 Input: the message text (Content) of the Loghub Linux and OpenSSH samples, repeated to at least 1,000,000 lines.
 Engines:
-- Macha's batch matcher, as the journal reader uses it, with the compiled module (macha.detect._hsmatch): each
+- Macha's batch matcher, as the journal reader uses it, with the compiled module (macha.monitor.detect._hsmatch): each
   batch of 1,000 lines is scanned in C by Hyperscan in one pass, and each line comes back with its patterns;
 - the same batch matcher without the compiled module, with the hyperscan wheel: one pass flags lines, which RE2's
   RegexSet then matches exactly, with a Python call per match;
@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from macha.detect.patterns import Matcher, load_catalog
+from macha.monitor.detect.patterns import Matcher, load_catalog
 
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "loghub"
 SEED_REGEXES = [  # the kind of list the seed loops over, one search per regex per line

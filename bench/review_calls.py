@@ -26,12 +26,12 @@ from fake_ollama import FakeOllama  # noqa: E402
 from journal_export import Entry, build_journal  # noqa: E402
 
 from macha import pipeline  # noqa: E402
-from macha.check import CheckResult, ensure_host, store_batch  # noqa: E402
-from macha.collect.journal import JournalSource, read_batches  # noqa: E402
 from macha.config import load_settings  # noqa: E402
-from macha.collect.follow import URGENT  # noqa: E402
-from macha.detect.patterns import SEVERITY_RANK, default_matcher  # noqa: E402
-from macha.detect.triggers import detect  # noqa: E402
+from macha.monitor.checks.journal import CheckResult, ensure_host, store_batch  # noqa: E402
+from macha.monitor.collect.follow import URGENT  # noqa: E402
+from macha.monitor.collect.journal import JournalSource, read_batches  # noqa: E402
+from macha.monitor.detect.patterns import SEVERITY_RANK, default_matcher  # noqa: E402
+from macha.monitor.detect.triggers import detect  # noqa: E402
 from macha.store.db import Store  # noqa: E402
 
 DAY = 86400

@@ -530,7 +530,7 @@ class Settings(BaseSettings):
     @field_validator("sar_collect_frequency")
     @classmethod
     def _calendar(cls, v: str) -> str:
-        from macha.collect.sar import calendar_to_crontab
+        from macha.monitor.collect.sar import calendar_to_crontab
 
         calendar_to_crontab(v)
         return v

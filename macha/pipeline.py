@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from macha.check import CheckResult, run_check
-from macha.collect.journal import JournalSource
 from macha.config import Settings
 from macha.context.snapshot import build_context
 from macha.llm.backend import make_backend
-from macha.review import ReviewOutcome, run_review
+from macha.monitor.checks.journal import CheckResult, run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.review.run import ReviewOutcome, run_review
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
 
@@ -189,7 +189,7 @@ def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[
 
 def classify_step(store: Store, settings: Settings, hostname: str) -> dict:
     """The trigger model's pass over unmatched error lines (useTriggerModel)."""
-    from macha.detect.classifier import classify_host
+    from macha.monitor.detect.classifier import classify_host
 
     if not settings.use_trigger_model:
         return {"hostname": hostname, "skipped": "useTriggerModel is false"}
@@ -198,7 +198,7 @@ def classify_step(store: Store, settings: Settings, hostname: str) -> dict:
 
 def sar_step(store: Store, settings: Settings, hostname: str) -> dict:
     """This host's SAR files into system_metrics (idempotent); what is missing (sysstat, files) is a note."""
-    from macha.collect.sar import import_sar
+    from macha.monitor.collect.sar import import_sar
 
     if not settings.enable_sar:
         return {"hostname": hostname, "skipped": "enableSar is false"}

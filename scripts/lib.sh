@@ -44,7 +44,7 @@ ensure_venv() {
     local stamp=.venv/.macha-installed
     local want
     # Reinstall when the packaging or the compiled part changes (an editable install builds it in place).
-    want="$spec $(cat pyproject.toml setup.py macha/detect/_hsmatch.c | sha256sum | cut -c1-16)$([ -e /usr/include/hs/hs.h ] && echo " hs")"
+    want="$spec $(cat pyproject.toml setup.py macha/monitor/detect/_hsmatch.c | sha256sum | cut -c1-16)$([ -e /usr/include/hs/hs.h ] && echo " hs")"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -e "$spec"

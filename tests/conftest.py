@@ -121,7 +121,7 @@ def fake():
     """A fake Ollama server (a real HTTP server speaking its API); the model's context length is asked afresh."""
     from fake_ollama import FakeOllama
 
-    from macha.llm.review_model import _context_lengths
+    from macha.review.model_turn import _context_lengths
 
     server = FakeOllama()
     _context_lengths.clear()

@@ -12,12 +12,12 @@ from conftest import Entry
 from sqlalchemy import select
 
 from macha import pipeline
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.context.compact import forget_miners
-from macha.detect.classifier import classify_host
 from macha.llm.backend import make_backend
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.monitor.detect.classifier import classify_host
 from macha.store.db import Store
 from macha.store.models import ClassifiedTemplate, ClassifierCall, TriggerEvent
 

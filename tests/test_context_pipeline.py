@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from beat_schedule import build_beat_schedule
 from macha import pipeline
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.context.memory import close_memories, open_memory
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
 from macha.store.db import Store
 from macha.store.models import Review
 from workers.app import create_app

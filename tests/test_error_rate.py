@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from macha.config import load_settings
-from macha.detect import error_rate
+from macha.monitor.detect import error_rate
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
 

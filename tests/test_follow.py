@@ -15,11 +15,11 @@ from conftest import Entry, macha_env, wait_for
 from journal_export import append_journal as append
 from sqlalchemy import func, select
 
-from macha.check import run_check
-from macha.collect.follow import Follower, follow_argv
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.errors import JournalError
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.follow import Follower, follow_argv
+from macha.monitor.collect.journal import JournalSource
 from macha.store.db import Store
 from macha.store.models import (
     JournalCursor,

@@ -7,11 +7,11 @@ import pytest
 from conftest import Entry
 from sqlalchemy import select
 
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.context.compact import forget_miners
-from macha.detect.grouping import auth_source
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.monitor.detect.grouping import auth_source
 from macha.store.db import Store
 from macha.store.models import AuthWindow, LogEvent, TriggerEvent
 

@@ -12,16 +12,23 @@ from conftest import Entry
 from hypothesis import given, strategies as st
 from sqlalchemy import func, select
 
-from macha.check import UNSTORABLE_PATTERN, CheckResult, ensure_host, insert_detections, run_check, store_batch
-from macha.collect.journal import JournalEntry, JournalSource, parse_entry, read_batches
 from macha.config import load_settings
 from macha.context import sections as sec
 from macha.context.window import build_window
-from macha.detect.patterns import default_matcher
-from macha.detect.triggers import detect
+from macha.core.text import one_line, storable
+from macha.monitor.checks.journal import (
+    UNSTORABLE_PATTERN,
+    CheckResult,
+    ensure_host,
+    insert_detections,
+    run_check,
+    store_batch,
+)
+from macha.monitor.collect.journal import JournalEntry, JournalSource, parse_entry, read_batches
+from macha.monitor.detect.patterns import default_matcher
+from macha.monitor.detect.triggers import detect
 from macha.store.db import Store
 from macha.store.models import JournalCursor, LogEvent, LogTemplate, TriggerEvent
-from macha.core.text import one_line, storable
 
 OOM = "Out of memory: Killed process 4242 (postgres) total-vm:8123456kB, anon-rss:7000000kB"
 PANIC = "Kernel panic - not syncing: Fatal exception in interrupt"

@@ -8,11 +8,11 @@ import pytest
 from conftest import Entry
 from sqlalchemy import func, select, update
 
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
-from macha.detect.patterns import Matcher, default_matcher
 from macha.errors import JournalError
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.monitor.detect.patterns import Matcher, default_matcher
 from macha.store.db import Store
 from macha.store.models import JournalCursor, LogEvent, TriggerEvent
 

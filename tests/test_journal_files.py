@@ -7,9 +7,9 @@ from conftest import Entry
 from journal_export import BASE_USEC
 from sqlalchemy import select
 
-from macha.check import run_check
-from macha.collect.journal import JournalSource, read_batches
 from macha.config import load_settings
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource, read_batches
 from macha.store.db import Store
 from macha.store.models import LogEvent
 

@@ -13,14 +13,15 @@ from fake_ollama import valid_review
 from sqlalchemy import func, select
 
 from macha import pipeline
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.context import tokens
 from macha.context.tokens import count
 from macha.llm.backend import LLMUnavailable, ModelMissing, make_backend
 from macha.llm.schemas import MODEL_MAX_LENGTH
-from macha.review import RULES_NOTE, run_review
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.review.rules import RULES_NOTE
+from macha.review.run import run_review
 from macha.store.db import Store
 from macha.store.models import Escalation, Review, TriggerEvent
 

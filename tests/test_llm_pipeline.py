@@ -10,9 +10,9 @@ from conftest import Entry, macha_env, wait_for
 from fake_ollama import FakeOllama, valid_review
 from sqlalchemy import func, select
 
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
 from macha.store.db import Store
 from macha.store.models import Escalation, Review, TriggerEvent
 from workers.app import create_app

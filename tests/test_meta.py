@@ -12,12 +12,12 @@ from fake_ollama import tool_call, valid_analysis
 from sqlalchemy import select
 
 from macha import pipeline
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.context.window import build_window
 from macha.llm.backend import LLMUnavailable, make_backend
 from macha.meta.analysis import issue_key, request, run_escalation
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
 from macha.store.db import Store
 from macha.store.models import Action, Escalation
 

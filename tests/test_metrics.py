@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from macha.collect.metrics import MetricSample, sample
 from macha.config import load_settings
-from macha.metrics_check import run_metrics
+from macha.monitor.checks.metrics import run_metrics
+from macha.monitor.collect.metrics import MetricSample, sample
 from macha.store.db import Store
 from macha.store.models import SystemMetric, TriggerEvent
 

@@ -16,11 +16,11 @@ from conftest import REQUIRE, Entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
-from macha.detect.patterns import BUILTIN, Matcher, Pattern, can_span_lines, load_catalog, load_with_user
 from macha.errors import ConfigError
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.monitor.detect.patterns import BUILTIN, Matcher, Pattern, can_span_lines, load_catalog, load_with_user
 from macha.store.db import Store
 
 CATALOG = load_catalog()
@@ -97,11 +97,11 @@ def test_loghub_lines_fire_exactly_the_patterns_of_their_templates(name, expecte
 def _compiled_module():
     """The compiled batch scanner, which CI must have built (x86-64 Linux, libhyperscan-dev)."""
     try:
-        from macha.detect import _hsmatch
+        from macha.monitor.detect import _hsmatch
     except ImportError as exc:
         if REQUIRE and platform.machine() == "x86_64":
-            pytest.fail(f"macha.detect._hsmatch was not built ({exc}); install libhyperscan-dev and reinstall")
-        pytest.skip(f"macha.detect._hsmatch was not built ({exc})")
+            pytest.fail(f"macha.monitor.detect._hsmatch was not built ({exc}); install libhyperscan-dev and reinstall")
+        pytest.skip(f"macha.monitor.detect._hsmatch was not built ({exc})")
     return _hsmatch
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import Entry, free_port
 
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
 from macha.llm.backend import make_backend
 from macha.llm.schemas import ReviewReport
-from macha.review import run_review
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.review.run import run_review
 from macha.store.db import Store
 from macha.store.models import Review
 

@@ -8,10 +8,11 @@ from conftest import FIXTURES, Entry, macha_env, run_cli
 from sqlalchemy import func, select
 
 from macha import pipeline
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import load_settings
-from macha.review import RULES_NOTE, run_review
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.review.rules import RULES_NOTE
+from macha.review.run import run_review
 from macha.store.db import Store
 from macha.store.models import Review, TriggerEvent
 

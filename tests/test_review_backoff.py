@@ -15,10 +15,10 @@ from fake_ollama import FakeOllama, valid_review
 from sqlalchemy import select
 
 from macha import pipeline
-from macha.check import run_check
-from macha.collect.journal import JournalSource
 from macha.config import Settings, load_settings
-from macha.review import RULES_NOTE
+from macha.monitor.checks.journal import run_check
+from macha.monitor.collect.journal import JournalSource
+from macha.review.rules import RULES_NOTE
 from macha.store.db import Store
 from macha.store.models import Escalation, Review, TriggerEvent
 

@@ -10,9 +10,9 @@ from conftest import FIXTURES
 from sqlalchemy import func, select
 from standin import FakeSystemctl
 
-from macha.collect.services import UnitState, parse_failed, parse_show
 from macha.config import load_settings
-from macha.services_check import run_services
+from macha.monitor.checks.services import run_services
+from macha.monitor.collect.services import UnitState, parse_failed, parse_show
 from macha.store.db import Store
 from macha.store.models import ServiceStatus, TriggerEvent
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from macha.config import load_settings
 from macha.context import tokens
 from macha.llm.backend import make_backend
-from macha.llm.review_model import prompt_budget
+from macha.review.model_turn import prompt_budget
 from macha.store.db import Store
 from macha.store.models import TokenCalibration
 
@@ -73,9 +73,9 @@ def test_the_budget_is_the_smaller_context_minus_the_answer_with_headroom(tmp_pa
 def test_a_review_teaches_the_calibration_what_the_server_counted(tmp_path, make_journal) -> None:
     from conftest import Entry
 
-    from macha.check import run_check
-    from macha.collect.journal import JournalSource
-    from macha.review import run_review
+    from macha.monitor.checks.journal import run_check
+    from macha.monitor.collect.journal import JournalSource
+    from macha.review.run import run_review
 
     with FakeOllama() as fake:
         settings = load_settings(hostname="h1", state_dir=tmp_path / "s", ollama_url=fake.url)

@@ -12,8 +12,8 @@ from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
 from macha.errors import MachaError
-from macha.metrics_check import run_metrics
-from macha.services_check import run_services
+from macha.monitor.checks.metrics import run_metrics
+from macha.monitor.checks.services import run_services
 from macha.store.db import get_store
 from workers.app import app, check_pipeline, send_escalate, send_execute, settings
 

@@ -264,7 +264,7 @@ class Follower:
         self.thread.start()
 
     def _run(self) -> None:
-        from macha.collect.follow import follow
+        from macha.monitor.collect.follow import follow
 
         backoff = 1.0
         while not self._stop.is_set():

@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from macha.cli.common import parser, plain, run, seconds_type, settings_from, setup_logging
+from macha.cli.report import CheckReport, build_report
 from macha.errors import BrokerError
-from macha.report import CheckReport, build_report
 from macha.store.db import Store
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}

@@ -17,7 +17,7 @@ from macha.core.ids import MAX_ID, parse_id
 from macha.core.text import printable
 from macha.errors import MachaError
 
-#: Health exit codes (0, 1) belong to macha.report; every command shares this one.
+#: Health exit codes (0, 1) belong to macha.cli.report; every command shares this one.
 EXIT_ERROR = 2
 
 

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from macha.context.compact import short_template
-from macha.detect.patterns import SEVERITY_RANK
+from macha.core.text import one_line
+from macha.monitor.detect.patterns import SEVERITY_RANK
 from macha.store.models import (
     Action,
     Escalation,
@@ -29,7 +30,6 @@ from macha.store.models import (
     ThresholdState,
     TriggerEvent,
 )
-from macha.core.text import one_line
 
 Lines = list[str]
 
@@ -283,7 +283,7 @@ def describe_trend(tr: Any, full: bool) -> str:
 
 
 def sar(s: Session, hostname: str, now: datetime) -> Content:
-    from macha.collect.sar import sar_summary
+    from macha.monitor.collect.sar import sar_summary
 
     hour = sar_summary(s, hostname, now - timedelta(hours=1), now)
     day = sar_summary(s, hostname, now - timedelta(hours=24), now)

@@ -25,10 +25,10 @@ from macha.context.window import build_window
 from macha.llm.backend import Backend
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
-from macha.llm.review_model import catalog_lines, prompt_budget
 from macha.llm.schemas import MetaAnalysis, model_schema
 from macha.meta import tools
 from macha.meta.loop import Limits, run_loop
+from macha.review.model_turn import catalog_lines, prompt_budget
 from macha.store.db import Store
 from macha.store.models import Escalation, TriggerEvent, utcnow
 

@@ -19,9 +19,9 @@ from macha.context.window import build_window
 from macha.errors import MachaError
 from macha.llm.backend import Backend, LLMError
 from macha.llm.prompts import fence, render
-from macha.llm.review_model import catalog_lines, prompt_budget
 from macha.meta import tools
 from macha.meta.loop import Limits, run_loop
+from macha.review.model_turn import catalog_lines, prompt_budget
 from macha.store.db import Store
 from macha.store.models import Action, ChatMessage, Conversation, Escalation, utcnow
 

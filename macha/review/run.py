@@ -7,8 +7,6 @@ and says so. Proposed actions go through the catalog and the policy; escalations
 from __future__ import annotations
 
 import logging
-import re
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,20 +15,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
-from macha.detect.patterns import SEVERITY_RANK
 from macha.llm.backend import Backend, LLMError
-from macha.llm.review_model import ModelAttempt, model_review
-from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
+from macha.llm.schemas import ReviewReport
+from macha.monitor.detect.patterns import SEVERITY_RANK
+from macha.review.model_turn import ModelAttempt, model_review
+from macha.review.rules import MAX_EVIDENCE, covered, rules_review
 from macha.store.db import Store
 from macha.store.models import Review, TriggerEvent, utcnow
 
 log = logging.getLogger(__name__)
-RULES_NOTE = "Rules reviewer (no model was used)"
-MAX_EVIDENCE = 20
 #: The least severity the rules reviewer covers while the model fails: critical and high cannot wait.
 RULES_COVER_WHILE_MODEL_FAILS = "high"
-# "nginx.service: Failed with result 'exit-code'." -> nginx.service (the unit systemd reports, not the logger)
-_FAILED_UNIT = re.compile(r"(\S+\.(?:service|socket|mount|timer)): (?:Failed with result|Main process exited)")
 
 
 @dataclass
@@ -51,70 +46,6 @@ class ReviewOutcome:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def covered(events: list[TriggerEvent]) -> int:
-    """Journal lines (and other events) a set of trigger events stands for: each is a group of repeats."""
-    return sum(e.count or 1 for e in events)
-
-
-def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
-    """One issue per group (pattern + unit); status from the worst severity."""
-    groups: dict[tuple[str, str], list[TriggerEvent]] = defaultdict(list)
-    for ev in events:
-        groups[(ev.pattern_id or ev.trigger_type, (ev.meta or {}).get("unit") or "")].append(ev)
-    issues = []
-    for (pattern, unit), evs in groups.items():
-        worst = min(evs, key=lambda e: SEVERITY_RANK[e.severity])
-        title = worst.trigger_reason.split(":", 1)[0]
-        issues.append(
-            ReviewIssue(
-                title=f"{title}{f' ({unit})' if unit else ''}"[:300],
-                severity=worst.severity,
-                subsystem=str((worst.meta or {}).get("subsystem", "other"))[:64],
-                evidence_event_ids=[e.id for e in evs[:MAX_EVIDENCE]],
-                occurrences=sum(e.count or 1 for e in evs),
-            )
-        )
-    issues.sort(key=lambda i: (SEVERITY_RANK[i.severity], -i.occurrences))
-    proposals = _fitting_actions(groups)
-    worst_rank = SEVERITY_RANK[issues[0].severity] if issues else SEVERITY_RANK["info"]
-    status = "critical" if worst_rank == 0 else "degraded" if worst_rank <= SEVERITY_RANK["medium"] else "healthy"
-    if issues:
-        top = "; ".join(f"{i.severity}: {i.title} x{i.occurrences}" for i in issues[:3])
-        summary = f"{RULES_NOTE}.{note} {covered(events)} new event(s) in {len(issues)} group(s). {top}"
-    else:
-        summary = f"{RULES_NOTE}.{note} No new events."
-    return ReviewReport(
-        status=status,
-        summary=summary[:4000],
-        issues=issues,
-        proposed_actions=proposals,
-        should_escalate=status == "critical",
-        escalation_reason="critical events" if status == "critical" else None,
-    )
-
-
-def _fitting_actions(groups: dict[tuple[str, str], list[TriggerEvent]]) -> list[ProposedAction]:
-    """Catalog actions that fit a group: a failed unit gets a restart (the policy decides whether it runs).
-
-    Only systemd's own word counts: any local user can log "x.service: Failed with result ...", so a line whose
-    sender (journald's trusted _PID) is not the system manager proposes nothing."""
-    out: dict[str, ProposedAction] = {}
-    for (pattern, _), evs in groups.items():
-        if pattern != "unit_failed":
-            continue
-        for ev in evs:
-            if not ((ev.meta or {}).get("sender") or {}).get("system_manager"):
-                continue
-            m = _FAILED_UNIT.search(ev.trigger_reason)
-            if m and m[1] not in out:
-                out[m[1]] = ProposedAction(
-                    action="restart_service",
-                    arguments={"unit": m[1]},
-                    reason=f"{m[1]} failed ({len(evs)} event(s), e.g. #{ev.id})",
-                )
-    return list(out.values())
 
 
 def _pending(store: Store, hostname: str, up_to_event_id: int | None) -> list[TriggerEvent]:

@@ -9,7 +9,7 @@ import fnmatch
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from macha.collect.metrics import MetricSample
+from macha.monitor.collect.metrics import MetricSample
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from macha.detect.patterns import SEVERITIES, SEVERITY_RANK
-from macha.review import latest_review
+from macha.monitor.detect.patterns import SEVERITIES, SEVERITY_RANK
+from macha.review.run import latest_review
 from macha.store.db import Store
 from macha.store.models import Action, Escalation, LogEvent, Review, TriggerEvent, utcnow
 

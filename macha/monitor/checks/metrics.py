@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select
 
-from macha.check import ensure_host
-from macha.collect.metrics import MetricSample, sample
 from macha.config import Settings
-from macha.detect.thresholds import SeriesState, Threshold, evaluate
-from macha.detect.triggers import state_trigger
+from macha.monitor.checks.journal import ensure_host
+from macha.monitor.collect.metrics import MetricSample, sample
+from macha.monitor.detect.thresholds import SeriesState, Threshold, evaluate
+from macha.monitor.detect.triggers import state_trigger
 from macha.store.db import Store
 from macha.store.models import SystemMetric, ThresholdState, TriggerEvent, utcnow
 from macha.store.ops import insert_ignore, upsert

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from macha.collect.journal import JournalEntry
-from macha.detect.grouping import AUTH_PATTERNS, auth_source
-from macha.detect.patterns import SEVERITY_RANK, Matcher, Pattern
+from macha.monitor.collect.journal import JournalEntry
+from macha.monitor.detect.grouping import AUTH_PATTERNS, auth_source
+from macha.monitor.detect.patterns import SEVERITY_RANK, Matcher, Pattern
 
 # syslog priorities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning ...
 PRIORITY_SEVERITY = {0: "critical", 1: "critical", 2: "high", 3: "medium", 4: "low"}

@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exists, func, select
 
 from macha.config import Settings, parse_duration
-from macha.detect.grouping import store_triggers
 from macha.llm.backend import Backend, LLMError
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
 from macha.llm.schemas import model_schema
+from macha.monitor.detect.grouping import store_triggers
 from macha.store.db import Store
 from macha.store.models import (
     ClassifiedTemplate,

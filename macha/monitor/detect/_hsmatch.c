@@ -1,6 +1,6 @@
 /* Per-line pattern sets for a batch of log lines, with Hyperscan, without a Python call per match.
  *
- * The Python matcher (macha/detect/patterns.py) works without this module; it only makes batches fast. When
+ * The Python matcher (macha/monitor/detect/patterns.py) works without this module; it only makes batches fast. When
  * half the lines of a batch match (an SSH brute force, say), a Python callback per match costs more than all
  * the regex work, so the whole batch is scanned here and each line comes back as one shared tuple of the
  * patterns it matched (one tuple per distinct set: a line costs a reference, not an allocation).
@@ -413,7 +413,7 @@ static PyMethodDef Scanner_methods[] = {
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "macha.detect._hsmatch.Scanner",
+    .tp_name = "macha.monitor.detect._hsmatch.Scanner",
     .tp_basicsize = sizeof(Scanner),
     .tp_dealloc = (destructor)Scanner_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -438,7 +438,7 @@ PyMODINIT_FUNC PyInit__hsmatch(void) {
     if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    HsError = PyErr_NewException("macha.detect._hsmatch.error", NULL, NULL);
+    HsError = PyErr_NewException("macha.monitor.detect._hsmatch.error", NULL, NULL);
     if (!HsError || PyModule_AddObject(m, "error", HsError) < 0) return NULL;
     Py_INCREF(&ScannerType);
     if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) return NULL;

@@ -216,7 +216,7 @@ def _compiled_scanner(patterns: list[Pattern]):
     """The compiled batch scanner, or None without it (not built, no Hyperscan on this machine) or when a pattern
     does not compile for Hyperscan even as a prefilter."""
     try:
-        from macha.detect import _hsmatch
+        from macha.monitor.detect import _hsmatch
     except ImportError:
         return None
     if not patterns:

@@ -1,5 +1,6 @@
 """Service states from systemd: `systemctl show` for the configured critical units and `systemctl list-units
---failed --output=json` for everything else that failed. Read only; the judging is in macha.services_check."""
+--failed --output=json` for everything else that failed. Read only; the judging is in
+macha.monitor.checks.services."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ next scheduled check.
 On a critical or high match the follower stores the event at once (the check later skips it: same entry key) and
 asks for `check_host(reason=live)`, which reads everything since the check's cursor and reviews at once. The
 follower never moves the check's cursor: what it does not store, the check still reads. `macha-ai` runs it in a
-thread of its own process (one Python process less) and restarts it if it fails; `python -m macha.collect.follow`
-runs it alone.
+thread of its own process (one Python process less) and restarts it if it fails;
+`python -m macha.monitor.collect.follow` runs it alone.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from macha.check import ensure_host, insert_detections
-from macha.collect.journal import JournalSource, parse_entry
 from macha.config import GroupingSettings, Settings, load_settings
-from macha.detect.patterns import SEVERITY_RANK, Matcher, default_matcher, matcher_for
-from macha.detect.triggers import detect
 from macha.errors import JournalError, MachaError
+from macha.monitor.checks.journal import ensure_host, insert_detections
+from macha.monitor.collect.journal import JournalSource, parse_entry
+from macha.monitor.detect.patterns import SEVERITY_RANK, Matcher, default_matcher, matcher_for
+from macha.monitor.detect.triggers import detect
 from macha.store.db import Store
 
 log = logging.getLogger("macha.follow")
@@ -160,7 +160,7 @@ def follow(settings: Settings, should_stop: Callable[[], bool]) -> int:
 
 
 def main() -> None:
-    """`python -m macha.collect.follow`: the follower on its own, in the foreground."""
+    """`python -m macha.monitor.collect.follow`: the follower on its own, in the foreground."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:

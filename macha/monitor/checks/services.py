@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import func, select
 
 from macha.actions.catalog import ActionRefused, normalise_unit
-from macha.check import ensure_host
-from macha.collect.services import ServiceError, UnitState, failed_units, show
 from macha.config import Settings
-from macha.detect.triggers import state_trigger
+from macha.monitor.checks.journal import ensure_host
+from macha.monitor.collect.services import ServiceError, UnitState, failed_units, show
+from macha.monitor.detect.triggers import state_trigger
 from macha.store.db import Store
-from macha.store.ops import insert_ignore
 from macha.store.models import ServiceStatus, TriggerEvent, utcnow
+from macha.store.ops import insert_ignore
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
-from macha.detect.triggers import state_trigger
+from macha.monitor.detect.triggers import state_trigger
 from macha.store.models import ErrorRate, TriggerEvent
 from macha.store.ops import insert_ignore, upsert
 
