@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=60)
     ap.add_argument("--window", type=float, default=180)
     args = ap.parse_args()
-    from journal_export import Entry, build_journal
+    from helpers.journal import Entry, build_journal
 
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, warm-up {args.warmup:.0f} s, "
           f"window {args.window:.0f} s")

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from journal_export import JOURNAL_REMOTE, Entry, export_bytes  # noqa: E402
+from helpers.journal import JOURNAL_REMOTE, Entry, export_bytes  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from macha.store.db import Store  # noqa: E402

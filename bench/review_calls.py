@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fake_ollama import FakeOllama  # noqa: E402
-from journal_export import Entry, build_journal  # noqa: E402
+from fakes.ollama import FakeOllama  # noqa: E402
+from helpers.journal import Entry, build_journal  # noqa: E402
 
 from macha import pipeline  # noqa: E402
 from macha.config import load_settings  # noqa: E402

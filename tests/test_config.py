@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import macha_env, run_cli
+from helpers.processes import macha_env, run_cli
 
 from macha.config import load_settings
 from macha.errors import ConfigError

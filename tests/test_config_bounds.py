@@ -10,7 +10,8 @@ from typing import Any
 
 import annotated_types
 import pytest
-from conftest import FIXTURES, macha_env, run_cli
+from helpers import FIXTURES
+from helpers.processes import macha_env, run_cli
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel

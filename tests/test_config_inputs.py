@@ -9,7 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, macha_env, run_cli
+from helpers import FIXTURES
+from helpers.processes import macha_env, run_cli
 
 from macha import config
 from macha.config import load_settings

@@ -13,7 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Entry, FIXTURES, VENV_BIN, free_port, macha_env, run_cli, wait_for
+from helpers import FIXTURES
+from helpers.journal import Entry
+from helpers.processes import VENV_BIN, free_port, macha_env, run_cli, wait_for
 from sqlalchemy import func, select
 
 from macha.store.db import Store
