@@ -7,6 +7,7 @@ from typing import Any
 from celery.schedules import crontab
 
 from macha.config import Settings
+from macha.monitor.checks.registry import HOST_CHECKS
 from macha.monitor.collect.sar import calendar_to_crontab
 
 
@@ -29,20 +30,14 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
         "reconcile": _entry("macha.reconcile", 60),
         "retention": _entry("macha.retention", 3600),
     }
-    # Work on this host's own queue (the route picks it) every triggerInterval, and the rest as configured.
-    optional = (
-        ("collect-metrics", settings.collect_metrics, lambda: _entry("macha.collect_metrics", tick, hostname=host)),
-        ("check-services", settings.check_services, lambda: _entry("macha.check_services", tick, hostname=host)),
-        ("classify", settings.use_trigger_model, lambda: _entry("macha.classify", tick, hostname=host)),
-        # A run that lands while sadc is writing sees a cut-off record (a note); the next run picks it up.
-        ("import-sar", settings.enable_sar, lambda: _entry(
-            "macha.import_sar", 600, crontab(**calendar_to_crontab(settings.sar_collect_frequency)), hostname=host)),
-        ("index-config", settings.memory.enable and bool(settings.memory.config_paths),
-         lambda: _entry("macha.index_config", 3600, hostname=host)),
-        ("background-analysis", bool(settings.meta.background_interval),
-         lambda: _entry("macha.background_analysis", settings.meta.background_interval, hostname=host)),
-    )
-    for key, enabled, build in optional:
-        if enabled:
-            schedule[key] = build()
+    # The registered host checks, on this host's own queue (the route picks it), each as configured.
+    for check in HOST_CHECKS:
+        if check.enabled(settings):
+            when = crontab(**calendar_to_crontab(check.calendar(settings))) if check.calendar else None
+            schedule[check.name] = _entry(check.task, check.every(settings), when, hostname=host)
+    if settings.memory.enable and settings.memory.config_paths:
+        schedule["index-config"] = _entry("macha.index_config", 3600, hostname=host)
+    if settings.meta.background_interval:
+        schedule["background-analysis"] = _entry("macha.background_analysis", settings.meta.background_interval,
+                                                 hostname=host)
     return schedule

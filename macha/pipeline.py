@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from macha.config import Settings
 from macha.context.snapshot import build_context
+from macha.core.followups import FollowUps
 from macha.llm.backend import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
 from macha.monitor.collect.journal import JournalSource
@@ -90,6 +91,20 @@ def hosts_with_pending_events(store: Store, older_than: timedelta | None = None)
 def actions_to_run(state: dict) -> list[int]:
     """Ids of the actions a review scheduled (policy said execute): the task sends each to its host's queue."""
     return [a["action_id"] for a in (state.get("review") or {}).get("actions", []) if a["status"] == "ready"]
+
+
+def review_follow_ups(state: dict, settings: Settings) -> FollowUps:
+    """What a review asks next: its ready actions to their host, the review to semantic memory, its escalation to
+    Layer 4 (an escalation attached to a waiting analysis that is now critical is sent again at that priority)."""
+    outcome = state.get("review") or {}
+    follow = FollowUps(execute=[(action_id, state["hostname"]) for action_id in actions_to_run(state)])
+    if outcome.get("review_id") and settings.memory.enable:
+        follow.remember.append(outcome["review_id"])
+    if outcome.get("escalation_id") and outcome.get("escalation_status") == "requested":
+        follow.escalate.append((outcome["escalation_id"], outcome.get("escalation_kind") or "escalation"))
+    elif outcome.get("escalation_attached_to") and outcome.get("escalation_kind") == "critical":
+        follow.escalate.append((outcome["escalation_attached_to"], "critical"))
+    return follow
 
 
 def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False,
@@ -185,27 +200,6 @@ def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[
                 continue
             e.updated_at = now
     return retry, fallback
-
-
-def classify_step(store: Store, settings: Settings, hostname: str) -> dict:
-    """The trigger model's pass over unmatched error lines (useTriggerModel)."""
-    from macha.monitor.detect.classifier import classify_host
-
-    if not settings.use_trigger_model:
-        return {"hostname": hostname, "skipped": "useTriggerModel is false"}
-    return classify_host(store, settings, hostname, make_backend(settings)).to_dict()
-
-
-def sar_step(store: Store, settings: Settings, hostname: str) -> dict:
-    """This host's SAR files into system_metrics (idempotent); what is missing (sysstat, files) is a note."""
-    from macha.monitor.collect.sar import import_sar
-
-    if not settings.enable_sar:
-        return {"hostname": hostname, "skipped": "enableSar is false"}
-    report = import_sar(store, hostname, settings.sar_directory)
-    for note in report.notes:
-        log.warning("sar: %s", note)
-    return report.to_dict()
 
 
 def retention_step(store: Store, settings: Settings) -> dict:

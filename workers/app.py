@@ -16,14 +16,17 @@ from kombu.transport import redis as kombu_redis
 from macha.config import Settings, load_settings
 from macha.context.tokens import use_cache_dir
 from macha.errors import MachaError
+from macha.monitor.checks.registry import HOST_CHECKS
 
 #: Message priorities (Redis: 0 runs first).
 PRIORITY_HIGHEST = 0
 PRIORITY_DEFAULT = 5
 PRIORITY_BACKGROUND = 9
 
-HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.collect_metrics", "macha.check_services",
-              "macha.import_sar", "macha.index_config"}
+#: Tasks that run on the queue of the host they concern: the journal check, actions, the config index and the
+#: registered host checks that read the machine.
+HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.index_config",
+              *(c.task for c in HOST_CHECKS if c.on_host)}
 #: Actions jump ahead of collection on their host's queue.
 PRIORITY_ACTION = 1
 #: The gpu queue's order: critical escalations, then chat, then other escalations, then background analyses.

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from celery import chain
-
 from macha import pipeline
 from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
+from macha.core.followups import FollowUps
 from macha.errors import MachaError
-from macha.monitor.checks.metrics import run_metrics
-from macha.monitor.checks.services import run_services
+from macha.monitor.checks.registry import HOST_CHECKS, HostCheck
 from macha.store.db import get_store
 from workers.app import app, check_pipeline, send_escalate, send_execute, settings
+from workers.dispatch import dispatch
 
 log = logging.getLogger(__name__)
 REVIEW_RETRY_S = 2
@@ -41,25 +40,22 @@ def check_host(self, hostname: str, reason: str = "schedule", journal_file: str 
         return pipeline.check_step(_store(), settings, hostname, reason, source)
 
 
-@app.task(name="macha.collect_metrics")
-def collect_metrics(hostname: str) -> dict:
-    """Runs on host.<hostname>: samples, thresholds, trigger events; a raised condition is reviewed as the
-    review policy says (at once when it is a new critical or enough new groups, else at the tick)."""
-    result = run_metrics(_store(), settings, hostname)
-    if result.raised:
-        _enqueue_reviews([hostname], reason="metrics")
-    return result.to_dict()
+def _host_check_task(check: HostCheck):
+    """The task of one registered host check (runs on host.<hostname>): load, call, dispatch. What it raised is
+    reviewed as the review policy says (at once when it is a new critical or enough new groups, else at the tick)."""
+
+    def run(hostname: str) -> dict:
+        outcome = check.run(_store(), settings, hostname)
+        dispatch(app, outcome.follow_ups)
+        return outcome.result
+
+    run.__name__ = run.__qualname__ = check.task.split(".", 1)[1]
+    run.__doc__ = f"Runs on host.<hostname>: {check.description}."
+    return app.task(name=check.task)(run)
 
 
-@app.task(name="macha.check_services")
-def check_services(hostname: str) -> dict:
-    """Runs on host.<hostname>: critical units and failed units; transitions become events."""
-    result = run_services(_store(), settings, hostname)
-    for note in result.notes:
-        log.warning("services: %s", note)
-    if result.failed:
-        _enqueue_reviews([hostname], reason="services")
-    return result.to_dict()
+#: One task per registered host check (macha.collect_metrics, macha.check_services, macha.classify, ...).
+HOST_CHECK_TASKS = {check.name: _host_check_task(check) for check in HOST_CHECKS}
 
 
 @app.task(name="macha.update_context")
@@ -77,17 +73,7 @@ def review(self, state: dict) -> dict:
                 return {**state, "review": {"hostname": state["hostname"], "skipped": True, "busy": True}}
             raise self.retry(countdown=REVIEW_RETRY_S)
         state = pipeline.review_step(_store(), state, settings)
-    for action_id in pipeline.actions_to_run(state):
-        send_execute(app, action_id, state["hostname"])
-    review_id = (state.get("review") or {}).get("review_id")
-    if review_id and settings.memory.enable:
-        remember_review.delay(review_id)
-    outcome = state.get("review") or {}
-    if outcome.get("escalation_id") and outcome.get("escalation_status") == "requested":
-        send_escalate(app, outcome["escalation_id"], outcome.get("escalation_kind") or "escalation")
-    elif outcome.get("escalation_attached_to") and outcome.get("escalation_kind") == "critical":
-        # Attached to a waiting analysis that is now critical: send it again at the critical priority.
-        send_escalate(app, outcome["escalation_attached_to"], "critical")
+    dispatch(app, pipeline.review_follow_ups(state, settings))
     return state
 
 
@@ -104,8 +90,7 @@ def escalate(escalation_id: int, fallback: bool = False) -> dict:
 def background_analysis(hostname: str) -> dict:
     """A periodic look at a host by the meta model, behind every other kind of work on the gpu queue."""
     esc_id, status = pipeline.request_background(_store(), settings, hostname)
-    if status == "requested":
-        send_escalate(app, esc_id, "background")
+    dispatch(app, FollowUps(escalate=[(esc_id, "background")] if status == "requested" else []))
     return {"hostname": hostname, "escalation_id": esc_id, "status": status}
 
 
@@ -116,17 +101,12 @@ def chat_turn(message_id: int) -> dict:
                               schedule=lambda action_id, host: send_execute(app, action_id, host))
 
 
-def _enqueue_reviews(hostnames: list[str], reason: str = "tick") -> list[str]:
-    """context -> review for each host; the review decides from the context whether it is due."""
-    for hostname in hostnames:
-        chain(update_context.s({"hostname": hostname, "reason": reason}), review.s()).apply_async()
-    return hostnames
-
-
 @app.task(name="macha.review_tick")
 def review_tick() -> list[str]:
     """Every reviewInterval: review hosts that have unreviewed events; nothing new, nothing sent."""
-    return _enqueue_reviews(pipeline.hosts_with_pending_events(_store()))
+    hosts = pipeline.hosts_with_pending_events(_store())
+    dispatch(app, FollowUps(review_hosts=hosts))
+    return hosts
 
 
 @app.task(name="macha.reconcile")
@@ -140,18 +120,14 @@ def reconcile() -> dict:
     ready = approvals.stale_ready(_store(), settings.actions.redeliver_after)
     for action_id, hostname in ready:
         log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
-        send_execute(app, action_id, hostname)
     forgotten = pipeline.reviews_to_remember(_store(), settings, timedelta(seconds=settings.reconcile_after))
-    for review_id in forgotten:
-        remember_review.delay(review_id)
     retry, fallback = pipeline.escalations_to_resend(_store(), settings)
-    for esc_id, kind in retry:
-        send_escalate(app, esc_id, kind)
+    dispatch(app, FollowUps(execute=ready, remember=forgotten, escalate=retry, review_hosts=stale))
     for esc_id, kind in fallback:
         log.warning("escalation %s: no gpu worker answered in %s s; the review model answers instead", esc_id,
                     settings.meta.fallback_after)
         send_escalate(app, esc_id, kind, fallback=True)
-    return {"reviews": _enqueue_reviews(stale), "actions": [a for a, _ in ready], "remember": forgotten,
+    return {"reviews": stale, "actions": [a for a, _ in ready], "remember": forgotten,
             "escalations": [e for e, _ in retry + fallback]}
 
 
@@ -175,12 +151,6 @@ def expire_approvals() -> list[int]:
 
 
 
-@app.task(name="macha.import_sar")
-def import_sar(hostname: str) -> dict:
-    """Runs on host.<hostname>: yesterday's and today's SAR files into system_metrics."""
-    return pipeline.sar_step(_store(), settings, hostname)
-
-
 @app.task(name="macha.retention")
 def retention() -> dict:
     return pipeline.retention_step(_store(), settings)
@@ -196,16 +166,3 @@ def remember_review(review_id: int) -> dict:
 def index_config(hostname: str) -> dict:
     """Runs on host.<hostname>: its NixOS configuration files into semantic memory (config_files)."""
     return pipeline.index_config_step(settings, hostname)
-
-
-@app.task(name="macha.classify")
-def classify(hostname: str) -> dict:
-    """Error lines no pattern knows, sorted by the small trigger model; what it raises is reviewed as usual."""
-    # One run per host at a time: runs overlapping would ask the model twice and race its budget.
-    with SingleFlight(settings.effective_broker_url, f"classify:{hostname}", settings.lock_ttl) as lock:
-        if not lock.acquired:
-            return {"hostname": hostname, "skipped": "a classifier run of this host is under way"}
-        result = pipeline.classify_step(_store(), settings, hostname)
-    if result.get("raised"):
-        _enqueue_reviews([hostname], reason="classifier")
-    return result

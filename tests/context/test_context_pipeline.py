@@ -18,6 +18,7 @@ from macha import pipeline
 from macha.config import load_settings
 from macha.context.memory import close_memories, open_memory
 from macha.monitor.checks.journal import run_check
+from macha.monitor.checks.registry import CHECKS
 from macha.monitor.collect.journal import JournalSource
 from macha.store.db import Store
 from macha.store.models import Review
@@ -100,7 +101,7 @@ def test_the_beat_schedule_has_sar_retention_and_config_index(tmp_path) -> None:
     off = build_beat_schedule(load_settings(hostname="h1", state_dir=tmp_path, enable_sar=False,
                                             memory={"enable": False}))
     assert "import-sar" not in off and "index-config" not in off and "retention" in off
-    assert pipeline.sar_step(None, load_settings(state_dir=tmp_path, enable_sar=False), "h1")["skipped"]
+    assert CHECKS["import-sar"].run(None, load_settings(state_dir=tmp_path, enable_sar=False), "h1").result["skipped"]
 
 
 def test_reviews_are_remembered_and_config_indexed_by_a_real_worker(state_dir, macha_ai, make_journal,

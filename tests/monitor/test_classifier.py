@@ -11,11 +11,11 @@ import pytest
 from helpers.journal import Entry
 from sqlalchemy import select
 
-from macha import pipeline
 from macha.config import load_settings
 from macha.context.compact import forget_miners
 from macha.llm.backend import make_backend
 from macha.monitor.checks.journal import run_check
+from macha.monitor.checks.registry import CHECKS
 from macha.monitor.collect.journal import JournalSource
 from macha.monitor.detect.classifier import classify_host
 from macha.store.db import Store
@@ -131,7 +131,8 @@ def test_an_unreachable_model_is_said_once_and_layer_1_carries_on(host, fake, ma
 def test_the_classifier_is_off_unless_asked(tmp_path) -> None:
     settings = load_settings(hostname="h1", state_dir=tmp_path)
     assert settings.use_trigger_model is False
-    assert pipeline.classify_step(None, settings, "h1") == {"hostname": "h1", "skipped": "useTriggerModel is false"}
+    assert CHECKS["classify"].run(None, settings, "h1").result == {"hostname": "h1",
+                                                                    "skipped": "useTriggerModel is false"}
 
 
 def test_lines_a_pattern_matched_are_never_sent_to_the_classifier(tmp_path, make_journal, fake) -> None:

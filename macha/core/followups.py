@@ -1,0 +1,21 @@
+"""What a step of the pipeline asks to be sent next, as one typed value: the step decides, one dispatcher in
+workers/ sends. It crosses no queue itself; the ids in it do."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class FollowUps(BaseModel):
+    #: Actions the policy made ready: (action id, the host whose queue runs it).
+    execute: list[tuple[int, str]] = Field(default_factory=list)
+    #: Reviews to write to semantic memory.
+    remember: list[int] = Field(default_factory=list)
+    #: Escalations to send to Layer 4: (escalation id, kind: critical | escalation | background).
+    escalate: list[tuple[int, str]] = Field(default_factory=list)
+    #: Hosts whose pending events go through context -> review, and why.
+    review_hosts: list[str] = Field(default_factory=list)
+    review_reason: str = "tick"
+
+    def __bool__(self) -> bool:
+        return bool(self.execute or self.remember or self.escalate or self.review_hosts)
