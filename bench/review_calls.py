@@ -72,7 +72,7 @@ def _review(store, settings, fake, state, at, reviews, review_wall) -> None:
     pipeline.review_step(store, pipeline.context_step(store, state, settings), settings)
     if len(fake.chats()) > before:
         review_wall.append(time.perf_counter() - w0)
-        reviews.append((at, state["reason"]))
+        reviews.append((at, state.reason))
 
 
 def main() -> None:
@@ -104,10 +104,10 @@ def main() -> None:
                 result = CheckResult(hostname="bench", source="replay", reason=reason)
                 store_batch(store, result, matcher, "replay", part, 0)
                 at = (part[-1].time - start).total_seconds() if cut_at is not None else now
-                _review(store, settings, fake, {"check": result.to_dict(), "hostname": "bench", "reason": reason},
-                        at, reviews, review_wall)
+                state = pipeline.ChainState(check=result.to_dict(), hostname="bench", reason=reason)
+                _review(store, settings, fake, state, at, reviews, review_wall)
             if now % TICK_EVERY == 0:
-                _review(store, settings, fake, {"hostname": "bench", "reason": "tick"}, now, reviews, review_wall)
+                _review(store, settings, fake, pipeline.ChainState(hostname="bench"), now, reviews, review_wall)
         elapsed = time.perf_counter() - t0
         calls = len(fake.chats())
         print(f"trace: {len(entries)} journal entries over 24 h, {len(incidents)} incidents "

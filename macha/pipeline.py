@@ -1,4 +1,5 @@
-"""Plain functions behind the Celery tasks: the tasks only load settings, call these and pass small dicts on."""
+"""Plain functions behind the Celery tasks: the tasks load, call these, and dispatch what they ask for next; the
+check -> context -> review chain carries a typed ChainState (JSON across the queue)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from macha.config import Settings
@@ -33,31 +35,42 @@ def journal_source(journal_file: str | None = None, journal_dir: str | None = No
     return JournalSource()
 
 
-def check_step(store: Store, settings: Settings, hostname: str, reason: str, source: JournalSource) -> dict:
+class ChainState(BaseModel):
+    """What travels along check -> context -> review (as JSON across Celery): each step fills its part."""
+
+    hostname: str
+    #: Why the chain runs: manual (an operator's check), live, schedule, tick, reconcile, metrics, services...
+    reason: str = "tick"
+    check: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None
+
+
+def check_step(store: Store, settings: Settings, hostname: str, reason: str, source: JournalSource) -> ChainState:
     result: CheckResult = run_check(store, settings, hostname=hostname, source=source, reason=reason)
-    return {"check": result.to_dict(), "hostname": hostname, "reason": reason}
+    return ChainState(hostname=hostname, reason=reason, check=result.to_dict())
 
 
-def context_step(store: Store, state: dict, settings: Settings | None = None) -> dict:
-    window = settings.review_repeat_window if settings else 600
-    return {**state, "context": build_context(store, state["hostname"], window).to_dict()}
+def context_step(store: Store, state: ChainState, settings: Settings) -> ChainState:
+    context = build_context(store, state.hostname, settings.review_repeat_window).to_dict()
+    return state.model_copy(update={"context": context})
 
 
-def review_due(state: dict, settings: Settings | None = None) -> str | None:
+def review_due(state: ChainState, settings: Settings) -> str | None:
     """Why this state should be reviewed now, or None (nothing pending, or it can wait for the review tick).
 
     Now: an operator's manual check, a new critical group, enough new groups (reviewTriggerHighGroups high or
     reviewTriggerMediumGroups medium), the tick or the reconciler. More of an already reviewed group waits.
     """
-    ctx = state.get("context") or {}
+    ctx = state.context or {}
     if not ctx.get("pending_events"):
         return None
-    reason = state.get("reason", "tick")
+    reason = state.reason
     if reason == "manual":
         return reason
     new = ctx.get("new_groups_by_severity", {})
-    high_n = settings.review_trigger_high_groups if settings else 2
-    medium_n = settings.review_trigger_medium_groups if settings else 3
+    high_n = settings.review_trigger_high_groups
+    medium_n = settings.review_trigger_medium_groups
     if new.get("critical"):
         return "new critical group"
     if new.get("high", 0) >= high_n or new.get("high", 0) + new.get("medium", 0) >= medium_n:
@@ -65,19 +78,19 @@ def review_due(state: dict, settings: Settings | None = None) -> str | None:
     return reason if reason in ("tick", "reconcile") else None
 
 
-def review_step(store: Store, state: dict, settings: Settings | None = None) -> dict:
-    """The review, when one is due; with ``settings`` the configured model writes it (the rules reviewer when
-    there is none or it is unreachable) and its proposed actions go through the policy in the same transaction."""
+def review_step(store: Store, state: ChainState, settings: Settings) -> ChainState:
+    """The review, when one is due: the configured model writes it (the rules reviewer when there is none or it
+    is unreachable) and its proposed actions go through the policy in the same transaction."""
     due = review_due(state, settings)
     if due is None:
-        outcome = ReviewOutcome(hostname=state["hostname"], review_id=None, skipped=True)
+        outcome = ReviewOutcome(hostname=state.hostname, review_id=None, skipped=True)
     else:
-        backend = make_backend(settings) if settings is not None else None
+        backend = make_backend(settings)
         # Only a model reads the window, so only then is semantic memory opened (it loads an embedding model).
-        memory, note = memory_for(settings) if backend is not None and settings is not None else (None, None)
-        outcome = run_review(store, state["hostname"], (state.get("context") or {}).get("up_to_event_id"),
+        memory, note = memory_for(settings) if backend is not None else (None, None)
+        outcome = run_review(store, state.hostname, (state.context or {}).get("up_to_event_id"),
                              settings, backend, memory=memory, memory_note=note)
-    return {**state, "review": outcome.to_dict()}
+    return state.model_copy(update={"review": outcome.to_dict()})
 
 
 def hosts_with_pending_events(store: Store, older_than: timedelta | None = None) -> list[str]:
@@ -88,16 +101,16 @@ def hosts_with_pending_events(store: Store, older_than: timedelta | None = None)
         return list(s.execute(q).scalars())
 
 
-def actions_to_run(state: dict) -> list[int]:
+def actions_to_run(state: ChainState) -> list[int]:
     """Ids of the actions a review scheduled (policy said execute): the task sends each to its host's queue."""
-    return [a["action_id"] for a in (state.get("review") or {}).get("actions", []) if a["status"] == "ready"]
+    return [a["action_id"] for a in (state.review or {}).get("actions", []) if a["status"] == "ready"]
 
 
-def review_follow_ups(state: dict, settings: Settings) -> FollowUps:
+def review_follow_ups(state: ChainState, settings: Settings) -> FollowUps:
     """What a review asks next: its ready actions to their host, the review to semantic memory, its escalation to
     Layer 4 (an escalation attached to a waiting analysis that is now critical is sent again at that priority)."""
-    outcome = state.get("review") or {}
-    follow = FollowUps(execute=[(action_id, state["hostname"]) for action_id in actions_to_run(state)])
+    outcome = state.review or {}
+    follow = FollowUps(execute=[(action_id, state.hostname) for action_id in actions_to_run(state)])
     if outcome.get("review_id") and settings.memory.enable:
         follow.remember.append(outcome["review_id"])
     if outcome.get("escalation_id") and outcome.get("escalation_status") == "requested":

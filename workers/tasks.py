@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from macha import pipeline
+from macha.pipeline import ChainState
 from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
@@ -37,7 +38,7 @@ def check_host(self, hostname: str, reason: str = "schedule", journal_file: str 
     with SingleFlight(settings.effective_broker_url, f"check:{hostname}:{source.key}", settings.lock_ttl) as lock:
         if not lock.acquired:
             raise self.retry(countdown=2)
-        return pipeline.check_step(_store(), settings, hostname, reason, source)
+        return pipeline.check_step(_store(), settings, hostname, reason, source).model_dump(mode="json")
 
 
 def _host_check_task(check: HostCheck):
@@ -60,21 +61,25 @@ HOST_CHECK_TASKS = {check.name: _host_check_task(check) for check in HOST_CHECKS
 
 @app.task(name="macha.update_context")
 def update_context(state: dict) -> dict:
-    return pipeline.context_step(_store(), state, settings)
+    """Layer 2's part of the chain: the pending summary the review decides on (the window itself is built by the
+    review, from the store)."""
+    return pipeline.context_step(_store(), ChainState.model_validate(state), settings).model_dump(mode="json")
 
 
 @app.task(name="macha.review", bind=True, max_retries=None)
 def review(self, state: dict) -> dict:
-    with SingleFlight(settings.effective_broker_url, f"review:{state['hostname']}", settings.lock_ttl) as lock:
+    chained = ChainState.model_validate(state)
+    with SingleFlight(settings.effective_broker_url, f"review:{chained.hostname}", settings.lock_ttl) as lock:
         if not lock.acquired:
             # Another review of this host is running (a model call may take minutes). Wait for it, then this one
             # finds only what it did not cover; past the task time limit, leave the events to the next tick.
             if (self.request.retries + 1) * REVIEW_RETRY_S >= settings.task_time_limit:
-                return {**state, "review": {"hostname": state["hostname"], "skipped": True, "busy": True}}
+                busy = {"hostname": chained.hostname, "skipped": True, "busy": True}
+                return chained.model_copy(update={"review": busy}).model_dump(mode="json")
             raise self.retry(countdown=REVIEW_RETRY_S)
-        state = pipeline.review_step(_store(), state, settings)
-    dispatch(app, pipeline.review_follow_ups(state, settings))
-    return state
+        chained = pipeline.review_step(_store(), chained, settings)
+    dispatch(app, pipeline.review_follow_ups(chained, settings))
+    return chained.model_dump(mode="json")
 
 
 @app.task(name="macha.escalate")

@@ -14,6 +14,7 @@ from rich.text import Text
 from macha.cli.common import parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.cli.report import CheckReport, build_report
 from macha.errors import BrokerError
+from macha.pipeline import ChainState
 from macha.store.db import Store
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -55,7 +56,7 @@ def _main(args: Any) -> int:
     return report.exit_code
 
 
-def _through_pipeline(settings: Any, args: Any) -> dict[str, Any]:
+def _through_pipeline(settings: Any, args: Any) -> ChainState:
     from celery.exceptions import TimeoutError as CeleryTimeout
 
     from macha.broker.client import ensure_reachable
@@ -74,7 +75,7 @@ def _through_pipeline(settings: Any, args: Any) -> dict[str, Any]:
         celery, settings.hostname, "manual", journal_file=journal_file, journal_dir=journal_dir
     ).apply_async()
     try:
-        return result.get(timeout=args.timeout, propagate=True)
+        return ChainState.model_validate(result.get(timeout=args.timeout, propagate=True))
     except CeleryTimeout:
         raise BrokerError(
             f"no result within {args.timeout:.0f} s: is a worker consuming the queues "

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from macha.monitor.detect.patterns import SEVERITIES, SEVERITY_RANK
+from macha.pipeline import ChainState
 from macha.review.run import latest_review
 from macha.store.db import Store
 from macha.store.models import Action, Escalation, LogEvent, Review, TriggerEvent, utcnow
@@ -59,9 +60,9 @@ def _review_dict(r: Review) -> dict[str, Any]:
     }
 
 
-def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
-    check = state["check"]
-    review_state = state.get("review") or {}
+def build_report(store: Store, state: ChainState) -> CheckReport:
+    check = state.check or {}
+    review_state = state.review or {}
     with store.session() as s:
         events = s.execute(
             select(TriggerEvent, LogEvent.message)
@@ -72,15 +73,15 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
         if review_state.get("review_id"):
             review = s.get(Review, review_state["review_id"])
         else:
-            review = latest_review(s, state["hostname"])
+            review = latest_review(s, state.hostname)
             if review is not None and utcnow() - review.created_at > RECENT_REVIEW:
                 review = None
         pending = s.execute(
             select(func.count()).select_from(Action)
-            .where(Action.hostname == state["hostname"], Action.status == "pending")
+            .where(Action.hostname == state.hostname, Action.status == "pending")
         ).scalar_one()
         waiting = s.execute(
-            select(Escalation).where(Escalation.hostname == state["hostname"],
+            select(Escalation).where(Escalation.hostname == state.hostname,
                                      Escalation.status.in_(("requested", "running"))).order_by(Escalation.id)
         ).scalars().all()
         escalations = [{"id": e.id, "kind": e.kind, "status": e.status, "since": e.created_at.isoformat(),
@@ -93,7 +94,7 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
                                  "risk": row.risk, "status": row.status, "reason": row.verdict_reason})
     listed = sorted(events, key=lambda row: (SEVERITY_RANK[row[0].severity], row[0].time))
     return CheckReport(
-        hostname=state["hostname"],
+        hostname=state.hostname,
         source=check["source"],
         entries_read=check["entries_read"],
         new_events=check["new_triggers"],

@@ -42,7 +42,7 @@ def test_hostile_log_lines_get_nothing_past_the_catalog(tmp_path, make_journal, 
     settings = load_settings(hostname="testhost", autonomy_level="auto-full", state_dir=tmp_path / "state")
     store = Store(settings.effective_database_url)
     state = pipeline.check_step(store, settings, "testhost", "manual", pipeline.journal_source(str(journal)))
-    state = pipeline.review_step(store, pipeline.context_step(store, state), settings)
+    state = pipeline.review_step(store, pipeline.context_step(store, state, settings), settings)
     with store.session() as s:
         actions = {a.arguments.get("unit", str(a.arguments)): a for a in s.execute(select(Action)).scalars()}
     # Only the failed units became proposals; each was judged by the catalog, not by what the line claims.
@@ -57,7 +57,7 @@ def test_hostile_log_lines_get_nothing_past_the_catalog(tmp_path, make_journal, 
     assert "is protected" in actions["sshd.service"].verdict_reason
     assert "is not a systemd unit name" in actions["evil`id`.service"].verdict_reason
     assert "is not a systemd unit name" in actions["a;reboot.service"].verdict_reason
-    assert all(a.proposer == "review:rules" and a.review_id == state["review"]["review_id"] for a in actions.values())
+    assert all(a.proposer == "review:rules" and a.review_id == state.review["review_id"] for a in actions.values())
     assert pipeline.actions_to_run(state) == [actions["nginx.service"].id]
     assert fake.calls("restart") == [] and fake.calls("reboot") == []  # the review proposes; the executor runs
     store.dispose()

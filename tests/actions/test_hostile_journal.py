@@ -45,7 +45,7 @@ def stand_in(tmp_path, monkeypatch) -> FakeSystemctl:
 
 def _run(store, settings, journal) -> dict:
     state = pipeline.check_step(store, settings, HOST, "manual", pipeline.journal_source(str(journal)))
-    state = pipeline.review_step(store, pipeline.context_step(store, state), settings)
+    state = pipeline.review_step(store, pipeline.context_step(store, state, settings), settings)
     # What the workers do next: run what the policy made ready, each check again on this host.
     for action_id in pipeline.actions_to_run(state):
         execute(store, settings, action_id)
@@ -83,7 +83,7 @@ def test_a_model_that_obeys_the_log_text_gets_nothing_run(tmp_path, make_journal
         actions = list(s.execute(select(Action).order_by(Action.id)).scalars())
     # The review is stored (a wrong-typed argument refuses its proposal, not the review) and every demand was judged.
     assert review.outcome == "ok" and review.reviewer != "rules"
-    assert state["review"]["review_id"] == review.id
+    assert state.review["review_id"] == review.id
     assert len(actions) == len(demands)
     assert {a.status for a in actions} == {"refused"}, [(a.arguments, a.status, a.verdict_reason) for a in actions]
     reasons = {json.dumps(a.arguments, sort_keys=True): a.verdict_reason for a in actions}

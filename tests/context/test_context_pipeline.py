@@ -29,8 +29,8 @@ DISK = "EXT4-fs warning (device sda1): ext4_dx_add_entry: Directory index full, 
 
 
 def _review(store, settings, hostname="h1") -> dict:
-    state = pipeline.context_step(store, {"hostname": hostname, "reason": "manual"}, settings)
-    return pipeline.review_step(store, state, settings)["review"]
+    state = pipeline.context_step(store, pipeline.ChainState(hostname=hostname, reason="manual"), settings)
+    return pipeline.review_step(store, state, settings).review
 
 
 @pytest.fixture(autouse=True)

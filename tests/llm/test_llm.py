@@ -197,7 +197,7 @@ def test_model_proposals_go_through_the_catalog_and_escalation_is_stored(host, f
 def test_no_model_call_when_nothing_changed(host, fake) -> None:
     store, settings = host
     for _ in range(10):
-        state = pipeline.context_step(store, {"hostname": "h1", "reason": "tick"})
+        state = pipeline.context_step(store, pipeline.ChainState(hostname="h1", reason="tick"), settings)
         pipeline.review_step(store, state, settings)
     assert len(fake.chats()) == 1  # the first tick had the pending events; nine ticks had nothing new
 
@@ -207,12 +207,12 @@ def test_a_scheduled_check_leaves_non_critical_events_to_the_tick(tmp_path, make
     store = Store(settings.effective_database_url)
     journal = make_journal([Entry(SEGV.format(pid=1))], name="a.journal")
     state = pipeline.check_step(store, settings, "h3", "schedule", JournalSource.file(journal))
-    assert pipeline.review_step(store, pipeline.context_step(store, state), settings)["review"]["skipped"]
+    assert pipeline.review_step(store, pipeline.context_step(store, state, settings), settings).review["skipped"]
     assert fake.chats() == []
     oom = make_journal([Entry(OOM)], name="b.journal")
     state = pipeline.check_step(store, settings, "h3", "schedule", JournalSource.file(oom))
-    state = pipeline.review_step(store, pipeline.context_step(store, state), settings)
-    assert state["review"]["events_covered"] == 2 and len(fake.chats()) == 1  # critical: at once, both events
+    state = pipeline.review_step(store, pipeline.context_step(store, state, settings), settings)
+    assert state.review["events_covered"] == 2 and len(fake.chats()) == 1  # critical: at once, both events
     store.dispose()
 
 

@@ -50,13 +50,13 @@ def test_review_covers_only_events_up_to_its_context(sqlite_url, make_journal, t
     store = Store(sqlite_url)
     settings = load_settings(state_dir=tmp_path, hostname="h1")
     run_check(store, settings, source=JournalSource.file(make_journal([Entry(SEGV.format(pid=1))], name="a.journal")))
-    state = pipeline.context_step(store, {"hostname": "h1"})
+    state = pipeline.context_step(store, pipeline.ChainState(hostname="h1"), settings)
     # An event stored after the context was built waits for the next review (another program: a new group; a
     # repeat of the first would join its group).
     other = SEGV.format(pid=2).replace("libfoo", "libbar").replace("app[", "db[")
     run_check(store, settings, source=JournalSource.file(make_journal([Entry(other)], name="b.journal")))
-    state = pipeline.review_step(store, state)
-    assert state["review"]["events_covered"] == 1
+    state = pipeline.review_step(store, state, settings)
+    assert state.review["events_covered"] == 1
     assert pipeline.hosts_with_pending_events(store) == ["h1"]
     assert run_review(store, "h1").events_covered == 1
     assert pipeline.hosts_with_pending_events(store) == []

@@ -52,8 +52,8 @@ def host(db_url, tmp_path, make_journal, fake):
 
 def _tick(store, settings) -> dict:
     """One review tick of the host, as the worker runs it: context, then the review step."""
-    state = pipeline.context_step(store, {"hostname": "h1", "reason": "tick"}, settings)
-    return pipeline.review_step(store, state, settings)["review"]
+    state = pipeline.context_step(store, pipeline.ChainState(hostname="h1", reason="tick"), settings)
+    return pipeline.review_step(store, state, settings).review
 
 
 def _later(store, seconds: float) -> None:
