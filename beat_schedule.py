@@ -7,7 +7,7 @@ from typing import Any
 from celery.schedules import crontab
 
 from macha.config import Settings
-from macha.monitor.collect.sar import calendar_to_crontab
+from macha.core.calendar import calendar_to_crontab
 
 
 def _entry(task: str, every: float, schedule: Any = None, **kwargs: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 from conftest import Entry, free_port
 
 from macha.config import load_settings
-from macha.llm.backend import make_backend
+from macha.llm.factory import make_backend
 from macha.llm.schemas import ReviewReport
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource

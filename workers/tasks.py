@@ -11,7 +11,7 @@ from macha import pipeline
 from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
-from macha.errors import MachaError
+from macha.core.errors import MachaError
 from macha.monitor.checks.metrics import run_metrics
 from macha.monitor.checks.services import run_services
 from macha.store.db import get_store
