@@ -7,8 +7,8 @@ from typing import Any
 from celery.schedules import crontab
 
 from macha.config import Settings
+from macha.core.calendar import calendar_to_crontab
 from macha.monitor.checks.registry import HOST_CHECKS
-from macha.monitor.collect.sar import calendar_to_crontab
 
 
 def _entry(task: str, every: float, schedule: Any = None, **kwargs: Any) -> dict[str, Any]:

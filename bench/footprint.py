@@ -82,7 +82,7 @@ def label(p: psutil.Process) -> str:
         return "?"
     text = " ".join(cmd)
     for key, name in (("redis-server", "redis-server (embedded)"), ("journalctl", "journalctl -f"),
-                      ("macha.monitor.collect.follow", "follower"), ("--queues gpu", "gpu worker"),
+                      ("macha.cli.follow", "follower"), ("--queues gpu", "gpu worker"),
                       ("celery", "worker"), ("macha-ai", "macha-ai (supervisor)")):
         if key in text:
             return name

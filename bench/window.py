@@ -34,9 +34,9 @@ from sqlalchemy import func, insert, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.timeseries_data import fill_metrics  # noqa: E402
-from macha.context.compact import assign_templates  # noqa: E402
 from macha.context.window import build_window  # noqa: E402
 from macha.monitor.checks.journal import ensure_host  # noqa: E402
+from macha.monitor.templates import assign_templates  # noqa: E402
 from macha.store.db import Store  # noqa: E402
 from macha.store.models import LogEvent, Review, SystemMetric, TriggerEvent  # noqa: E402
 

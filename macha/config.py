@@ -31,7 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from macha.errors import ConfigError
+from macha.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -530,7 +530,7 @@ class Settings(BaseSettings):
     @field_validator("sar_collect_frequency")
     @classmethod
     def _calendar(cls, v: str) -> str:
-        from macha.monitor.collect.sar import calendar_to_crontab
+        from macha.core.calendar import calendar_to_crontab
 
         calendar_to_crontab(v)
         return v

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from macha.config import Settings
 from macha.context.snapshot import build_context
 from macha.core.followups import FollowUps
-from macha.llm.backend import make_backend
+from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
 from macha.monitor.collect.journal import JournalSource
 from macha.review.run import ReviewOutcome, run_review
@@ -124,7 +124,7 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
                   schedule: Any = None, resend: Any = None) -> dict:
     """One Layer 4 analysis. A model server that is down leaves the escalation requested (with the error) for the
     reconciler to send again; nothing is lost."""
-    from macha.llm.backend import LLMError
+    from macha.llm.base import LLMError
     from macha.meta.analysis import run_escalation
     from macha.store.models import Escalation
 
@@ -176,7 +176,7 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
 
 def request_background(store: Store, settings: Settings, hostname: str) -> tuple[int, str]:
     """A background analysis of the host; one still waiting (no gpu worker for a while) is not doubled."""
-    from macha.meta.analysis import request
+    from macha.review.escalation import request
 
     with store.session() as s:
         esc = request(s, settings, hostname, "periodic background analysis: look for slow trends, recurring "
@@ -189,7 +189,7 @@ def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[
     message may be lost (ten minutes untouched for a critical one, an hour for others), and runs that died with
     their worker; and, with meta.reviewModelFallback, those no gpu worker took within meta.fallbackAfter. Each one
     sent is touched, so it is not sent again at once (a duplicate message is harmless: the claim is atomic)."""
-    from macha.meta.analysis import stale_after
+    from macha.review.escalation import stale_after
     from macha.store.models import Escalation
 
     now = utcnow()

@@ -9,7 +9,7 @@ import pytest
 from helpers.processes import macha_env, run_cli
 
 from macha.config import load_settings
-from macha.errors import ConfigError
+from macha.core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from macha.config import Settings, ThresholdSettings, load_settings, parse_duration
-from macha.errors import ConfigError
+from macha.core.errors import ConfigError
 
 NOW = datetime.now(timezone.utc)
 

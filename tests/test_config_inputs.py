@@ -14,7 +14,7 @@ from helpers.processes import macha_env, run_cli
 
 from macha import config
 from macha.config import load_settings
-from macha.errors import ConfigError, StoreError
+from macha.core.errors import ConfigError, StoreError
 from macha.store.db import Store
 
 

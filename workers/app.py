@@ -15,7 +15,7 @@ from kombu.transport import redis as kombu_redis
 
 from macha.config import Settings, load_settings
 from macha.context.tokens import use_cache_dir
-from macha.errors import MachaError
+from macha.core.errors import MachaError
 from macha.monitor.checks.registry import HOST_CHECKS
 
 #: Message priorities (Redis: 0 runs first).

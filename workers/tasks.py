@@ -10,8 +10,8 @@ from macha.pipeline import ChainState
 from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
+from macha.core.errors import MachaError
 from macha.core.followups import FollowUps
-from macha.errors import MachaError
 from macha.monitor.checks.registry import HOST_CHECKS, HostCheck
 from macha.store.db import get_store
 from workers.app import app, check_pipeline, send_escalate, send_execute, settings

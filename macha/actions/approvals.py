@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from macha.actions import guard
 from macha.actions.audit import audit, history
 from macha.actions.catalog import ActionRefused, Catalog, default_catalog
-from macha.actions.policy import Verdict, may_run
 from macha.actions.observe import LOCAL, HostProbe
+from macha.actions.policy import Verdict, may_run
 from macha.config import Settings
+from macha.core.errors import MachaError
 from macha.core.ids import parse_id
-from macha.errors import MachaError
 from macha.store.db import Store
 from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
 

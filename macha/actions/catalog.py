@@ -18,7 +18,7 @@ from typing import Any
 
 from macha.actions.observe import DiskUse, HostProbe, UnitFacts
 from macha.actions.refusal import ActionRefused
-from macha.errors import ConfigError
+from macha.core.errors import ConfigError
 
 BUILTIN = Path(__file__).with_name("catalog.toml")
 

@@ -10,7 +10,7 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from macha.errors import BrokerError
+from macha.core.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

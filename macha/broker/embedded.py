@@ -21,7 +21,7 @@ import psutil
 import redis
 
 from macha.broker.client import redis_client
-from macha.errors import BrokerError
+from macha.core.errors import BrokerError
 from macha.core.lifetime import tied_argv
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from macha.broker.client import ensure_reachable, restore_orphaned_messages
 from macha.broker.embedded import EmbeddedRedis
 from macha.cli.common import parser, run, settings_from, setup_logging
 from macha.config import Settings
-from macha.errors import BrokerError, MachaError
+from macha.core.errors import BrokerError, MachaError
 from macha.store.db import Store, redact
 from macha.store.timeseries import setup_timescale
 
@@ -264,13 +264,13 @@ class Follower:
         self.thread.start()
 
     def _run(self) -> None:
-        from macha.monitor.collect.follow import follow
+        from macha.cli.follow import follow_and_send
 
         backoff = 1.0
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                code = follow(self.settings, self._stop.is_set)
+                code = follow_and_send(self.settings, self._stop.is_set)
                 problem = f"journalctl ended (exit code {code})"
             except MachaError as exc:
                 problem = str(exc)

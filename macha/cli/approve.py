@@ -17,7 +17,7 @@ from rich.text import Text
 from macha.actions import approvals
 from macha.actions.audit import history
 from macha.cli.common import count_type, id_type, parser, plain, run, settings_from, setup_logging
-from macha.errors import BrokerError
+from macha.core.errors import BrokerError
 from macha.store.db import Store
 from macha.store.models import utcnow
 

@@ -16,8 +16,8 @@ from rich.markdown import Markdown
 from macha.broker.client import ensure_reachable, redis_client
 from macha.cli.common import EXIT_ERROR, id_type, parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.config import Settings
+from macha.core.errors import MachaError
 from macha.core.text import printable
-from macha.errors import MachaError
 from macha.meta import chat
 from macha.store.db import Store
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from macha.cli.common import parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.cli.report import CheckReport, build_report
-from macha.errors import BrokerError
+from macha.core.errors import BrokerError
 from macha.pipeline import ChainState
 from macha.store.db import Store
 

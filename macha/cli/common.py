@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.text import Text
 
 from macha.config import Settings, load_settings
+from macha.core.errors import MachaError
 from macha.core.ids import MAX_ID, parse_id
 from macha.core.text import printable
-from macha.errors import MachaError
 
 #: Health exit codes (0, 1) belong to macha.cli.report; every command shares this one.
 EXIT_ERROR = 2

@@ -43,7 +43,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
-from macha.errors import MachaError
+from macha.core.errors import MachaError
 
 log = logging.getLogger(__name__)
 

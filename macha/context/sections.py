@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from macha.context.compact import short_template
+from macha.monitor.templates import short_template
 from macha.core.text import one_line
 from macha.monitor.detect.patterns import SEVERITY_RANK
 from macha.store.models import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from macha.errors import MachaError
+from macha.core.errors import MachaError
 from macha.store.db import Store
 from macha.store.models import TokenCalibration, utcnow
 from macha.store.ops import upsert

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import ollama
 
-from macha.llm.backend import ChatResult, LLMError, LLMUnavailable, ModelMissing, Transient, with_retries
+from macha.llm.base import ChatResult, LLMError, LLMUnavailable, ModelMissing, Transient, with_retries
 
 
 class OllamaBackend:

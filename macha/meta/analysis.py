@@ -2,38 +2,37 @@
 and its read-only tools; the validated MetaAnalysis is stored, remembered, fed back into later windows, and its
 proposed actions go through the catalog and the policy like anyone's.
 
-The escalation row is the truth. It is stored before its task is sent, claimed (requested -> running) before the
+The escalation row is the truth. It is stored (by Layer 3, macha.review.escalation) before its task is sent, claimed (requested -> running) before the
 model is called, and an escalation of an issue already under analysis, or analysed within ``meta.dedupWindow``,
 attaches to that analysis instead of starting another.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
 from macha.context.tokens import count, observe
 from macha.context.window import build_window
-from macha.llm.backend import Backend
+from macha.llm.base import Backend
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
 from macha.llm.schemas import MetaAnalysis, model_schema
 from macha.meta import tools
 from macha.meta.loop import Limits, run_loop
+from macha.review.escalation import same_issue, stale_after
 from macha.review.model_turn import catalog_lines, prompt_budget
 from macha.store.db import Store
 from macha.store.models import Escalation, TriggerEvent, utcnow
 
 log = logging.getLogger(__name__)
-KINDS = ("critical", "escalation", "background")
 
 
 @dataclass
@@ -54,58 +53,6 @@ class AnalysisOutcome:
         return asdict(self)
 
 
-def issue_key(groups: Iterable[tuple[str | None, str | None]]) -> str | None:
-    """Names an issue by its event groups (pattern, unit): the same groups escalated again are the same issue."""
-    keys = sorted({f"{p or '-'}|{u or '-'}" for p, u in groups})
-    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32] if keys else None
-
-
-def issue_key_of_events(events: Iterable[TriggerEvent]) -> str | None:
-    """The worst events' groups: more low-severity noise alongside does not make it another issue."""
-    events = list(events)
-    rank = {"critical": 0, "high": 1}
-    worst = [e for e in events if e.severity in rank] or events
-    return issue_key(((e.pattern_id or e.trigger_type), (e.meta or {}).get("unit")) for e in worst)
-
-
-def stale_after(settings: Settings) -> timedelta:
-    """A run older than this has died (its worker was killed): its escalation may be taken again."""
-    return timedelta(seconds=settings.meta.time_limit + 3 * settings.llm.timeout + 60)
-
-
-def _same_issue(session: Session, settings: Settings, hostname: str, key: str | None, exclude: int | None = None):
-    if key is None:
-        return None
-    now = utcnow()
-    recent = now - timedelta(seconds=settings.meta.dedup_window)
-    q = select(Escalation).where(
-        Escalation.hostname == hostname, Escalation.issue_key == key,
-        or_(Escalation.status == "requested",
-            (Escalation.status == "running") & (Escalation.started_at >= now - stale_after(settings)),
-            (Escalation.status == "done") & (Escalation.finished_at >= recent)))
-    if exclude is not None:
-        q = q.where(Escalation.id != exclude)
-    return session.execute(q.order_by(Escalation.id).limit(1)).scalar_one_or_none()
-
-
-def request(session: Session, settings: Settings, hostname: str, reason: str, *, kind: str = "escalation",
-            review_id: int | None = None, key: str | None = None) -> Escalation:
-    """Store an escalation; one of an issue already under analysis (or just analysed) is stored as attached."""
-    if kind not in KINDS:
-        raise ValueError(f"escalation kind must be one of {KINDS}")
-    first = _same_issue(session, settings, hostname, key)
-    esc = Escalation(hostname=hostname, review_id=review_id, reason=reason[:4000], kind=kind, issue_key=key,
-                     status="attached" if first else "requested", attached_to=first.id if first else None)
-    session.add(esc)
-    if first is not None and first.status == "requested":
-        # Not analysed yet: the analysis will read this reason too, and a critical one makes it critical.
-        first.reason = f"{first.reason}\n(also: {reason})"[:4000]
-        if KINDS.index(kind) < KINDS.index(first.kind):
-            first.kind = kind
-    session.flush()
-    return esc
-
-
 def _claim(store: Store, settings: Settings, escalation_id: int, model: str) -> tuple[Escalation | None, str]:
     """Take the escalation for this run, or say why not (done, attached, running elsewhere, missing).
 
@@ -121,7 +68,7 @@ def _claim(store: Store, settings: Settings, escalation_id: int, model: str) -> 
         if esc.status == "running" and esc.started_at and now - esc.started_at < stale_after(settings):
             return None, "running"
         seen = (esc.status, esc.updated_at)
-        first = _same_issue(s, settings, esc.hostname, esc.issue_key, exclude=esc.id)
+        first = same_issue(s, settings, esc.hostname, esc.issue_key, exclude=esc.id)
         attach = first is not None and first.id < esc.id
         values: dict[str, Any] = (
             {"status": "attached", "attached_to": first.id, "updated_at": now} if attach else
@@ -154,7 +101,7 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
                    fallback: bool = False) -> AnalysisOutcome:
     """Analyse one escalation. Raises LLMError when the model server cannot be used: the escalation is then
     ``requested`` again, for the task to retry later (nothing is lost)."""
-    from macha.llm.backend import LLMError
+    from macha.llm.base import LLMError
 
     model = settings.review_model if fallback else settings.meta_model
     esc, why = _claim(store, settings, escalation_id, model)

@@ -16,8 +16,8 @@ from macha.actions.audit import history as audit_history
 from macha.config import Settings
 from macha.context.tokens import count, truncate
 from macha.context.window import build_window
-from macha.errors import MachaError
-from macha.llm.backend import Backend, LLMError
+from macha.core.errors import MachaError
+from macha.llm.base import Backend, LLMError
 from macha.llm.prompts import fence, render
 from macha.meta import tools
 from macha.meta.loop import Limits, run_loop

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from macha.context.tokens import truncate
-from macha.llm.backend import Backend
+from macha.llm.base import Backend
 from macha.llm.prompts import fence
 from macha.meta import tools
 

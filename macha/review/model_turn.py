@@ -11,7 +11,7 @@ from macha.actions.catalog import default_catalog
 from macha.config import Settings
 from macha.context.tokens import Budget, budget, count, factor, model_key, observe, truncate
 from macha.context.window import build_window
-from macha.llm.backend import Backend
+from macha.llm.base import Backend
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
 from macha.llm.schemas import ReviewReport, model_schema

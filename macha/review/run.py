@@ -15,9 +15,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
-from macha.llm.backend import Backend, LLMError
+from macha.llm.base import Backend, LLMError
 from macha.llm.schemas import ReviewReport
 from macha.monitor.detect.patterns import SEVERITY_RANK
+from macha.review.escalation import issue_key_of_events, request
 from macha.review.model_turn import ModelAttempt, model_review
 from macha.review.rules import MAX_EVIDENCE, covered, rules_review
 from macha.store.db import Store
@@ -147,8 +148,6 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
                 report.should_escalate else []
             reasons += [f"action {a['action_id']} ({a['action']}): {a['reason']}" for a in actions if a["escalate"]]
             if reasons:
-                from macha.meta.analysis import issue_key_of_events, request
-
                 esc = request(s, settings, hostname, "; ".join(reasons),
                               kind="critical" if report.status == "critical" else "escalation",
                               review_id=review.id, key=issue_key_of_events(events))

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from macha.errors import StoreError
+from macha.core.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

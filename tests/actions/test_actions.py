@@ -179,7 +179,7 @@ def test_approval_lets_queued_actions_run_but_never_in_observe(level, risk) -> N
 
 
 def test_a_catalog_with_a_templated_program_or_unknown_placeholder_does_not_load(tmp_path) -> None:
-    from macha.errors import ConfigError
+    from macha.core.errors import ConfigError
 
     bad = tmp_path / "bad.toml"
     bad.write_text('[action.x]\ndescription="x"\nrisk="low"\ntimeout=1\nrollback="-"\ncommands=[["{prog}"]]\n'

@@ -14,7 +14,7 @@ import pytest
 
 from macha.broker.client import SingleFlight, ensure_reachable, restore_orphaned_messages
 from macha.broker.embedded import EmbeddedRedis
-from macha.errors import BrokerError
+from macha.core.errors import BrokerError
 
 
 def test_start_survives_restart_with_aof_and_stop(state_dir: Path) -> None:

@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 
 
 from macha.config import load_settings
-from macha.context import compact
-from macha.context.compact import assign_templates, forget_miners, mine_offline
 from macha.context.tokens import count
 from macha.context.window import build_window
+from macha.monitor import templates as compact
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
+from macha.monitor.templates import assign_templates, forget_miners, mine_offline
 from macha.store.db import Store
 from macha.store.models import LogEvent, LogTemplate
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from macha.config import load_settings
 from macha.context import tokens
-from macha.llm.backend import make_backend
+from macha.llm.factory import make_backend
 from macha.review.model_turn import prompt_budget
 from macha.store.db import Store
 from macha.store.models import TokenCalibration

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from sqlalchemy import delete
 
 from macha.context import sections as sec
-from macha.context.compact import assign_templates, forget_miners
 from macha.context.tokens import count
 from macha.context.window import CUT, assemble, build_window
 from macha.monitor.checks.journal import ensure_host
+from macha.monitor.templates import assign_templates, forget_miners
 from macha.store.db import Store
 from macha.store.models import LogEvent, LogTemplate, Review, SystemMetric, TemplateState, TriggerEvent
 

@@ -16,7 +16,8 @@ from macha import pipeline
 from macha.config import load_settings
 from macha.context import tokens
 from macha.context.tokens import count
-from macha.llm.backend import LLMUnavailable, ModelMissing, make_backend
+from macha.llm.base import LLMUnavailable, ModelMissing
+from macha.llm.factory import make_backend
 from macha.llm.schemas import MODEL_MAX_LENGTH
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource

@@ -17,7 +17,7 @@ from helpers.journal import Entry
 from helpers.processes import free_port
 
 from macha.config import load_settings
-from macha.llm.backend import make_backend
+from macha.llm.factory import make_backend
 from macha.llm.schemas import ReviewReport
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource

@@ -14,10 +14,12 @@ from sqlalchemy import select
 from macha import pipeline
 from macha.config import load_settings
 from macha.context.window import build_window
-from macha.llm.backend import LLMUnavailable, make_backend
-from macha.meta.analysis import issue_key, request, run_escalation
+from macha.llm.base import LLMUnavailable
+from macha.llm.factory import make_backend
+from macha.meta.analysis import run_escalation
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
+from macha.review.escalation import issue_key, request
 from macha.store.db import Store
 from macha.store.models import Action, Escalation
 

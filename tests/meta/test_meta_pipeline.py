@@ -16,7 +16,7 @@ from sqlalchemy import select
 from fakes.systemctl import FakeSystemctl
 
 from macha.config import load_settings
-from macha.meta.analysis import request
+from macha.review.escalation import request
 from macha.store.db import Store
 from macha.store.models import Action, ChatMessage, Conversation, Escalation
 from workers.app import create_app, send_escalate

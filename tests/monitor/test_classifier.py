@@ -12,12 +12,12 @@ from helpers.journal import Entry
 from sqlalchemy import select
 
 from macha.config import load_settings
-from macha.context.compact import forget_miners
-from macha.llm.backend import make_backend
+from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import run_check
 from macha.monitor.checks.registry import CHECKS
 from macha.monitor.collect.journal import JournalSource
 from macha.monitor.detect.classifier import classify_host
+from macha.monitor.templates import forget_miners
 from macha.store.db import Store
 from macha.store.models import ClassifiedTemplate, ClassifierCall, TriggerEvent
 

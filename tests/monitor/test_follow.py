@@ -17,7 +17,7 @@ from helpers.journal import append_journal as append
 from sqlalchemy import func, select
 
 from macha.config import load_settings
-from macha.errors import JournalError
+from macha.core.errors import JournalError
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.follow import Follower, follow_argv
 from macha.monitor.collect.journal import JournalSource

@@ -8,10 +8,10 @@ from helpers.journal import Entry
 from sqlalchemy import select
 
 from macha.config import load_settings
-from macha.context.compact import forget_miners
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
 from macha.monitor.detect.grouping import auth_source
+from macha.monitor.templates import forget_miners
 from macha.store.db import Store
 from macha.store.models import AuthWindow, LogEvent, TriggerEvent
 

@@ -9,7 +9,7 @@ from helpers.journal import Entry
 from sqlalchemy import func, select, update
 
 from macha.config import load_settings
-from macha.errors import JournalError
+from macha.core.errors import JournalError
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
 from macha.monitor.detect.patterns import Matcher, default_matcher

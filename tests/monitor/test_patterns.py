@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 
 from macha.config import load_settings
-from macha.errors import ConfigError
+from macha.core.errors import ConfigError
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
 from macha.monitor.detect.patterns import BUILTIN, Matcher, Pattern, can_span_lines, load_catalog, load_with_user

@@ -15,7 +15,8 @@ from celery.schedules import crontab
 from sqlalchemy import select
 
 from helpers.servers import REQUIRE
-from macha.monitor.collect.sar import calendar_to_crontab, import_sar, parse_sadf, sample_time, sar_summary
+from macha.core.calendar import calendar_to_crontab
+from macha.monitor.collect.sar import import_sar, parse_sadf, sample_time, sar_summary
 from macha.store.db import Store
 from macha.store.models import Host, SystemMetric
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import func, inspect, select
 
-from macha.errors import StoreError
+from macha.core.errors import StoreError
 from macha.store.db import Store, migrate
 from macha.store.models import JournalCursor, LogEvent
 from macha.store.ops import insert_ignore, upsert

@@ -12,7 +12,6 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from macha.config import GroupingSettings, Settings, parse_duration
-from macha.context.compact import assign_templates
 from macha.core.text import cap, one_line, storable_value
 from macha.monitor.collect.hostinfo import host_facts
 from macha.monitor.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
@@ -20,6 +19,7 @@ from macha.monitor.detect import error_rate
 from macha.monitor.detect.grouping import store_triggers
 from macha.monitor.detect.patterns import Matcher, matcher_for
 from macha.monitor.detect.triggers import Detection, detect, fingerprint
+from macha.monitor.templates import assign_templates
 from macha.store.db import Store
 from macha.store.models import Host, JournalCursor, LogEvent, utcnow
 from macha.store.ops import insert_ignore, savepoint, upsert

@@ -73,7 +73,7 @@ def _classify(store: Store, settings: Settings, hostname: str) -> CheckRun:
     """Error lines no pattern knows, sorted by the small trigger model; what it raises is reviewed as usual."""
     if not settings.use_trigger_model:
         return CheckRun(result={"hostname": hostname, "skipped": "useTriggerModel is false"})
-    from macha.llm.backend import make_backend
+    from macha.llm.factory import make_backend
     from macha.monitor.detect.classifier import classify_host
 
     # One run per host at a time: runs overlapping would ask the model twice and race its budget.

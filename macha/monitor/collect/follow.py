@@ -5,7 +5,7 @@ On a critical or high match the follower stores the event at once (the check lat
 asks for `check_host(reason=live)`, which reads everything since the check's cursor and reviews at once. The
 follower never moves the check's cursor: what it does not store, the check still reads. `macha-ai` runs it in a
 thread of its own process (one Python process less) and restarts it if it fails;
-`python -m macha.monitor.collect.follow` runs it alone.
+`python -m macha.cli.follow` runs it alone. Asking for the check is a callback the interface passes in.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import select
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from macha.config import GroupingSettings, Settings, load_settings
-from macha.errors import JournalError, MachaError
+from macha.config import GroupingSettings, Settings
+from macha.core.errors import JournalError, MachaError
 from macha.monitor.checks.journal import ensure_host, insert_detections
 from macha.monitor.collect.journal import JournalSource, parse_entry
 from macha.monitor.detect.patterns import SEVERITY_RANK, Matcher, default_matcher, matcher_for
@@ -138,41 +135,23 @@ def source_from(settings: Settings) -> JournalSource:
     return JournalSource.directory(settings.journal_directory) if settings.journal_directory else JournalSource()
 
 
-def follow(settings: Settings, should_stop: Callable[[], bool]) -> int:
-    """Follow this host's journal until ``should_stop`` (what `macha-ai` runs in a thread of its own)."""
+def follow(settings: Settings, should_stop: Callable[[], bool],
+           request_check: Callable[[str | None], None]) -> int:
+    """Follow this host's journal until ``should_stop`` (what `macha-ai` runs in a thread of its own).
+
+    ``request_check(journal_dir)`` asks for a live check of this host, reading ``journal_dir`` (None: the system
+    journal). The interface passes it (macha.cli.follow sends the Celery chain): Layer 1 knows no queue.
+    """
     store = Store(settings.effective_database_url)
     try:
-        from workers.app import PRIORITY_HIGHEST, check_pipeline, create_app
-
-        celery = create_app(settings)
         source = source_from(settings)
+        journal_dir = str(source.path) if source.kind == "dir" else None
 
-        def request_check() -> None:
-            journal_dir = str(source.path) if source.kind == "dir" else None
-            check_pipeline(celery, settings.hostname, "live", journal_dir=journal_dir).apply_async(
-                priority=PRIORITY_HIGHEST)
+        def request_live_check() -> None:
+            request_check(journal_dir)
 
         matcher, _ = matcher_for(settings.patterns_file)
-        return Follower(store, settings.hostname, source, request_check, matcher,
+        return Follower(store, settings.hostname, source, request_live_check, matcher,
                         settings.journal_max_message, settings.grouping).run(should_stop=should_stop)
     finally:
         store.dispose()
-
-
-def main() -> None:
-    """`python -m macha.monitor.collect.follow`: the follower on its own, in the foreground."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    try:
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        sys.exit(follow(load_settings(), stop.is_set))
-    except MachaError as exc:
-        print(f"macha follower: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        pass
-
-
-if __name__ == "__main__":
-    main()

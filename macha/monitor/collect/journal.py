@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from macha.core.errors import JournalError
 from macha.core.text import cap, one_line, storable
-from macha.errors import JournalError
 
 TRUNCATION_MARKER = " …[truncated {n} characters]"
 #: Longest unit, identifier or other name kept: the store's name columns are VARCHAR(255), and PostgreSQL refuses

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 
 from macha.actions.runner import clean_env, resolve
-from macha.errors import MachaError
+from macha.core.errors import MachaError
 
 PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "NRestarts")
 TIMEOUT = 15

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exists, func, select
 
 from macha.config import Settings, parse_duration
-from macha.llm.backend import Backend, LLMError
+from macha.llm.base import Backend, LLMError
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
 from macha.llm.schemas import model_schema

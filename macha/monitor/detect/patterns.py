@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from macha.errors import ConfigError
+from macha.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

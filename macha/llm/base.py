@@ -1,5 +1,6 @@
 """One small protocol for model servers (chat with an optional JSON schema and tools, embed, list models), the
-errors every backend raises, and the retry policy for transient failures."""
+errors every backend raises, and the retry policy for transient failures. The backends import this module only;
+macha.llm.factory picks one from the settings."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from macha.errors import MachaError
+from macha.core.errors import MachaError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,29 +79,3 @@ def with_retries(call: Callable[[], T], *, retries: int, what: str) -> T:
         raise LLMUnavailable(f"{what}: {exc} (after {retries + 1} attempt(s), "
                              f"{time.monotonic() - start:.1f} s)") from cause
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-_backends: dict[tuple[str, str], Backend] = {}
-
-
-def make_backend(settings: Any) -> Backend | None:
-    """The configured backend, or None when models are switched off (the rules reviewer runs).
-
-    One per configuration and process: its HTTP client keeps connections (and what it learned of the server) open
-    across reviews.
-    """
-    kind = settings.llm.backend
-    if kind == "none":
-        return None
-    url = settings.llm.openai_url if kind == "openai" else settings.ollama_url
-    key = (kind, f"{url}|{settings.llm.model_dump_json()}")
-    if key not in _backends:
-        if kind == "openai":
-            from macha.llm.openai_backend import OpenAIBackend
-
-            _backends[key] = OpenAIBackend(url, settings.llm)
-        else:
-            from macha.llm.ollama_backend import OllamaBackend
-
-            _backends[key] = OllamaBackend(url, settings.llm)
-    return _backends[key]
