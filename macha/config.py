@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from macha.core.severity import RaisedSeverity
 from macha.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,7 @@ class ThresholdSettings(_Section):
     raise_at: float = Field(ge=0, le=1e9)
     clear_at: float = Field(ge=0, le=1e9)
     sustain: int = Field(3, ge=1, le=10_000, description="samples in a row at or above raise_at before it raises")
-    severity: Literal["critical", "high", "medium", "low"] = "high"
+    severity: RaisedSeverity = "high"
 
     @model_validator(mode="after")
     def _hysteresis(self) -> ThresholdSettings:
@@ -320,7 +321,7 @@ class ErrorRateSettings(_Section):
     min_per_minute: float = Field(
         10.0, gt=0, le=1e9, description="below this many errors a minute nothing is a spike"
     )
-    severity: Literal["critical", "high", "medium", "low"] = "medium"
+    severity: RaisedSeverity = "medium"
 
 
 class GroupingSettings(_Section):

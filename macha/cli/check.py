@@ -13,11 +13,14 @@ from rich.text import Text
 
 from macha.cli.common import parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.cli.report import CheckReport, build_report
+from macha.core.severity import Severity
+from macha.core.states import ReviewStatus
 from macha.errors import BrokerError
 from macha.store.db import Store
 
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
-STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "critical": "bold red"}
+SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan",
+                  Severity.INFO: "dim"}
+STATUS_STYLE = {ReviewStatus.HEALTHY: "green", ReviewStatus.DEGRADED: "yellow", ReviewStatus.CRITICAL: "bold red"}
 
 
 def main() -> None:

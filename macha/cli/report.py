@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from macha.monitor.detect.patterns import SEVERITIES, SEVERITY_RANK
+from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
+from macha.core.states import ReviewStatus
 from macha.review.run import latest_review
 from macha.store.db import Store
 from macha.store.models import Action, Escalation, LogEvent, Review, TriggerEvent, utcnow
@@ -38,8 +39,8 @@ class CheckReport:
 
     @property
     def exit_code(self) -> int:
-        found = any(SEVERITY_RANK[s] <= SEVERITY_RANK["medium"] for s, n in self.severity_counts.items() if n)
-        unhealthy = self.review is not None and self.review["status"] != "healthy"
+        found = any(SEVERITY_RANK[s] <= Severity.MEDIUM.rank for s, n in self.severity_counts.items() if n)
+        unhealthy = self.review is not None and self.review["status"] != ReviewStatus.HEALTHY
         return EXIT_PROBLEMS if found or unhealthy else EXIT_HEALTHY
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from macha.context.compact import short_template
 from macha.core.text import one_line
-from macha.monitor.detect.patterns import SEVERITY_RANK
+from macha.core.severity import SEVERITY_RANK
 from macha.store.models import (
     Action,
     Escalation,

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from macha.config import Settings
 from macha.context.tokens import count, observe
 from macha.context.window import build_window
+from macha.core.severity import Severity
+from macha.core.states import EscalationKind, EscalationStatus
 from macha.llm.backend import Backend
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
@@ -63,8 +65,7 @@ def issue_key(groups: Iterable[tuple[str | None, str | None]]) -> str | None:
 def issue_key_of_events(events: Iterable[TriggerEvent]) -> str | None:
     """The worst events' groups: more low-severity noise alongside does not make it another issue."""
     events = list(events)
-    rank = {"critical": 0, "high": 1}
-    worst = [e for e in events if e.severity in rank] or events
+    worst = [e for e in events if e.severity in (Severity.CRITICAL, Severity.HIGH)] or events
     return issue_key(((e.pattern_id or e.trigger_type), (e.meta or {}).get("unit")) for e in worst)
 
 
@@ -273,7 +274,7 @@ def _remember(memory: Any, esc: Escalation, outcome: AnalysisOutcome) -> None:
     try:
         meta = {"escalation_id": esc.id, "hostname": esc.hostname, "created_at": utcnow().isoformat(),
                 "kind": esc.kind, "title": (outcome.diagnosis or "")[:300], "severity":
-                "critical" if esc.kind == "critical" else "high"}
+                (Severity.CRITICAL if esc.kind == EscalationKind.CRITICAL else Severity.HIGH).value}
         memory.remember("issues", f"escalation-{esc.id}", outcome.diagnosis or "", meta)
         actions = "; ".join(f"{a['action']} -> {a['status']}" for a in outcome.actions)
         memory.remember("decisions", f"escalation-{esc.id}",
