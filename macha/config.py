@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from macha.core.severity import RaisedSeverity
+from macha.core.units import UNIT_GLOB, UNIT_TEXT
 from macha.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class ActionSettings(_Section):
     @classmethod
     def _globs(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9:_.@\\*?\[\]-]{1,255}", name):
+            if not UNIT_GLOB.fullmatch(name):
                 raise ValueError(f"{name!r} is not a unit name or glob")
         return v
 
@@ -540,7 +541,7 @@ class Settings(BaseSettings):
     @classmethod
     def _unit_names(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9:_.@\\-]{1,255}", name):
+            if not UNIT_TEXT.fullmatch(name):
                 raise ValueError(f"{name!r} is not a systemd unit name")
         return v
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 
 from macha.config import Settings, parse_duration
 from macha.context.tokens import truncate
+from macha.core.units import DEFAULT_SUFFIX
 from macha.store.db import Store
 from macha.store.models import Action, LogEvent, ServiceStatus, SystemMetric, TriggerEvent, utcnow
 
@@ -98,7 +99,7 @@ class ToolOutcome:
 
 
 def _unit_names(unit: str) -> list[str]:
-    return [unit] if "." in unit else [unit, f"{unit}.service"]
+    return [unit] if "." in unit else [unit, f"{unit}.{DEFAULT_SUFFIX}"]
 
 
 def query_logs(ctx: ToolContext, a: QueryLogs) -> str:

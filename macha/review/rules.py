@@ -8,13 +8,17 @@ from collections import defaultdict
 
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import ReviewStatus
+from macha.core.units import suffix_group
 from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
 from macha.store.models import TriggerEvent
 
 RULES_NOTE = "Rules reviewer (no model was used)"
 MAX_EVIDENCE = 20
 # "nginx.service: Failed with result 'exit-code'." -> nginx.service (the unit systemd reports, not the logger)
-_FAILED_UNIT = re.compile(r"(\S+\.(?:service|socket|mount|timer)): (?:Failed with result|Main process exited)")
+# Any non-space text before the type, not just the grammar's characters: a name outside the grammar is proposed
+# whole and refused by the catalog, never cut down to a valid name it ends with.
+_FAILED_UNIT = re.compile(rf"(\S+\.{suffix_group(('service', 'socket', 'mount', 'timer'))}): "
+                          r"(?:Failed with result|Main process exited)")
 
 
 def covered(events: list[TriggerEvent]) -> int:

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import func, select
 
-from macha.actions.catalog import ActionRefused, normalise_unit
 from macha.config import Settings
 from macha.core.severity import Severity
+from macha.core.units import UnitNameError, normalise
 from macha.monitor.checks.journal import ensure_host
 from macha.monitor.collect.services import ServiceError, UnitState, failed_units, show
 from macha.monitor.detect.triggers import state_trigger
@@ -39,8 +39,8 @@ def _critical_units(settings: Settings, notes: list[str]) -> list[str]:
     units = []
     for name in settings.critical_services:
         try:
-            units.append(normalise_unit(name))
-        except ActionRefused as exc:
+            units.append(normalise(name))
+        except UnitNameError as exc:
             notes.append(f"criticalServices: {exc}")
     return units
 
