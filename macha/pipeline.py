@@ -11,6 +11,8 @@ from sqlalchemy import select, update
 
 from macha.config import Settings
 from macha.context.snapshot import build_context
+from macha.core.severity import Severity
+from macha.core.states import ActionStatus, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
 from macha.llm.backend import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
 from macha.monitor.collect.journal import JournalSource
@@ -57,9 +59,10 @@ def review_due(state: dict, settings: Settings | None = None) -> str | None:
     new = ctx.get("new_groups_by_severity", {})
     high_n = settings.review_trigger_high_groups if settings else 2
     medium_n = settings.review_trigger_medium_groups if settings else 3
-    if new.get("critical"):
+    if new.get(Severity.CRITICAL):
         return "new critical group"
-    if new.get("high", 0) >= high_n or new.get("high", 0) + new.get("medium", 0) >= medium_n:
+    high, medium = new.get(Severity.HIGH, 0), new.get(Severity.MEDIUM, 0)
+    if high >= high_n or high + medium >= medium_n:
         return "new groups"
     return reason if reason in ("tick", "reconcile") else None
 
@@ -89,7 +92,7 @@ def hosts_with_pending_events(store: Store, older_than: timedelta | None = None)
 
 def actions_to_run(state: dict) -> list[int]:
     """Ids of the actions a review scheduled (policy said execute): the task sends each to its host's queue."""
-    return [a["action_id"] for a in (state.get("review") or {}).get("actions", []) if a["status"] == "ready"]
+    return [a["action_id"] for a in (state.get("review") or {}).get("actions", []) if a["status"] == ActionStatus.READY]
 
 
 def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False,
@@ -103,18 +106,19 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
     backend = make_backend(settings)
     if backend is None:
         with store.session() as s:
-            s.execute(update(Escalation).where(Escalation.id == escalation_id, Escalation.status == "requested")
+            s.execute(update(Escalation)
+                      .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.REQUESTED)
                       .values(error="no model is configured (llm.backend = none)", updated_at=utcnow()))
-        return {"escalation_id": escalation_id, "status": "requested", "error": "no model is configured"}
+        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": "no model is configured"}
     memory, note = memory_for(settings)
     try:
         outcome = run_escalation(store, settings, escalation_id, backend, memory=memory, memory_note=note,
                                  schedule=schedule, fallback=fallback)
     except LLMError as exc:
         log.warning("escalation %s waits: %s", escalation_id, exc)
-        return {"escalation_id": escalation_id, "status": "requested", "error": str(exc)}
+        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": str(exc)}
     for action in outcome.actions:
-        if action["status"] == "ready" and schedule is not None:
+        if action["status"] == ActionStatus.READY and schedule is not None:
             with store.session() as s:
                 from macha.store.models import Action
 
@@ -137,10 +141,10 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
         error = "no model is configured (llm.backend = none): chat needs the meta model"
         with store.session() as s:
             row = s.get(ChatMessage, message_id)
-            if row is not None and row.status == "pending":
-                row.status, row.error = "failed", error
+            if row is not None and row.status == ChatStatus.PENDING:
+                row.status, row.error = ChatStatus.FAILED, error
         publish("error", error)
-        return {"message_id": message_id, "status": "failed", "error": error}
+        return {"message_id": message_id, "status": ChatStatus.FAILED, "error": error}
     memory, note = memory_for(settings)
     return answer(store, settings, message_id, backend, publish=publish, memory=memory, memory_note=note,
                   schedule=schedule).to_dict()
@@ -152,7 +156,8 @@ def request_background(store: Store, settings: Settings, hostname: str) -> tuple
 
     with store.session() as s:
         esc = request(s, settings, hostname, "periodic background analysis: look for slow trends, recurring "
-                      "problems and risks in the last 24 hours", kind="background", key=f"background:{hostname}"[:64])
+                      "problems and risks in the last 24 hours", kind=EscalationKind.BACKGROUND,
+                      key=f"background:{hostname}"[:64])
         return esc.id, esc.status
 
 
@@ -167,15 +172,16 @@ def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[
     now = utcnow()
     with store.session() as s:
         dead = s.execute(select(Escalation).where(
-            Escalation.status == "running", Escalation.started_at < now - stale_after(settings))).scalars().all()
+            Escalation.status == EscalationStatus.RUNNING,
+            Escalation.started_at < now - stale_after(settings))).scalars().all()
         for e in dead:
-            e.status, e.error = "requested", "its run stopped without an answer (the worker died?)"
-        rows = s.execute(select(Escalation).where(Escalation.status == "requested")).scalars().all()
+            e.status, e.error = EscalationStatus.REQUESTED, "its run stopped without an answer (the worker died?)"
+        rows = s.execute(select(Escalation).where(Escalation.status == EscalationStatus.REQUESTED)).scalars().all()
         retry, fallback = [], []
         for e in rows:
             idle = now - e.updated_at
-            lost_after = timedelta(minutes=10) if e.kind == "critical" else timedelta(hours=1)
-            if settings.meta.review_model_fallback and e.kind != "background" and \
+            lost_after = timedelta(minutes=10) if e.kind == EscalationKind.CRITICAL else timedelta(hours=1)
+            if settings.meta.review_model_fallback and e.kind != EscalationKind.BACKGROUND and \
                     now - e.created_at >= timedelta(seconds=settings.meta.fallback_after) and \
                     idle >= timedelta(seconds=settings.meta.fallback_after):
                 fallback.append((e.id, e.kind))
@@ -238,7 +244,7 @@ def remember_step(store: Store, settings: Settings, review_id: int) -> dict:
 
     with store.session() as s:
         review = s.get(Review, review_id)
-        if review is None or review.outcome != "ok" or review.remembered_at is not None:
+        if review is None or review.outcome != ReviewResult.OK or review.remembered_at is not None:
             return {"review_id": review_id, "remembered": False}
         data = dict(hostname=review.hostname, created_at=review.created_at, status=review.status,
                     summary=review.summary, issues=(review.payload or {}).get("issues", []),
@@ -260,7 +266,7 @@ def reviews_to_remember(store: Store, settings: Settings, older_than: timedelta,
         return []
     with store.session() as s:
         return list(s.execute(
-            select(Review.id).where(Review.outcome == "ok", Review.remembered_at.is_(None),
+            select(Review.id).where(Review.outcome == ReviewResult.OK, Review.remembered_at.is_(None),
                                     Review.created_at < utcnow() - older_than).order_by(Review.id).limit(limit)
         ).scalars())
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
-from macha.core.states import ReviewStatus
+from macha.core.states import ActionStatus, EscalationStatus, ReviewStatus
 from macha.review.run import latest_review
 from macha.store.db import Store
 from macha.store.models import Action, Escalation, LogEvent, Review, TriggerEvent, utcnow
@@ -78,11 +78,12 @@ def build_report(store: Store, state: dict[str, Any]) -> CheckReport:
                 review = None
         pending = s.execute(
             select(func.count()).select_from(Action)
-            .where(Action.hostname == state["hostname"], Action.status == "pending")
+            .where(Action.hostname == state["hostname"], Action.status == ActionStatus.PENDING)
         ).scalar_one()
         waiting = s.execute(
-            select(Escalation).where(Escalation.hostname == state["hostname"],
-                                     Escalation.status.in_(("requested", "running"))).order_by(Escalation.id)
+            select(Escalation).where(
+                Escalation.hostname == state["hostname"],
+                Escalation.status.in_((EscalationStatus.REQUESTED, EscalationStatus.RUNNING))).order_by(Escalation.id)
         ).scalars().all()
         escalations = [{"id": e.id, "kind": e.kind, "status": e.status, "since": e.created_at.isoformat(),
                         "reason": e.reason[:300], "error": e.error} for e in waiting]

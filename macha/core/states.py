@@ -28,7 +28,6 @@ class ActionStatus(StrEnum):
 class AuditEvent(StrEnum):
     """action_audit.event: every decision about an action."""
 
-    PROPOSED = "proposed"
     SCHEDULED = "scheduled"
     QUEUED = "queued"
     RECORDED = "recorded"
@@ -39,7 +38,6 @@ class AuditEvent(StrEnum):
     EXPIRED = "expired"
     STARTED = "started"
     EXECUTED = "executed"
-    SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     ESCALATED = "escalated"
@@ -66,7 +64,8 @@ class EscalationKind(StrEnum):
 class ChatStatus(StrEnum):
     """chat_messages.status of a user message."""
 
-    PENDING = "pending"  # its answer is not written yet
+    PENDING = "pending"  # no worker has taken it yet
+    ANSWERING = "answering"  # a worker took it and is writing the answer
     ANSWERED = "answered"
     FAILED = "failed"
 

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from macha.config import GroupingSettings, Settings, load_settings
+from macha.core.severity import SEVERITY_RANK, Severity
 from macha.errors import JournalError, MachaError
 from macha.monitor.checks.journal import ensure_host, insert_detections
 from macha.monitor.collect.journal import JournalSource, parse_entry
-from macha.core.severity import SEVERITY_RANK, Severity
 from macha.monitor.detect.patterns import Matcher, default_matcher, matcher_for
 from macha.monitor.detect.triggers import detect
 from macha.store.db import Store

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from macha.core.severity import Severity, worst
 from macha.monitor.collect.journal import JournalEntry
 from macha.monitor.detect.grouping import AUTH_PATTERNS, auth_source
-from macha.core.severity import Severity, worst
 from macha.monitor.detect.patterns import Matcher, Pattern
 
 # syslog priorities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning ...
