@@ -32,6 +32,8 @@ from pydantic_settings import (
 )
 
 from macha.core.errors import ConfigError
+from macha.core.severity import RaisedSeverity
+from macha.core.units import UNIT_GLOB, UNIT_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ class ActionSettings(_Section):
     @classmethod
     def _globs(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9:_.@\\*?\[\]-]{1,255}", name):
+            if not UNIT_GLOB.fullmatch(name):
                 raise ValueError(f"{name!r} is not a unit name or glob")
         return v
 
@@ -288,7 +290,7 @@ class ThresholdSettings(_Section):
     raise_at: float = Field(ge=0, le=1e9)
     clear_at: float = Field(ge=0, le=1e9)
     sustain: int = Field(3, ge=1, le=10_000, description="samples in a row at or above raise_at before it raises")
-    severity: Literal["critical", "high", "medium", "low"] = "high"
+    severity: RaisedSeverity = "high"
 
     @model_validator(mode="after")
     def _hysteresis(self) -> ThresholdSettings:
@@ -320,7 +322,7 @@ class ErrorRateSettings(_Section):
     min_per_minute: float = Field(
         10.0, gt=0, le=1e9, description="below this many errors a minute nothing is a spike"
     )
-    severity: Literal["critical", "high", "medium", "low"] = "medium"
+    severity: RaisedSeverity = "medium"
 
 
 class GroupingSettings(_Section):
@@ -539,7 +541,7 @@ class Settings(BaseSettings):
     @classmethod
     def _unit_names(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9:_.@\\-]{1,255}", name):
+            if not UNIT_TEXT.fullmatch(name):
                 raise ValueError(f"{name!r} is not a systemd unit name")
         return v
 

@@ -14,6 +14,8 @@ from sqlalchemy import select, update
 from macha.config import Settings
 from macha.context.snapshot import build_context
 from macha.core.followups import FollowUps
+from macha.core.severity import Severity
+from macha.core.states import ActionStatus, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
 from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
 from macha.monitor.collect.journal import JournalSource
@@ -71,9 +73,10 @@ def review_due(state: ChainState, settings: Settings) -> str | None:
     new = ctx.get("new_groups_by_severity", {})
     high_n = settings.review_trigger_high_groups
     medium_n = settings.review_trigger_medium_groups
-    if new.get("critical"):
+    if new.get(Severity.CRITICAL):
         return "new critical group"
-    if new.get("high", 0) >= high_n or new.get("high", 0) + new.get("medium", 0) >= medium_n:
+    high, medium = new.get(Severity.HIGH, 0), new.get(Severity.MEDIUM, 0)
+    if high >= high_n or high + medium >= medium_n:
         return "new groups"
     return reason if reason in ("tick", "reconcile") else None
 
@@ -103,7 +106,7 @@ def hosts_with_pending_events(store: Store, older_than: timedelta | None = None)
 
 def actions_to_run(state: ChainState) -> list[int]:
     """Ids of the actions a review scheduled (policy said execute): the task sends each to its host's queue."""
-    return [a["action_id"] for a in (state.review or {}).get("actions", []) if a["status"] == "ready"]
+    return [a["action_id"] for a in (state.review or {}).get("actions", []) if a["status"] == ActionStatus.READY]
 
 
 def review_follow_ups(state: ChainState, settings: Settings) -> FollowUps:
@@ -113,10 +116,10 @@ def review_follow_ups(state: ChainState, settings: Settings) -> FollowUps:
     follow = FollowUps(execute=[(action_id, state.hostname) for action_id in actions_to_run(state)])
     if outcome.get("review_id") and settings.memory.enable:
         follow.remember.append(outcome["review_id"])
-    if outcome.get("escalation_id") and outcome.get("escalation_status") == "requested":
-        follow.escalate.append((outcome["escalation_id"], outcome.get("escalation_kind") or "escalation"))
-    elif outcome.get("escalation_attached_to") and outcome.get("escalation_kind") == "critical":
-        follow.escalate.append((outcome["escalation_attached_to"], "critical"))
+    if outcome.get("escalation_id") and outcome.get("escalation_status") == EscalationStatus.REQUESTED:
+        follow.escalate.append((outcome["escalation_id"], outcome.get("escalation_kind") or EscalationKind.ESCALATION))
+    elif outcome.get("escalation_attached_to") and outcome.get("escalation_kind") == EscalationKind.CRITICAL:
+        follow.escalate.append((outcome["escalation_attached_to"], EscalationKind.CRITICAL))
     return follow
 
 
@@ -131,18 +134,19 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
     backend = make_backend(settings)
     if backend is None:
         with store.session() as s:
-            s.execute(update(Escalation).where(Escalation.id == escalation_id, Escalation.status == "requested")
+            s.execute(update(Escalation)
+                      .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.REQUESTED)
                       .values(error="no model is configured (llm.backend = none)", updated_at=utcnow()))
-        return {"escalation_id": escalation_id, "status": "requested", "error": "no model is configured"}
+        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": "no model is configured"}
     memory, note = memory_for(settings)
     try:
         outcome = run_escalation(store, settings, escalation_id, backend, memory=memory, memory_note=note,
                                  schedule=schedule, fallback=fallback)
     except LLMError as exc:
         log.warning("escalation %s waits: %s", escalation_id, exc)
-        return {"escalation_id": escalation_id, "status": "requested", "error": str(exc)}
+        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": str(exc)}
     for action in outcome.actions:
-        if action["status"] == "ready" and schedule is not None:
+        if action["status"] == ActionStatus.READY and schedule is not None:
             with store.session() as s:
                 from macha.store.models import Action
 
@@ -165,10 +169,10 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
         error = "no model is configured (llm.backend = none): chat needs the meta model"
         with store.session() as s:
             row = s.get(ChatMessage, message_id)
-            if row is not None and row.status == "pending":
-                row.status, row.error = "failed", error
+            if row is not None and row.status == ChatStatus.PENDING:
+                row.status, row.error = ChatStatus.FAILED, error
         publish("error", error)
-        return {"message_id": message_id, "status": "failed", "error": error}
+        return {"message_id": message_id, "status": ChatStatus.FAILED, "error": error}
     memory, note = memory_for(settings)
     return answer(store, settings, message_id, backend, publish=publish, memory=memory, memory_note=note,
                   schedule=schedule).to_dict()
@@ -180,7 +184,8 @@ def request_background(store: Store, settings: Settings, hostname: str) -> tuple
 
     with store.session() as s:
         esc = request(s, settings, hostname, "periodic background analysis: look for slow trends, recurring "
-                      "problems and risks in the last 24 hours", kind="background", key=f"background:{hostname}"[:64])
+                      "problems and risks in the last 24 hours", kind=EscalationKind.BACKGROUND,
+                      key=f"background:{hostname}"[:64])
         return esc.id, esc.status
 
 
@@ -195,15 +200,16 @@ def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[
     now = utcnow()
     with store.session() as s:
         dead = s.execute(select(Escalation).where(
-            Escalation.status == "running", Escalation.started_at < now - stale_after(settings))).scalars().all()
+            Escalation.status == EscalationStatus.RUNNING,
+            Escalation.started_at < now - stale_after(settings))).scalars().all()
         for e in dead:
-            e.status, e.error = "requested", "its run stopped without an answer (the worker died?)"
-        rows = s.execute(select(Escalation).where(Escalation.status == "requested")).scalars().all()
+            e.status, e.error = EscalationStatus.REQUESTED, "its run stopped without an answer (the worker died?)"
+        rows = s.execute(select(Escalation).where(Escalation.status == EscalationStatus.REQUESTED)).scalars().all()
         retry, fallback = [], []
         for e in rows:
             idle = now - e.updated_at
-            lost_after = timedelta(minutes=10) if e.kind == "critical" else timedelta(hours=1)
-            if settings.meta.review_model_fallback and e.kind != "background" and \
+            lost_after = timedelta(minutes=10) if e.kind == EscalationKind.CRITICAL else timedelta(hours=1)
+            if settings.meta.review_model_fallback and e.kind != EscalationKind.BACKGROUND and \
                     now - e.created_at >= timedelta(seconds=settings.meta.fallback_after) and \
                     idle >= timedelta(seconds=settings.meta.fallback_after):
                 fallback.append((e.id, e.kind))
@@ -245,7 +251,7 @@ def remember_step(store: Store, settings: Settings, review_id: int) -> dict:
 
     with store.session() as s:
         review = s.get(Review, review_id)
-        if review is None or review.outcome != "ok" or review.remembered_at is not None:
+        if review is None or review.outcome != ReviewResult.OK or review.remembered_at is not None:
             return {"review_id": review_id, "remembered": False}
         data = dict(hostname=review.hostname, created_at=review.created_at, status=review.status,
                     summary=review.summary, issues=(review.payload or {}).get("issues", []),
@@ -267,7 +273,7 @@ def reviews_to_remember(store: Store, settings: Settings, older_than: timedelta,
         return []
     with store.session() as s:
         return list(s.execute(
-            select(Review.id).where(Review.outcome == "ok", Review.remembered_at.is_(None),
+            select(Review.id).where(Review.outcome == ReviewResult.OK, Review.remembered_at.is_(None),
                                     Review.created_at < utcnow() - older_than).order_by(Review.id).limit(limit)
         ).scalars())
 

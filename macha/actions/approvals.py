@@ -21,6 +21,7 @@ from macha.actions.policy import Verdict, may_run
 from macha.config import Settings
 from macha.core.errors import MachaError
 from macha.core.ids import parse_id
+from macha.core.states import ActionStatus, AuditEvent
 from macha.store.db import Store
 from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
 
@@ -78,7 +79,7 @@ def action_dict(a: Action) -> dict[str, Any]:
 
 
 def list_pending(session: Session, hostname: str | None = None) -> list[PendingRow]:
-    q = select(Action).where(Action.status == "pending")
+    q = select(Action).where(Action.status == ActionStatus.PENDING)
     if hostname:
         q = q.where(Action.hostname == hostname)
     return [
@@ -141,12 +142,12 @@ def show(session: Session, action_id: int, catalog: Catalog | None = None) -> Ac
     )
 
 
-def _decide(session: Session, action: Action, status: str, actor: str, now: datetime) -> bool:
+def _decide(session: Session, action: Action, status: ActionStatus, actor: str, now: datetime) -> bool:
     """Pending -> ``status`` in one conditional UPDATE: of two decisions at the same moment (approve and reject, two
     approvals, an approval and the expiry), exactly one matches ``status = 'pending'``; the other changes nothing."""
     won = session.execute(
         update(Action)
-        .where(Action.id == action.id, Action.status == "pending")
+        .where(Action.id == action.id, Action.status == ActionStatus.PENDING)
         .values(status=status, decided_by=actor, decided_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
@@ -162,9 +163,9 @@ def _already(action: Action, verb: str) -> str:
 
 
 def _expire_if_due(session: Session, action: Action, now: datetime) -> bool:
-    if action.status == "pending" and action.expires_at is not None and action.expires_at <= now:
-        if _decide(session, action, "expired", "system", now):
-            audit(session, action, "expired", "system", f"not approved before {action.expires_at.isoformat()}")
+    if action.status == ActionStatus.PENDING and action.expires_at is not None and action.expires_at <= now:
+        if _decide(session, action, ActionStatus.EXPIRED, "system", now):
+            audit(session, action, AuditEvent.EXPIRED, "system", f"not approved before {action.expires_at.isoformat()}")
             return True
     return False
 
@@ -180,7 +181,7 @@ def approve(store: Store, settings: Settings, action_id: int, actor: str, *, cat
         now = utcnow()
         if _expire_if_due(s, action, now):
             refusal = f"action {action_id} expired at {action.expires_at.isoformat()[:19]} and cannot be approved"
-        elif action.status != "pending":
+        elif action.status != ActionStatus.PENDING:
             raise ApprovalError(_already(action, "approve"))
         else:
             try:
@@ -198,14 +199,14 @@ def approve(store: Store, settings: Settings, action_id: int, actor: str, *, cat
                     raise ActionRefused(decision.reason)
             except ActionRefused as exc:
                 # It stays pending: the reason may pass (a unit reinstalled, the rate window moving on).
-                audit(s, action, "refused", actor, f"approval refused: {exc}", level)
+                audit(s, action, AuditEvent.REFUSED, actor, f"approval refused: {exc}", level)
                 refusal = f"cannot approve action {action_id}: {exc}"
             else:
-                if not _decide(s, action, "ready", actor, now):
+                if not _decide(s, action, ActionStatus.READY, actor, now):
                     # Someone decided while we checked: theirs stands, and nothing of ours is written.
                     refusal = _already(action, "approve")
                 else:
-                    audit(s, action, "approved", actor, decision.reason, level)
+                    audit(s, action, AuditEvent.APPROVED, actor, decision.reason, level)
                     result = action_dict(action)
     if refusal:
         # Raised after the session committed, so the audit row of the refusal is kept.
@@ -218,9 +219,9 @@ def reject(store: Store, action_id: int, actor: str, reason: str) -> dict[str, A
         raise ApprovalError("give a reason for the rejection (--reason)")
     with store.session() as s:
         action = _load(s, action_id)
-        if action.status != "pending" or not _decide(s, action, "rejected", actor, utcnow()):
+        if action.status != ActionStatus.PENDING or not _decide(s, action, ActionStatus.REJECTED, actor, utcnow()):
             raise ApprovalError(_already(action, "reject"))
-        audit(s, action, "rejected", actor, reason.strip()[:2000])
+        audit(s, action, AuditEvent.REJECTED, actor, reason.strip()[:2000])
         return action_dict(action)
 
 
@@ -228,7 +229,7 @@ def expire_due(store: Store) -> list[int]:
     now = utcnow()
     with store.session() as s:
         due = s.execute(
-            select(Action).where(Action.status == "pending", Action.expires_at <= now)
+            select(Action).where(Action.status == ActionStatus.PENDING, Action.expires_at <= now)
         ).scalars()
         return [a.id for a in due if _expire_if_due(s, a, now)]
 
@@ -238,7 +239,7 @@ def stale_ready(store: Store, older_than_s: int) -> list[tuple[int, str]]:
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with store.session() as s:
         rows = list(s.execute(
-            select(Action).where(Action.status == "ready", Action.updated_at < cutoff)
+            select(Action).where(Action.status == ActionStatus.READY, Action.updated_at < cutoff)
         ).scalars())
         for row in rows:
             # Sent again now; the next sweep waits a full period before sending another.

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from macha.core.states import AuditEvent
 from macha.store.models import Action, ActionAudit, utcnow
 
 
-def audit(session: Session, action: Action, event: str, actor: str, reason: str = "",
+def audit(session: Session, action: Action, event: AuditEvent, actor: str, reason: str = "",
           autonomy_level: str | None = None, **detail: Any) -> None:
     session.add(
         ActionAudit(

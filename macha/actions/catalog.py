@@ -18,7 +18,9 @@ from typing import Any
 
 from macha.actions.observe import DiskUse, HostProbe, UnitFacts
 from macha.actions.refusal import ActionRefused
+from macha.core import units
 from macha.core.errors import ConfigError
+from macha.core.units import UNIT_SUFFIXES, UnitNameError
 
 BUILTIN = Path(__file__).with_name("catalog.toml")
 
@@ -26,17 +28,6 @@ RISKS: tuple[str, ...] = ("read-only", "low", "medium", "high", "critical")
 RISK_RANK = {name: rank for rank, name in enumerate(RISKS)}
 
 PARAM_TYPES = ("unit", "size", "age", "days", "count", "path", "diagnostic")
-
-UNIT_SUFFIXES = (
-    "service", "socket", "target", "device", "mount", "automount", "swap", "timer", "path", "slice", "scope",
-)
-# systemd's unit-name grammar: ASCII letters, digits, ":", "-", "_", ".", "\" (for escapes), an optional
-# "@instance", and a known type suffix. A leading "-" is refused as well: it would read as an option.
-_UNIT_CHARS = r"[A-Za-z0-9:_.\\-]"
-UNIT_NAME = re.compile(
-    rf"(?P<prefix>{_UNIT_CHARS}+?)(?:@(?P<instance>{_UNIT_CHARS}*))?\.(?P<suffix>{'|'.join(UNIT_SUFFIXES)})"
-)
-UNIT_MAX = 255
 
 PRECONDITIONS = ("unit_down", "unit_failed", "disk_pressure", "none")
 #: What systemd can do on its own when a unit fails, succeeds or hits its start limit that equals a reboot (or ends
@@ -154,22 +145,12 @@ def dedup_key(action: str, arguments: dict[str, Any]) -> str:
 
 
 def normalise_unit(value: Any) -> str:
-    """A systemd unit name, with ".service" added when no type suffix is given (as systemctl does)."""
-    if not isinstance(value, str):
-        raise ActionRefused(f"unit must be a string, got {type(value).__name__}")
-    name = value
-    if not name:
-        raise ActionRefused("unit name is empty")
-    if name.startswith("-") and name not in ("-.mount", "-.slice"):
-        raise ActionRefused(f"unit name {_show(name)} starts with '-' (it would read as an option)")
-    if name.rsplit(".", 1)[-1] not in UNIT_SUFFIXES and re.fullmatch(rf"{_UNIT_CHARS}+(?:@{_UNIT_CHARS}*)?", name):
-        name = f"{name}.service"
-    if len(name) > UNIT_MAX:
-        raise ActionRefused(f"unit name is longer than {UNIT_MAX} characters")
-    if not UNIT_NAME.fullmatch(name):
-        raise ActionRefused(f"{_show(value)} is not a systemd unit name (letters, digits, ':', '-', '_', '.', '\\' "
-                            f"and '@', ending in a unit type such as .service)")
-    return name
+    """A systemd unit name, with ".service" added when no type suffix is given (as systemctl does); the grammar is
+    macha.core.units', a name outside it is refused."""
+    try:
+        return units.normalise(value)
+    except UnitNameError as exc:
+        raise ActionRefused(str(exc)) from None
 
 
 def is_protected(unit: str, protected: tuple[str, ...]) -> str | None:
@@ -186,7 +167,7 @@ def protected_patterns(extra: list[str] | tuple[str, ...] = (), *, database_url:
     out = list((catalog or default_catalog()).protected)
     for name in extra:
         has_glob = any(c in name for c in "*?[")
-        out.append(name if has_glob or name.rsplit(".", 1)[-1] in UNIT_SUFFIXES else f"{name}.service")
+        out.append(name if has_glob else units.with_default_suffix(name))
     if database_url and database_url.startswith("postgres"):
         out += ["postgresql.service", "postgresql@*.service", "postgresql-*.service"]
     if broker_url and not broker_url.startswith(("redis+socket://", "unix://")):

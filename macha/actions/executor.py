@@ -19,6 +19,7 @@ from macha.actions.policy import Verdict, may_run
 from macha.actions.runner import run_argv
 from macha.actions.observe import LOCAL, HostProbe
 from macha.config import Settings
+from macha.core.states import ActionStatus, AuditEvent
 from macha.store.db import Store
 from macha.store.models import Action, utcnow
 
@@ -50,14 +51,14 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
         action = s.get(Action, action_id)
         if action is None:
             return ExecutionOutcome(action_id, "missing", False, reason="no such action")
-        if action.status == "running":
+        if action.status == ActionStatus.RUNNING:
             # Claimed before, and its worker is gone (we are the redelivery): never run it a second time.
-            action.status = "interrupted"
+            action.status = ActionStatus.INTERRUPTED
             action.finished_at = action.updated_at = utcnow()
             why = "its worker stopped while it ran; not run again, its outcome is unknown: check the host"
-            audit(s, action, "interrupted", ACTOR, why, level)
-            return ExecutionOutcome(action_id, "interrupted", False, reason=why)
-        if action.status != "ready":
+            audit(s, action, AuditEvent.INTERRUPTED, ACTOR, why, level)
+            return ExecutionOutcome(action_id, ActionStatus.INTERRUPTED, False, reason=why)
+        if action.status != ActionStatus.READY:
             return ExecutionOutcome(action_id, action.status, False, reason=f"already {action.status}")
         if action.hostname != settings.hostname:
             return ExecutionOutcome(action_id, action.status, False,
@@ -80,13 +81,13 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
         now = utcnow()
         claimed = s.execute(
             update(Action)
-            .where(Action.id == action_id, Action.status == "ready")
-            .values(status="running", started_at=now, updated_at=now, argv=validated.commands)
+            .where(Action.id == action_id, Action.status == ActionStatus.READY)
+            .values(status=ActionStatus.RUNNING, started_at=now, updated_at=now, argv=validated.commands)
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
             return ExecutionOutcome(action_id, "claimed", False, reason="another task claimed it")
-        audit(s, action, "started", ACTOR, decision.reason, level, argv=validated.commands)
+        audit(s, action, AuditEvent.STARTED, ACTOR, decision.reason, level, argv=validated.commands)
     # Committed: from here on a crash leaves "running", which the redelivery turns into "interrupted".
     results = []
     for argv in validated.commands:
@@ -98,7 +99,7 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
             break
     last = results[-1]
     ok = last.error is None and last.exit_code == 0
-    status = "succeeded" if ok else "failed"
+    status = ActionStatus.SUCCEEDED if ok else ActionStatus.FAILED
     reason = "exit status 0" if ok else (last.error or f"exit status {last.exit_code}")
     duration = sum(r.duration_s for r in results)
     with store.session() as s:
@@ -107,7 +108,7 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
         # interrupted, and that stands; the outcome is still kept, in the audit log.
         finished = s.execute(
             update(Action)
-            .where(Action.id == action_id, Action.status == "running")
+            .where(Action.id == action_id, Action.status == ActionStatus.RUNNING)
             .values(status=status, finished_at=now, updated_at=now, exit_code=last.exit_code,
                     stdout="\n".join(r.stdout for r in results),
                     stderr="\n".join(filter(None, [r.stderr for r in results] + [last.error or ""])),
@@ -118,8 +119,8 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
         if not finished:
             reason = f"{reason}; finished after it was marked {action.status}, which stands"
             status = action.status
-        audit(s, action, "executed" if ok else "failed", ACTOR, reason, level, exit_code=last.exit_code,
-              duration_s=round(duration, 3))
+        audit(s, action, AuditEvent.EXECUTED if ok else AuditEvent.FAILED, ACTOR, reason, level,
+              exit_code=last.exit_code, duration_s=round(duration, 3))
     return ExecutionOutcome(action_id, status, True, exit_code=last.exit_code, reason=reason)
 
 
@@ -127,14 +128,14 @@ def refuse(store: Store, action_id: int, reason: str) -> ExecutionOutcome:
     """Fail closed: a ready action that cannot be checked now (e.g. unreadable settings) does not run."""
     with store.session() as s:
         action = s.get(Action, action_id)
-        if action is None or action.status != "ready":
+        if action is None or action.status != ActionStatus.READY:
             return ExecutionOutcome(action_id, action.status if action else "missing", False, reason=reason)
         return _refuse(s, action, reason, None)
 
 
 def _refuse(s, action: Action, reason: str, level: str | None) -> ExecutionOutcome:
-    action.status = "refused"
+    action.status = ActionStatus.REFUSED
     action.verdict_reason = reason
     action.updated_at = utcnow()
-    audit(s, action, "refused", ACTOR, f"at execution: {reason}", level)
-    return ExecutionOutcome(action.id, "refused", False, reason=reason)
+    audit(s, action, AuditEvent.REFUSED, ACTOR, f"at execution: {reason}", level)
+    return ExecutionOutcome(action.id, ActionStatus.REFUSED, False, reason=reason)

@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from macha.actions.catalog import Catalog, Checks, Validated, protected_patterns
 from macha.actions.observe import HostProbe
 from macha.config import Settings
+from macha.core.states import ActionStatus
 from macha.store.models import Action, utcnow
 
 #: Statuses that mean "ran, runs, or is about to run": what a rate limit counts.
-COUNTED = ("ready", "running", "succeeded", "failed", "interrupted")
+COUNTED = (ActionStatus.READY, ActionStatus.RUNNING, ActionStatus.SUCCEEDED, ActionStatus.FAILED,
+           ActionStatus.INTERRUPTED)
 
 
 def checks_for(catalog: Catalog, settings: Settings, hostname: str, probe: HostProbe | None) -> Checks:

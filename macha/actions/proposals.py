@@ -21,6 +21,7 @@ from macha.actions.catalog import ActionRefused, Catalog, dedup_key, default_cat
 from macha.actions.policy import Verdict, decide
 from macha.actions.observe import LOCAL, HostProbe
 from macha.config import Settings, parse_duration
+from macha.core.states import ActionStatus, AuditEvent
 from macha.llm.schemas import ProposedAction
 from macha.store.models import Action, utcnow
 
@@ -31,17 +32,17 @@ ADVISORY_KEYS = frozenset(
 )
 MAX_STORED_ARGS = 4096
 
-STATUS_FOR = {Verdict.EXECUTE: "ready", Verdict.QUEUE: "pending", Verdict.RECORD: "recorded",
-              Verdict.REFUSE: "refused"}
-AUDIT_EVENT = {Verdict.EXECUTE: "scheduled", Verdict.QUEUE: "queued", Verdict.RECORD: "recorded",
-               Verdict.REFUSE: "refused"}
+STATUS_FOR = {Verdict.EXECUTE: ActionStatus.READY, Verdict.QUEUE: ActionStatus.PENDING,
+              Verdict.RECORD: ActionStatus.RECORDED, Verdict.REFUSE: ActionStatus.REFUSED}
+AUDIT_EVENT = {Verdict.EXECUTE: AuditEvent.SCHEDULED, Verdict.QUEUE: AuditEvent.QUEUED,
+               Verdict.RECORD: AuditEvent.RECORDED, Verdict.REFUSE: AuditEvent.REFUSED}
 
 
 @dataclass
 class ProposalResult:
     action_id: int
     action: str
-    status: str
+    status: ActionStatus
     reason: str
     risk: str | None = None
     merged: bool = False
@@ -85,7 +86,7 @@ def propose(
                         limited, proposer, level, review_id, evidence, proposal.reason, notes)
         result.escalate = True
         row = session.get(Action, result.action_id)
-        audit(session, row, "escalated", proposer, "rate limit reached: a human or the meta model should look",
+        audit(session, row, AuditEvent.ESCALATED, proposer, "rate limit reached: a human or the meta model should look",
               level)
         return result
     decision = decide(level, risk)
@@ -143,7 +144,8 @@ def _store(session: Session, settings: Settings, hostname: str, name: str, argum
     key = dedup_key(name, args)
     if verdict is Verdict.QUEUE:
         existing = session.execute(
-            select(Action).where(Action.hostname == hostname, Action.dedup_key == key, Action.status == "pending")
+            select(Action).where(Action.hostname == hostname, Action.dedup_key == key,
+                                 Action.status == ActionStatus.PENDING)
             .with_for_update()
         ).scalar_one_or_none()
         if existing is not None:
@@ -154,9 +156,9 @@ def _store(session: Session, settings: Settings, hostname: str, name: str, argum
             ev["event_ids"] = sorted(set(ev.get("event_ids", [])) | set((evidence or {}).get("event_ids", [])))[-200:]
             ev["review_ids"] = sorted(set(ev.get("review_ids", [])) | ({review_id} if review_id else set()))[-50:]
             existing.evidence = ev
-            audit(session, existing, "merged", proposer, f"proposed again ({existing.merged_count + 1} times)",
+            audit(session, existing, AuditEvent.MERGED, proposer, f"proposed again ({existing.merged_count + 1} times)",
                   level, review_id=review_id, notes=notes)
-            return ProposalResult(existing.id, name, "pending", existing.verdict_reason, risk, merged=True)
+            return ProposalResult(existing.id, name, ActionStatus.PENDING, existing.verdict_reason, risk, merged=True)
     ev = dict(evidence or {})
     if review_id:
         ev["review_ids"] = [review_id]

@@ -17,6 +17,7 @@ from macha.broker.client import ensure_reachable, redis_client
 from macha.cli.common import EXIT_ERROR, id_type, parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.config import Settings
 from macha.core.errors import MachaError
+from macha.core.states import ChatStatus
 from macha.core.text import printable
 from macha.meta import chat
 from macha.store.db import Store
@@ -135,12 +136,12 @@ def _stream(console: Console, store: Store, settings: Settings, message_id: int,
             if time.monotonic() - quiet_since > 5:
                 quiet_since = time.monotonic()
                 status, error = _status(store, message_id)
-                if status == "failed":
+                if status == ChatStatus.FAILED:
                     print(f"macha-chat: {printable(error or 'the answer failed', one_line=True)}", file=sys.stderr)
                     return EXIT_ERROR
-                if status == "answered" and not got_any:
+                if status == ChatStatus.ANSWERED and not got_any:
                     return _print_stored(console, store, message_id)
-                if status == "answering" and waited > give_up:
+                if status == ChatStatus.ANSWERING and waited > give_up:
                     print(f"macha-chat: no answer after {give_up:.0f} s; the worker may have stopped "
                           f"(conversation #{conv_id})", file=sys.stderr)
                     return EXIT_ERROR

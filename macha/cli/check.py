@@ -14,11 +14,14 @@ from rich.text import Text
 from macha.cli.common import parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.cli.report import CheckReport, build_report
 from macha.core.errors import BrokerError
+from macha.core.severity import Severity
+from macha.core.states import EscalationStatus, ReviewStatus
 from macha.pipeline import ChainState
 from macha.store.db import Store
 
-SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
-STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "critical": "bold red"}
+SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow", Severity.LOW: "cyan",
+                  Severity.INFO: "dim"}
+STATUS_STYLE = {ReviewStatus.HEALTHY: "green", ReviewStatus.DEGRADED: "yellow", ReviewStatus.CRITICAL: "bold red"}
 
 
 def main() -> None:
@@ -147,7 +150,7 @@ def render(report: CheckReport, console: Console) -> None:
         console.print(f"{report.pending_approvals} action(s) wait for approval: `macha-approve list`",
                       markup=False, highlight=False)
     for e in report.escalations:
-        state = "being analysed" if e["status"] == "running" else "pending: waiting for the gpu worker"
+        state = "being analysed" if e["status"] == EscalationStatus.RUNNING else "pending: waiting for the gpu worker"
         why = f" (last try: {e['error']})" if e.get("error") else ""
         since = e["since"][:19].replace("T", " ")
         console.print(plain(f"Escalation #{e['id']} ({e['kind']}) {state} since {since}: "

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from macha.monitor.detect.patterns import SEVERITIES, SEVERITY_RANK
+from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
+from macha.core.states import ActionStatus, EscalationStatus, ReviewStatus
 from macha.pipeline import ChainState
 from macha.review.run import latest_review
 from macha.store.db import Store
@@ -39,8 +40,8 @@ class CheckReport:
 
     @property
     def exit_code(self) -> int:
-        found = any(SEVERITY_RANK[s] <= SEVERITY_RANK["medium"] for s, n in self.severity_counts.items() if n)
-        unhealthy = self.review is not None and self.review["status"] != "healthy"
+        found = any(SEVERITY_RANK[s] <= Severity.MEDIUM.rank for s, n in self.severity_counts.items() if n)
+        unhealthy = self.review is not None and self.review["status"] != ReviewStatus.HEALTHY
         return EXIT_PROBLEMS if found or unhealthy else EXIT_HEALTHY
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,11 +79,12 @@ def build_report(store: Store, state: ChainState) -> CheckReport:
                 review = None
         pending = s.execute(
             select(func.count()).select_from(Action)
-            .where(Action.hostname == state.hostname, Action.status == "pending")
+            .where(Action.hostname == state.hostname, Action.status == ActionStatus.PENDING)
         ).scalar_one()
         waiting = s.execute(
-            select(Escalation).where(Escalation.hostname == state.hostname,
-                                     Escalation.status.in_(("requested", "running"))).order_by(Escalation.id)
+            select(Escalation).where(
+                Escalation.hostname == state.hostname,
+                Escalation.status.in_((EscalationStatus.REQUESTED, EscalationStatus.RUNNING))).order_by(Escalation.id)
         ).scalars().all()
         escalations = [{"id": e.id, "kind": e.kind, "status": e.status, "since": e.created_at.isoformat(),
                         "reason": e.reason[:300], "error": e.error} for e in waiting]

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from macha.core.severity import SEVERITY_RANK
+from macha.core.states import ActionStatus, EscalationStatus, ReviewResult
 from macha.monitor.templates import short_template
 from macha.core.text import one_line
-from macha.monitor.detect.patterns import SEVERITY_RANK
 from macha.store.models import (
     Action,
     Escalation,
@@ -297,7 +298,7 @@ def sar(s: Session, hostname: str, now: datetime) -> Content:
 
 def issues_and_approvals(s: Session, hostname: str, now: datetime) -> Content:
     reviews = s.execute(
-        select(Review).where(Review.hostname == hostname, Review.outcome == "ok",
+        select(Review).where(Review.hostname == hostname, Review.outcome == ReviewResult.OK,
                              Review.created_at >= now - timedelta(hours=24))
         .order_by(Review.id.desc()).limit(50)
     ).scalars().all()
@@ -308,7 +309,7 @@ def issues_and_approvals(s: Session, hostname: str, now: datetime) -> Content:
             if title and title not in seen:
                 seen[title] = (r, issue)
     pending = s.execute(
-        select(Action).where(Action.hostname == hostname, Action.status == "pending").order_by(Action.id)
+        select(Action).where(Action.hostname == hostname, Action.status == ActionStatus.PENDING).order_by(Action.id)
     ).scalars().all()
 
     def issue_line(title: str, r: Review, issue: dict, full: bool) -> str:
@@ -336,7 +337,7 @@ def last_analyses(s: Session, hostname: str) -> Content:
         select(Review).where(Review.hostname == hostname).order_by(Review.id.desc()).limit(3)
     ).scalars().all()
     analyses = s.execute(
-        select(Escalation).where(Escalation.hostname == hostname, Escalation.status == "done")
+        select(Escalation).where(Escalation.hostname == hostname, Escalation.status == EscalationStatus.DONE)
         .order_by(Escalation.id.desc()).limit(2)
     ).scalars().all()
 
@@ -344,7 +345,7 @@ def last_analyses(s: Session, hostname: str) -> Content:
         out = []
         for r in reviews:
             text = f"review #{r.id} {_t(r.created_at, True)} {r.status} by {r.reviewer}"
-            if r.outcome != "ok":
+            if r.outcome != ReviewResult.OK:
                 text += f" (failed: {(r.error or '')[:120]})"
             elif chars:
                 text += f": {r.summary[:chars]}"

@@ -5,12 +5,18 @@ Proposed actions carry a catalog name and arguments only: risk is the catalog's 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-ReviewStatus = Literal["healthy", "degraded", "critical"]
-IssueSeverity = Literal["critical", "high", "medium", "low", "info"]
+from macha.core.severity import Severity
+from macha.core.states import ReviewStatus
+
+# The model-facing schema lists the values in place (no $ref to a definition with its docstring), as it always did.
+ReviewStatusField = Annotated[ReviewStatus, WithJsonSchema(
+    {"enum": [s.value for s in ReviewStatus], "title": "Status", "type": "string"})]
+IssueSeverity = Annotated[Severity, WithJsonSchema(
+    {"enum": [s.value for s in Severity], "title": "Severity", "type": "string"})]
 
 
 class _Strict(BaseModel):
@@ -32,7 +38,7 @@ class ProposedAction(_Strict):
 
 
 class ReviewReport(_Strict):
-    status: ReviewStatus
+    status: ReviewStatusField
     summary: str = Field(max_length=4000)
     issues: list[ReviewIssue] = Field(default_factory=list, max_length=50)
     patterns: list[str] = Field(default_factory=list, max_length=20)

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from macha.config import Settings
 from macha.context.tokens import count, observe
 from macha.context.window import build_window
+from macha.core.severity import Severity
+from macha.core.states import EscalationKind, EscalationStatus
 from macha.llm.base import Backend
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
@@ -63,28 +65,28 @@ def _claim(store: Store, settings: Settings, escalation_id: int, model: str) -> 
         esc = s.get(Escalation, escalation_id)
         if esc is None:
             return None, "missing"
-        if esc.status in ("done", "failed", "attached"):
+        if esc.status in (EscalationStatus.DONE, EscalationStatus.FAILED, EscalationStatus.ATTACHED):
             return None, esc.status
-        if esc.status == "running" and esc.started_at and now - esc.started_at < stale_after(settings):
-            return None, "running"
+        if esc.status == EscalationStatus.RUNNING and esc.started_at and now - esc.started_at < stale_after(settings):
+            return None, EscalationStatus.RUNNING
         seen = (esc.status, esc.updated_at)
         first = same_issue(s, settings, esc.hostname, esc.issue_key, exclude=esc.id)
         attach = first is not None and first.id < esc.id
         values: dict[str, Any] = (
-            {"status": "attached", "attached_to": first.id, "updated_at": now} if attach else
+            {"status": EscalationStatus.ATTACHED, "attached_to": first.id, "updated_at": now} if attach else
             # "running" left by a run that died: run again (the model call itself has no side effect).
-            {"status": "running", "started_at": now, "updated_at": now, "model": model, "error": None})
+            {"status": EscalationStatus.RUNNING, "started_at": now, "updated_at": now, "model": model, "error": None})
         won = s.execute(update(Escalation).where(
             Escalation.id == escalation_id, Escalation.status == seen[0], Escalation.updated_at == seen[1])
             .values(**values).execution_options(synchronize_session=False)).rowcount
         if won != 1:
-            return None, "running"
+            return None, EscalationStatus.RUNNING
         if attach:
-            return None, "attached"
+            return None, EscalationStatus.ATTACHED
         s.expire(esc)
         s.refresh(esc)
         s.expunge(esc)
-        return esc, "running"
+        return esc, EscalationStatus.RUNNING
 
 
 def _known_event_ids(store: Store, hostname: str, ids: list[int]) -> list[int]:
@@ -112,24 +114,25 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
     try:
         outcome = _analyse(store, settings, esc, backend, model, memory, memory_note, schedule, label)
     except LLMError as exc:
-        _release(store, esc.id, "requested", str(exc))
+        _release(store, esc.id, EscalationStatus.REQUESTED, str(exc))
         raise
     except BaseException as exc:
         # Anything else (a store error, the task's time limit): the run is over and says why; the escalation's
         # issue is open again for the next escalation, instead of attaching to a run that will never end.
-        _release(store, esc.id, "failed", f"the analysis stopped: {type(exc).__name__}: {exc}")
+        _release(store, esc.id, EscalationStatus.FAILED, f"the analysis stopped: {type(exc).__name__}: {exc}")
         raise
-    if outcome.status == "done" and memory is not None:
+    if outcome.status == EscalationStatus.DONE and memory is not None:
         _remember(memory, esc, outcome)
-    if outcome.status == "failed":
+    if outcome.status == EscalationStatus.FAILED:
         outcome.reopened = reopen_attached(store, esc.id)
     return outcome
 
 
-def _release(store: Store, escalation_id: int, status: str, error: str) -> None:
+def _release(store: Store, escalation_id: int, status: EscalationStatus, error: str) -> None:
     try:
         with store.session() as s:
-            s.execute(update(Escalation).where(Escalation.id == escalation_id, Escalation.status == "running")
+            s.execute(update(Escalation)
+                      .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.RUNNING)
                       .values(status=status, error=error[:2000], updated_at=utcnow(), finished_at=utcnow()))
     except Exception as exc:  # noqa: BLE001 - the original error matters more; the stale-run rule covers this
         log.error("escalation %s could not be released: %s", escalation_id, exc)
@@ -139,11 +142,11 @@ def reopen_attached(store: Store, escalation_id: int) -> int | None:
     """After a failed analysis, the oldest escalation attached to it is requested again (its id, to send)."""
     with store.session() as s:
         nxt = s.execute(select(Escalation).where(Escalation.attached_to == escalation_id,
-                                                 Escalation.status == "attached")
+                                                 Escalation.status == EscalationStatus.ATTACHED)
                         .order_by(Escalation.id).limit(1)).scalar_one_or_none()
         if nxt is None:
             return None
-        nxt.status, nxt.attached_to, nxt.updated_at = "requested", None, utcnow()
+        nxt.status, nxt.attached_to, nxt.updated_at = EscalationStatus.REQUESTED, None, utcnow()
         return nxt.id
 
 
@@ -190,17 +193,17 @@ def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend
         row.updated_at = row.finished_at = utcnow()
         row.transcript = loop.transcript
         if analysis is None:
-            row.status, row.error = "failed", f"the answer is unusable: {error}"
+            row.status, row.error = EscalationStatus.FAILED, f"the answer is unusable: {error}"
             row.result = {"raw": "\n--- next ---\n".join(raw)[-20000:], "stopped": loop.stopped}
-            return AnalysisOutcome(esc.id, "failed", error=row.error, stopped=loop.stopped,
+            return AnalysisOutcome(esc.id, EscalationStatus.FAILED, error=row.error, stopped=loop.stopped,
                                    tool_calls=loop.tool_calls)
         analysis.evidence.event_ids = _known_event_ids(store, esc.hostname, analysis.evidence.event_ids)
         answered_by = label or f"meta model {loop.model or model}"
-        row.status, row.error = "done", None
+        row.status, row.error = EscalationStatus.DONE, None
         row.result = {**analysis.model_dump(mode="json"), "answered_by": answered_by, "stopped": loop.stopped,
                       "tool_calls": loop.tool_calls, "refused_tool_calls": loop.refused}
         actions = _propose(s, settings, row, analysis, model)
-    return AnalysisOutcome(esc.id, "done", diagnosis=analysis.diagnosis, answered_by=answered_by,
+    return AnalysisOutcome(esc.id, EscalationStatus.DONE, diagnosis=analysis.diagnosis, answered_by=answered_by,
                            stopped=loop.stopped, tool_calls=loop.tool_calls, actions=actions)
 
 
@@ -220,7 +223,7 @@ def _remember(memory: Any, esc: Escalation, outcome: AnalysisOutcome) -> None:
     try:
         meta = {"escalation_id": esc.id, "hostname": esc.hostname, "created_at": utcnow().isoformat(),
                 "kind": esc.kind, "title": (outcome.diagnosis or "")[:300], "severity":
-                "critical" if esc.kind == "critical" else "high"}
+                (Severity.CRITICAL if esc.kind == EscalationKind.CRITICAL else Severity.HIGH).value}
         memory.remember("issues", f"escalation-{esc.id}", outcome.diagnosis or "", meta)
         actions = "; ".join(f"{a['action']} -> {a['status']}" for a in outcome.actions)
         memory.remember("decisions", f"escalation-{esc.id}",
@@ -232,7 +235,7 @@ def _remember(memory: Any, esc: Escalation, outcome: AnalysisOutcome) -> None:
 def pending(store: Store, hostname: str | None = None) -> list[Escalation]:
     """Escalations still waiting for (or in) an analysis: what macha-check shows as pending."""
     with store.session() as s:
-        q = select(Escalation).where(Escalation.status.in_(("requested", "running")))
+        q = select(Escalation).where(Escalation.status.in_((EscalationStatus.REQUESTED, EscalationStatus.RUNNING)))
         if hostname:
             q = q.where(Escalation.hostname == hostname)
         rows = list(s.execute(q.order_by(Escalation.id)).scalars())
@@ -245,5 +248,5 @@ def waiting_too_long(store: Store, older_than: timedelta) -> list[int]:
     """Requested escalations no worker has taken for ``older_than``: for the review-model fallback."""
     with store.session() as s:
         return list(s.execute(select(Escalation.id).where(
-            Escalation.status == "requested", Escalation.created_at < utcnow() - older_than)
+            Escalation.status == EscalationStatus.REQUESTED, Escalation.created_at < utcnow() - older_than)
             .order_by(Escalation.id)).scalars())

@@ -17,6 +17,7 @@ from macha.config import Settings
 from macha.context.tokens import count, truncate
 from macha.context.window import build_window
 from macha.core.errors import MachaError
+from macha.core.states import ChatStatus
 from macha.llm.base import Backend, LLMError
 from macha.llm.prompts import fence, render
 from macha.meta import tools
@@ -81,7 +82,7 @@ def ask(store: Store, conversation_id: int, text: str) -> int:
     with store.session() as s:
         if s.get(Conversation, conversation_id) is None:
             raise ChatError(f"there is no conversation #{conversation_id}")
-        msg = ChatMessage(conversation_id=conversation_id, role="user", content=text[:20000], status="pending")
+        msg = ChatMessage(conversation_id=conversation_id, role="user", content=text[:20000], status=ChatStatus.PENDING)
         s.add(msg)
         s.flush()
         return msg.id
@@ -113,7 +114,7 @@ def _history(store: Store, conv_id: int, before_id: int, budget: int) -> list[di
     with store.session() as s:
         rows = s.execute(select(ChatMessage).where(
             ChatMessage.conversation_id == conv_id, ChatMessage.id < before_id,
-            (ChatMessage.role == "assistant") | (ChatMessage.status == "answered")
+            (ChatMessage.role == "assistant") | (ChatMessage.status == ChatStatus.ANSWERED)
         ).order_by(ChatMessage.id.desc()).limit(40)).scalars().all()
     out: list[dict[str, str]] = []
     used = 0
@@ -135,8 +136,9 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
         if msg is None:
             return ChatAnswer(message_id, None, "missing")
         # Claimed by a conditional update: a redelivered task does not answer the same question twice.
-        won = s.execute(update(ChatMessage).where(ChatMessage.id == message_id, ChatMessage.status == "pending")
-                        .values(status="answering").execution_options(synchronize_session=False)).rowcount
+        won = s.execute(update(ChatMessage)
+                        .where(ChatMessage.id == message_id, ChatMessage.status == ChatStatus.PENDING)
+                        .values(status=ChatStatus.ANSWERING).execution_options(synchronize_session=False)).rowcount
         if won != 1:
             return ChatAnswer(message_id, None, msg.status)
         conv = s.get(Conversation, msg.conversation_id)
@@ -151,10 +153,10 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
         error = str(exc) if isinstance(exc, LLMError) else f"the answer failed: {type(exc).__name__}: {exc}"
         with store.session() as s:
             s.execute(update(ChatMessage).where(ChatMessage.id == message_id)
-                      .values(status="failed", error=error[:2000]))
+                      .values(status=ChatStatus.FAILED, error=error[:2000]))
         publish("error", error)
         if isinstance(exc, Exception):
-            return ChatAnswer(message_id, None, "failed", error=error)
+            return ChatAnswer(message_id, None, ChatStatus.FAILED, error=error)
         raise
 
 
@@ -196,12 +198,12 @@ def _answer(store: Store, settings: Settings, message_id: int, conv: Conversatio
         reply = ChatMessage(conversation_id=conv.id, role="assistant", content=truncate(content, 20000) or "",
                             model=loop.model or model, transcript=loop.transcript)
         s.add(reply)
-        s.get(ChatMessage, message_id).status = "answered"
+        s.get(ChatMessage, message_id).status = ChatStatus.ANSWERED
         s.get(Conversation, conv.id).updated_at = utcnow()
         s.flush()
         reply_id = reply.id
     publish("done", str(reply_id))
-    return ChatAnswer(message_id, reply_id, "answered", content=content, tool_calls=loop.tool_calls)
+    return ChatAnswer(message_id, reply_id, ChatStatus.ANSWERED, content=content, tool_calls=loop.tool_calls)
 
 
 def redis_publisher(url: str, message_id: int) -> Callable[[str, str], None]:

@@ -18,6 +18,8 @@ from sqlalchemy import func, or_, select
 
 from macha.config import Settings, parse_duration
 from macha.context.tokens import truncate
+from macha.core.states import ActionStatus
+from macha.core.units import DEFAULT_SUFFIX
 from macha.store.db import Store
 from macha.store.models import Action, LogEvent, ServiceStatus, SystemMetric, TriggerEvent, utcnow
 
@@ -98,7 +100,7 @@ class ToolOutcome:
 
 
 def _unit_names(unit: str) -> list[str]:
-    return [unit] if "." in unit else [unit, f"{unit}.service"]
+    return [unit] if "." in unit else [unit, f"{unit}.{DEFAULT_SUFFIX}"]
 
 
 def query_logs(ctx: ToolContext, a: QueryLogs) -> str:
@@ -172,6 +174,8 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
     if a.unit:
         args["unit"] = a.unit
     with ctx.store.session() as s:
+        # FIXME: "executed" is an audit event (AuditEvent.EXECUTED), never an action status, so this finds no run:
+        # a finished diagnostic is ActionStatus.SUCCEEDED or FAILED. Kept as it was (no behaviour change here).
         recent = s.execute(select(Action).where(
             Action.hostname == ctx.hostname, Action.action == "run_diagnostic", Action.status == "executed",
             Action.finished_at >= ctx.now - timedelta(minutes=10)).order_by(Action.id.desc())).scalars().all()
@@ -182,7 +186,7 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
         result = propose(s, ctx.settings, ctx.hostname, {"action": "run_diagnostic", "arguments": args,
                                                           "reason": "asked for by the meta model"},
                          proposer=ctx.proposer)
-    if result.status == "ready":
+    if result.status == ActionStatus.READY:
         if ctx.schedule is not None:
             ctx.schedule(result.action_id, ctx.hostname)
         return (f"{a.name} scheduled on {ctx.hostname} as action #{result.action_id}; its output is not available "
@@ -192,7 +196,8 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
 
 def list_pending_approvals(ctx: ToolContext, a: NoArgs) -> str:
     with ctx.store.session() as s:
-        rows = s.execute(select(Action).where(Action.status == "pending").order_by(Action.id).limit(MAX_LINES)
+        rows = s.execute(select(Action).where(Action.status == ActionStatus.PENDING).order_by(Action.id)
+                         .limit(MAX_LINES)
                          ).scalars().all()
     if not rows:
         return "no actions wait for approval"

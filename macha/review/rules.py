@@ -6,14 +6,19 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+from macha.core.severity import SEVERITY_RANK, Severity
+from macha.core.states import ReviewStatus
+from macha.core.units import suffix_group
 from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
-from macha.monitor.detect.patterns import SEVERITY_RANK
 from macha.store.models import TriggerEvent
 
 RULES_NOTE = "Rules reviewer (no model was used)"
 MAX_EVIDENCE = 20
 # "nginx.service: Failed with result 'exit-code'." -> nginx.service (the unit systemd reports, not the logger)
-_FAILED_UNIT = re.compile(r"(\S+\.(?:service|socket|mount|timer)): (?:Failed with result|Main process exited)")
+# Any non-space text before the type, not just the grammar's characters: a name outside the grammar is proposed
+# whole and refused by the catalog, never cut down to a valid name it ends with.
+_FAILED_UNIT = re.compile(rf"(\S+\.{suffix_group(('service', 'socket', 'mount', 'timer'))}): "
+                          r"(?:Failed with result|Main process exited)")
 
 
 def covered(events: list[TriggerEvent]) -> int:
@@ -41,8 +46,9 @@ def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
         )
     issues.sort(key=lambda i: (SEVERITY_RANK[i.severity], -i.occurrences))
     proposals = _fitting_actions(groups)
-    worst_rank = SEVERITY_RANK[issues[0].severity] if issues else SEVERITY_RANK["info"]
-    status = "critical" if worst_rank == 0 else "degraded" if worst_rank <= SEVERITY_RANK["medium"] else "healthy"
+    worst_rank = SEVERITY_RANK[issues[0].severity] if issues else Severity.INFO.rank
+    status = (ReviewStatus.CRITICAL if worst_rank == Severity.CRITICAL.rank
+              else ReviewStatus.DEGRADED if worst_rank <= Severity.MEDIUM.rank else ReviewStatus.HEALTHY)
     if issues:
         top = "; ".join(f"{i.severity}: {i.title} x{i.occurrences}" for i in issues[:3])
         summary = f"{RULES_NOTE}.{note} {covered(events)} new event(s) in {len(issues)} group(s). {top}"
@@ -53,8 +59,8 @@ def rules_review(events: list[TriggerEvent], note: str = "") -> ReviewReport:
         summary=summary[:4000],
         issues=issues,
         proposed_actions=proposals,
-        should_escalate=status == "critical",
-        escalation_reason="critical events" if status == "critical" else None,
+        should_escalate=status == ReviewStatus.CRITICAL,
+        escalation_reason="critical events" if status == ReviewStatus.CRITICAL else None,
     )
 
 

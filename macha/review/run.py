@@ -15,9 +15,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
+from macha.core.severity import SEVERITY_RANK, Severity
+from macha.core.states import EscalationKind, ReviewResult, ReviewStatus
 from macha.llm.base import Backend, LLMError
 from macha.llm.schemas import ReviewReport
-from macha.monitor.detect.patterns import SEVERITY_RANK
 from macha.review.escalation import issue_key_of_events, request
 from macha.review.model_turn import ModelAttempt, model_review
 from macha.review.rules import MAX_EVIDENCE, covered, rules_review
@@ -26,7 +27,7 @@ from macha.store.models import Review, TriggerEvent, utcnow
 
 log = logging.getLogger(__name__)
 #: The least severity the rules reviewer covers while the model fails: critical and high cannot wait.
-RULES_COVER_WHILE_MODEL_FAILS = "high"
+RULES_COVER_WHILE_MODEL_FAILS = Severity.HIGH
 
 
 @dataclass
@@ -109,7 +110,7 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
             summary=report.summary,
             reviewer=attempt.backend if attempt else "rules",
             model=attempt.model if attempt else None,
-            outcome="ok",
+            outcome=ReviewResult.OK,
             error=fallback_note.strip() or None,
             event_count=covered(events),
             payload=report.model_dump(mode="json"),
@@ -149,7 +150,8 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
             reasons += [f"action {a['action_id']} ({a['action']}): {a['reason']}" for a in actions if a["escalate"]]
             if reasons:
                 esc = request(s, settings, hostname, "; ".join(reasons),
-                              kind="critical" if report.status == "critical" else "escalation",
+                              kind=EscalationKind.CRITICAL if report.status == ReviewStatus.CRITICAL
+                              else EscalationKind.ESCALATION,
                               review_id=review.id, key=issue_key_of_events(events))
                 escalation_id = esc.id
                 escalation_status = esc.status
@@ -198,9 +200,9 @@ def model_streak(session: Session, hostname: str, settings: Settings) -> ModelSt
     # A model review stores the model's name; the rules reviewer (also as the fallback of an unreachable server)
     # stores none, so it neither counts as a failure nor ends the streak.
     last_ok = session.execute(select(func.max(Review.id)).where(
-        Review.hostname == hostname, Review.model.is_not(None), Review.outcome == "ok")).scalar()
+        Review.hostname == hostname, Review.model.is_not(None), Review.outcome == ReviewResult.OK)).scalar()
     q = select(func.count(), func.max(Review.id)).where(
-        Review.hostname == hostname, Review.model.is_not(None), Review.outcome == "failed")
+        Review.hostname == hostname, Review.model.is_not(None), Review.outcome == ReviewResult.FAILED)
     if last_ok is not None:
         q = q.where(Review.id > last_ok)
     failures, last_id = session.execute(q).one()
@@ -221,7 +223,7 @@ def _rules_cover_urgent(store: Store, hostname: str, events: list[TriggerEvent],
     """The rules reviewer's review of the critical and high events, labelled with the model's streak; None when
     there are none. The rest stay pending: the model reviews them when it answers again (they can wait, and the
     rules reviewer would only say less about them)."""
-    urgent = [e for e in events if SEVERITY_RANK[e.severity] <= SEVERITY_RANK[RULES_COVER_WHILE_MODEL_FAILS]]
+    urgent = [e for e in events if SEVERITY_RANK[e.severity] <= RULES_COVER_WHILE_MODEL_FAILS.rank]
     if not urgent:
         return None
     note = streak.note()
@@ -232,15 +234,15 @@ def _store_failed(store: Store, hostname: str, events: list[TriggerEvent], attem
     """The model's answer stayed unusable: keep it and the error; the events stay pending for the next review."""
     with store.session() as s:
         review = Review(
-            hostname=hostname, status="degraded", summary=f"The review failed: {attempt.error}"[:4000],
-            reviewer=attempt.backend, model=attempt.model, outcome="failed", error=attempt.error,
+            hostname=hostname, status=ReviewStatus.DEGRADED, summary=f"The review failed: {attempt.error}"[:4000],
+            reviewer=attempt.backend, model=attempt.model, outcome=ReviewResult.FAILED, error=attempt.error,
             event_count=0, payload={"pending_event_ids": [e.id for e in events][:200]},
             prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
             duration_s=attempt.duration_s, raw_output=attempt.raw[:100_000],
         )
         s.add(review)
         s.flush()
-    return ReviewOutcome(hostname=hostname, review_id=review.id, skipped=False, status="failed",
+    return ReviewOutcome(hostname=hostname, review_id=review.id, skipped=False, status=ReviewResult.FAILED,
                          summary=review.summary, events_covered=0, reviewer=attempt.backend)
 
 

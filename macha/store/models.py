@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from macha.core.states import ChatStatus, EscalationKind, EscalationStatus, ReviewResult
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -119,14 +121,14 @@ class Review(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     hostname: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # healthy | degraded | critical
+    # ReviewStatus: healthy | degraded | critical
     status: Mapped[str] = mapped_column(String(16))
     summary: Mapped[str] = mapped_column(Text)
     # "rules" when no model was used, else the backend name.
     reviewer: Mapped[str] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))
-    # ok | failed
-    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    # ReviewResult: ok | failed
+    outcome: Mapped[str] = mapped_column(String(16), default=ReviewResult.OK)
     error: Mapped[str | None] = mapped_column(Text)
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
@@ -185,7 +187,7 @@ class JournalCursor(Base):
 class Action(Base):
     """One proposed catalog action, from proposal to outcome. Risk is copied from the catalog, never from a model.
 
-    status: refused | recorded (observe) | pending (awaits approval) | ready (to run) | running |
+    status (ActionStatus): refused | recorded (observe) | pending (awaits approval) | ready (to run) | running |
     succeeded | failed | interrupted (its worker died; never re-run) | rejected | expired
     """
 
@@ -241,8 +243,8 @@ class ActionAudit(Base):
     action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id"))
     hostname: Mapped[str] = mapped_column(String(255))
     action: Mapped[str] = mapped_column(String(64))
-    # proposed | executed | queued | recorded | approved | rejected | refused | expired | merged | started |
-    # succeeded | failed | interrupted | escalated
+    # AuditEvent: scheduled | queued | recorded | merged | refused | approved | rejected | expired | started |
+    # executed | failed | interrupted | escalated
     event: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(128))
     autonomy_level: Mapped[str | None] = mapped_column(String(16))
@@ -259,13 +261,13 @@ class Escalation(Base):
     hostname: Mapped[str] = mapped_column(String(255))
     review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"))
     reason: Mapped[str] = mapped_column(Text)
-    # requested | running | done | failed | attached (to another analysis of the same issue)
-    status: Mapped[str] = mapped_column(String(16), default="requested")
+    # EscalationStatus: requested | running | done | failed | attached (to another analysis of the same issue)
+    status: Mapped[str] = mapped_column(String(16), default=EscalationStatus.REQUESTED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    # critical | escalation | background: what orders the work on the gpu queue
-    kind: Mapped[str] = mapped_column(String(16), default="escalation")
+    # EscalationKind: critical | escalation | background: what orders the work on the gpu queue
+    kind: Mapped[str] = mapped_column(String(16), default=EscalationKind.ESCALATION)
     # The issue this is about (its event groups): a second escalation of it attaches to the first.
     issue_key: Mapped[str | None] = mapped_column(String(64))
     attached_to: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"))
@@ -300,8 +302,8 @@ class ChatMessage(Base):
     # user | assistant
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
-    # user messages: pending (its answer not written yet) | answered | failed
-    status: Mapped[str] = mapped_column(String(16), default="answered")
+    # ChatStatus of user messages: pending (not taken yet) | answering | answered | failed
+    status: Mapped[str] = mapped_column(String(16), default=ChatStatus.ANSWERED)
     error: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(128))
     transcript: Mapped[list[Any]] = mapped_column(JSONType, default=list)

@@ -21,7 +21,6 @@ from macha.actions import approvals
 from macha.actions.approvals import ApprovalError
 from macha.actions.catalog import (
     RISKS,
-    UNIT_SUFFIXES,
     ActionRefused,
     default_catalog,
     load_catalog,
@@ -31,6 +30,7 @@ from macha.actions.executor import execute
 from macha.actions.policy import RUNS_UP_TO, Verdict, decide, may_run
 from macha.actions.proposals import propose
 from macha.config import load_settings
+from macha.core.units import UNIT_SUFFIXES
 from macha.store.db import Store
 from macha.store.models import Action, ActionAudit
 from fakes.systemctl import DEFAULT_UNITS

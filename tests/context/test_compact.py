@@ -7,7 +7,6 @@ import csv
 import multiprocessing
 import random
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from helpers import LOGHUB

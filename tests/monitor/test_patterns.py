@@ -9,7 +9,6 @@ import platform
 import re
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from helpers import LOGHUB

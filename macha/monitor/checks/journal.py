@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from macha.config import GroupingSettings, Settings, parse_duration
+from macha.core.severity import Severity
 from macha.core.text import cap, one_line, storable_value
 from macha.monitor.collect.hostinfo import host_facts
 from macha.monitor.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
@@ -219,7 +220,7 @@ def unstorable(d: Detection, reason: str) -> Detection:
         "hostname": row["hostname"],
         "trigger_type": "journal_unstorable",
         "trigger_reason": cap(message, 400),
-        "severity": "medium",
+        "severity": Severity.MEDIUM,
         "pattern_id": UNSTORABLE_PATTERN,
         "fingerprint": fingerprint(UNSTORABLE_PATTERN, unit, reason),
         "metadata": {"subsystem": "journal", "unit": unit, "error": reason,

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import select
 
 from macha.config import Settings
+from macha.core.severity import Severity
 from macha.monitor.checks.journal import ensure_host
 from macha.monitor.collect.metrics import MetricSample, sample
 from macha.monitor.detect.thresholds import SeriesState, Threshold, evaluate
@@ -63,7 +64,7 @@ def run_metrics(store: Store, settings: Settings, hostname: str | None = None,
                 result.raised.append(tr.series)
             else:
                 reason = f"{tr.series} is back to {tr.value:g}, below {t.clear_at:g}"
-                severity = "info"
+                severity = Severity.INFO
                 result.cleared.append(tr.series)
             row = state_trigger(hostname, now, "metric_threshold", f"metric_{tr.kind}:{tr.name}", severity, reason,
                                 tr.series, {"subsystem": "metrics", "series": tr.series, "value": tr.value})

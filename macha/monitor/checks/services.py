@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import func, select
 
-from macha.actions.catalog import ActionRefused, normalise_unit
 from macha.config import Settings
+from macha.core.severity import Severity
+from macha.core.units import UnitNameError, normalise
 from macha.monitor.checks.journal import ensure_host
 from macha.monitor.collect.services import ServiceError, UnitState, failed_units, show
 from macha.monitor.detect.triggers import state_trigger
@@ -38,8 +39,8 @@ def _critical_units(settings: Settings, notes: list[str]) -> list[str]:
     units = []
     for name in settings.critical_services:
         try:
-            units.append(normalise_unit(name))
-        except ActionRefused as exc:
+            units.append(normalise(name))
+        except UnitNameError as exc:
             notes.append(f"criticalServices: {exc}")
     return units
 
@@ -73,15 +74,15 @@ def run_services(store: Store, settings: Settings, hostname: str | None = None) 
                                 meta={"load": st.load, "result": st.result, "restarts": st.restarts}))
             before = last.get(st.unit)
             if st.active == "failed" and before != "failed":
-                severity = "critical" if st.unit in critical else "high"
+                severity = Severity.CRITICAL if st.unit in critical else Severity.HIGH
                 reason = f"{st.unit} failed (result: {st.result or 'unknown'}; was {before or 'not seen'})"
                 result.failed.append(st.unit)
             elif st.active != "failed" and before == "failed":
-                severity, reason = "info", f"{st.unit} recovered: now {st.active}/{st.sub}"
+                severity, reason = Severity.INFO, f"{st.unit} recovered: now {st.active}/{st.sub}"
                 result.recovered.append(st.unit)
             else:
                 continue
-            kind = "service_failed" if severity != "info" else "service_recovered"
+            kind = "service_failed" if severity != Severity.INFO else "service_recovered"
             row = state_trigger(hostname, now, "service_state", kind, severity, reason, st.unit,
                                 {"subsystem": "systemd", "unit": st.unit})
             result.trigger_ids += [i for (i,) in insert_ignore(s, TriggerEvent.__table__, [row], returning=("id",))]

@@ -20,15 +20,16 @@ from dataclasses import dataclass
 
 from macha.config import GroupingSettings, Settings
 from macha.core.errors import JournalError, MachaError
+from macha.core.severity import SEVERITY_RANK, Severity
 from macha.monitor.checks.journal import ensure_host, insert_detections
 from macha.monitor.collect.journal import JournalSource, parse_entry
-from macha.monitor.detect.patterns import SEVERITY_RANK, Matcher, default_matcher, matcher_for
+from macha.monitor.detect.patterns import Matcher, default_matcher, matcher_for
 from macha.monitor.detect.triggers import detect
 from macha.store.db import Store
 
 log = logging.getLogger("macha.follow")
 #: Severities that cannot wait for the schedule.
-URGENT = SEVERITY_RANK["high"]
+URGENT = Severity.HIGH.rank
 #: A burst of critical lines asks for one check now and one when the burst is over, not one per line.
 DEBOUNCE_S = 1.0
 #: How often an idle follower wakes to see whether it should stop.

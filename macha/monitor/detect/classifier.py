@@ -36,7 +36,8 @@ from macha.store.models import (
 from macha.store.ops import insert_ignore, upsert
 
 log = logging.getLogger(__name__)
-Severity = Literal["ignore", "low", "medium", "high", "critical"]
+#: The classifier model's verdict on a template: a severity, or "ignore" (not the Severity of an event).
+VerdictSeverity = Literal["ignore", "low", "medium", "high", "critical"]
 #: Lines read per run; the rest waits for the next run.
 MAX_SCAN = 5000
 
@@ -44,7 +45,7 @@ MAX_SCAN = 5000
 class Verdict(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: int
-    severity: Severity
+    severity: VerdictSeverity
     reason: str = Field("", max_length=300)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import GroupingSettings
+from macha.core.severity import Severity
 from macha.store.models import AuthWindow, TriggerEvent
 from macha.store.ops import insert_ignore, upsert_many
 
@@ -153,7 +154,7 @@ def _storm_reason(src: str, n: int, cfg: GroupingSettings, patterns: list[str]) 
 def _storm_row(f: dict[str, Any], src: str, n: int, cfg: GroupingSettings) -> dict[str, Any]:
     return {
         "time": f["time"], "last_seen": f["time"], "count": n, "hostname": f["hostname"],
-        "trigger_type": "auth_storm", "pattern_id": "auth_storm", "severity": "high",
+        "trigger_type": "auth_storm", "pattern_id": "auth_storm", "severity": Severity.HIGH,
         "trigger_reason": _storm_reason(src, n, cfg, [f["pattern_id"]]),
         "fingerprint": hashlib.sha256(f"auth_storm\x1f{src}".encode()).hexdigest()[:32],
         "log_event_id": f.get("log_event_id"),

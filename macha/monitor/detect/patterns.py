@@ -26,12 +26,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from macha.core.errors import ConfigError
+from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
 
 log = logging.getLogger(__name__)
-
-Severity = Literal["critical", "high", "medium", "low", "info"]
-SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}  # 0 is the worst
 
 BUILTIN = Path(__file__).with_name("patterns.toml")
 
@@ -44,7 +41,7 @@ except ImportError:  # pragma: no cover
 @dataclass(frozen=True)
 class Pattern:
     id: str
-    severity: str
+    severity: Severity
     subsystem: str
     description: str
     regex: re.Pattern[str]
@@ -81,7 +78,7 @@ def _pattern(item: dict, index: int, path: Path) -> Pattern:
             _re2.compile(source)
         return Pattern(
             id=item["id"],
-            severity=severity,
+            severity=Severity(severity),
             subsystem=item.get("subsystem", "other"),
             description=item.get("description", item["id"]),
             regex=compiled,

@@ -9,6 +9,7 @@ import fnmatch
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from macha.core.severity import Severity
 from macha.monitor.collect.metrics import MetricSample
 
 
@@ -17,7 +18,7 @@ class Threshold:
     raise_at: float
     clear_at: float
     sustain: int = 3
-    severity: str = "high"
+    severity: str = Severity.HIGH
 
 
 @dataclass(frozen=True)

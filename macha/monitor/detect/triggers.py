@@ -7,12 +7,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from macha.core.severity import Severity, worst
 from macha.monitor.collect.journal import JournalEntry
 from macha.monitor.detect.grouping import AUTH_PATTERNS, auth_source
-from macha.monitor.detect.patterns import SEVERITY_RANK, Matcher, Pattern
+from macha.monitor.detect.patterns import Matcher, Pattern
 
 # syslog priorities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning ...
-PRIORITY_SEVERITY = {0: "critical", 1: "critical", 2: "high", 3: "medium", 4: "low"}
+PRIORITY_SEVERITY = {0: Severity.CRITICAL, 1: Severity.CRITICAL, 2: Severity.HIGH, 3: Severity.MEDIUM, 4: Severity.LOW}
 _NUMBERS = re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{8,}\b|\d+", re.I)
 
 
@@ -44,9 +45,9 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
     if not matches and (entry.priority is None or entry.priority > 3):
         return None
     if matches:
-        severity = min((p.severity for p in matches), key=SEVERITY_RANK.__getitem__)
+        severity = worst(p.severity for p in matches)
     else:
-        severity = prio_severity or "medium"
+        severity = prio_severity or Severity.MEDIUM
     unit = entry.unit or entry.identifier
     log_row = {
         "time": entry.time,

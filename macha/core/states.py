@@ -1,0 +1,85 @@
+"""The states of Macha's state machines, one StrEnum each.
+
+Each is stored in a string column (store/models.py) and read by several layers (actions, review, meta, the
+pipeline, the CLI), so the names live here, below all of them. A member is a ``str``: the database, JSON and
+pydantic see the same strings as before, and ``Action.status == ActionStatus.PENDING`` is a plain comparison.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionStatus(StrEnum):
+    """actions.status: from proposal to outcome."""
+
+    REFUSED = "refused"
+    RECORDED = "recorded"  # observe: written down, never run
+    PENDING = "pending"  # awaits approval
+    READY = "ready"  # to run
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its worker died; never re-run
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class AuditEvent(StrEnum):
+    """action_audit.event: every decision about an action."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RECORDED = "recorded"
+    MERGED = "merged"
+    REFUSED = "refused"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    STARTED = "started"
+    EXECUTED = "executed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    ESCALATED = "escalated"
+
+
+class EscalationStatus(StrEnum):
+    """escalations.status: a request for the meta model."""
+
+    REQUESTED = "requested"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    ATTACHED = "attached"  # to another analysis of the same issue
+
+
+class EscalationKind(StrEnum):
+    """escalations.kind: what orders the work on the gpu queue, the most urgent first."""
+
+    CRITICAL = "critical"
+    ESCALATION = "escalation"
+    BACKGROUND = "background"
+
+
+class ChatStatus(StrEnum):
+    """chat_messages.status of a user message."""
+
+    PENDING = "pending"  # no worker has taken it yet
+    ANSWERING = "answering"  # a worker took it and is writing the answer
+    ANSWERED = "answered"
+    FAILED = "failed"
+
+
+class ReviewStatus(StrEnum):
+    """reviews.status: how the host looks to the reviewer."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    CRITICAL = "critical"
+
+
+class ReviewResult(StrEnum):
+    """reviews.outcome: whether the review itself worked (not ReviewOutcome, what a review run returns)."""
+
+    OK = "ok"
+    FAILED = "failed"
