@@ -16,7 +16,7 @@ import pytest
 # tests/ on the path: test modules in its sub-folders import helpers.* and fakes.*
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers.journal import Entry, build_journal, have_journal_remote  # noqa: E402
+from helpers.journal import Entry, append_journal, build_journal, have_journal_remote  # noqa: E402
 from helpers.processes import MachaAI  # noqa: E402
 from helpers.servers import PG_ADMIN_URL, REDIS_URL, unavailable  # noqa: E402
 
@@ -141,3 +141,12 @@ def macha_ai(tmp_path: Path) -> Iterator[Callable[..., MachaAI]]:
         m.stop()
         if m.proc is not None and m.proc.poll() is None:
             os.killpg(m.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def journal_dir(tmp_path: Path, make_journal) -> Path:
+    """A journal directory with one entry, to follow or to append to (helpers.journal.append_journal)."""
+    d = tmp_path / "journal"
+    d.mkdir()
+    append_journal(d, [Entry("boot: hello", priority=6)])
+    return d

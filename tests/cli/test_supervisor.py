@@ -29,14 +29,6 @@ ELSEWHERE = "elsewhere"
 
 
 @pytest.fixture
-def journal_dir(tmp_path, make_journal) -> Path:
-    d = tmp_path / "journal"
-    d.mkdir()
-    append(d, [Entry("boot: hello", priority=6)])
-    return d
-
-
-@pytest.fixture
 def env(state_dir, journal_dir) -> dict[str, str]:
     return macha_env(state_dir, MACHA_HOSTNAME=f"t{os.getpid()}-{state_dir.name[-8:]}",
                      MACHA_JOURNAL_DIRECTORY=str(journal_dir), MACHA_TRIGGER_INTERVAL="3600",

@@ -7,7 +7,6 @@ import os
 from collections import Counter
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -33,16 +32,6 @@ from workers.app import create_app
 
 pytestmark = pytest.mark.timeout(180)
 PANIC = "Kernel panic - not syncing: Fatal exception in interrupt"
-
-
-
-
-@pytest.fixture
-def journal_dir(tmp_path, make_journal) -> Path:
-    d = tmp_path / "journal"
-    d.mkdir()
-    append(d, [Entry("boot: hello", priority=6)])
-    return d
 
 
 def test_a_single_file_cannot_be_followed() -> None:
