@@ -168,19 +168,26 @@ def search_memory(ctx: ToolContext, a: SearchMemory) -> str:
 
 def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
     """Propose the read-only catalog action; return a recent run's output if there is one (never wait for one)."""
+    from macha.actions.catalog import Checks, default_catalog
     from macha.actions.proposals import propose
+    from macha.actions.refusal import ActionRefused
 
     args: dict[str, Any] = {"name": a.name}
     if a.unit:
         args["unit"] = a.unit
+    try:
+        # Stored runs hold the catalog's normalised arguments (nginx -> nginx.service, default line counts).
+        wanted = default_catalog().validate("run_diagnostic", args, Checks()).arguments
+    except ActionRefused:
+        wanted = None  # the proposal below is refused, with its reason
     with ctx.store.session() as s:
-        # FIXME: "executed" is an audit event (AuditEvent.EXECUTED), never an action status, so this finds no run:
-        # a finished diagnostic is ActionStatus.SUCCEEDED or FAILED. Kept as it was (no behaviour change here).
+        # A run that finished (succeeded or failed: its output says why) in the last minutes is answered from.
         recent = s.execute(select(Action).where(
-            Action.hostname == ctx.hostname, Action.action == "run_diagnostic", Action.status == "executed",
+            Action.hostname == ctx.hostname, Action.action == "run_diagnostic",
+            Action.status.in_((ActionStatus.SUCCEEDED, ActionStatus.FAILED)),
             Action.finished_at >= ctx.now - timedelta(minutes=10)).order_by(Action.id.desc())).scalars().all()
         for row in recent:
-            if row.arguments == args:
+            if wanted is not None and row.arguments == wanted:
                 return (f"output of {a.name} (action #{row.id}, {row.finished_at.isoformat()[:19]}, exit "
                         f"{row.exit_code}):\n{row.stdout or ''}{row.stderr or ''}")
         result = propose(s, ctx.settings, ctx.hostname, {"action": "run_diagnostic", "arguments": args,

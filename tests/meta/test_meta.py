@@ -12,6 +12,7 @@ from fakes.ollama import tool_call, valid_analysis
 from sqlalchemy import select
 
 from macha import pipeline
+from macha.actions.executor import execute
 from macha.config import load_settings
 from macha.context.window import build_window
 from macha.llm.base import LLMUnavailable
@@ -220,6 +221,15 @@ def test_run_diagnostic_is_policy_checked_and_scheduled_without_waiting(host, fa
         rows = s.execute(select(Action).where(Action.action == "run_diagnostic").order_by(Action.id)).scalars().all()
         assert [(r.arguments.get("name"), r.status) for r in rows] == [("df_h", "ready"), ("rm_rf", "refused")]
     assert scheduled == [(rows[0].id, "h1")]
+
+    # Once it has run, the next analysis within minutes is answered from its output instead of running it again.
+    assert execute(store, settings, rows[0].id).status == "succeeded"
+    again = _escalation(store, settings, reason="disk again")
+    fake.push({"tool_calls": [tool_call("run_diagnostic", name="df_h")]}, {"content": valid_analysis()})
+    run_escalation(store, settings, again, make_backend(settings), schedule=lambda a, h: scheduled.append((a, h)))
+    (reused,) = _esc(store, again).transcript
+    assert f"output of df_h (action #{rows[0].id}" in reused["result"] and "Filesystem" in reused["result"]
+    assert scheduled == [(rows[0].id, "h1")]  # nothing new scheduled
 
 
 class _Exploding:
