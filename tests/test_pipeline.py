@@ -141,7 +141,7 @@ def test_flower_sees_tasks_run_by_the_pipeline(state_dir, macha_ai, request) -> 
         def seen():
             tasks = get("/api/tasks")
             names = {t.get("name") for t in tasks.values()}
-            return {"macha.check_host", "macha.update_context", "macha.review"} <= names and tasks
+            return {"macha.check_host", "macha.summarize_pending", "macha.review"} <= names and tasks
 
         tasks = wait_for(seen, 30, "Flower to list the pipeline's tasks", interval=0.5)
         check = next(t for t in tasks.values() if t["name"] == "macha.check_host")

@@ -117,7 +117,7 @@ def check_pipeline(
             kwargs={"hostname": hostname, "reason": reason, "journal_file": journal_file, "journal_dir": journal_dir},
             immutable=True,
         ),
-        celery.signature("macha.update_context"),
+        celery.signature("macha.summarize_pending"),
         celery.signature("macha.review"),
     )
 

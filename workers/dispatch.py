@@ -11,7 +11,7 @@ from workers.app import send_escalate, send_execute
 
 def review_chain(celery: Celery, hostname: str, reason: str) -> chain:
     """context -> review for one host; the review decides from the context whether it is due."""
-    return chain(celery.signature("macha.update_context", args=({"hostname": hostname, "reason": reason},)),
+    return chain(celery.signature("macha.summarize_pending", args=({"hostname": hostname, "reason": reason},)),
                  celery.signature("macha.review"))
 
 

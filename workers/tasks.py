@@ -59,11 +59,15 @@ def _host_check_task(check: HostCheck):
 HOST_CHECK_TASKS = {check.name: _host_check_task(check) for check in HOST_CHECKS}
 
 
-@app.task(name="macha.update_context")
-def update_context(state: dict) -> dict:
-    """Layer 2's part of the chain: the pending summary the review decides on (the window itself is built by the
-    review, from the store)."""
+def _summarize_pending(state: dict) -> dict:
+    """Layer 2's part of the chain: the summary of pending events the review decides on (the window itself is
+    built by the review, from the store)."""
     return pipeline.context_step(_store(), ChainState.model_validate(state), settings).model_dump(mode="json")
+
+
+summarize_pending = app.task(name="macha.summarize_pending")(_summarize_pending)
+#: The task's former name ("update_context" updated nothing): messages queued by an older install still run.
+update_context = app.task(name="macha.update_context")(_summarize_pending)
 
 
 @app.task(name="macha.review", bind=True, max_retries=None)

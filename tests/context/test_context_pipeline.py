@@ -119,7 +119,7 @@ def test_reviews_are_remembered_and_config_indexed_by_a_real_worker(state_dir, m
     run_check(store, settings, hostname=hostname,
               source=JournalSource.file(make_journal([Entry(OOM.format(pid=7), priority=2)])))
     celery = create_app(settings)
-    result = (celery.signature("macha.update_context", args=({"hostname": hostname, "reason": "manual"},))
+    result = (celery.signature("macha.summarize_pending", args=({"hostname": hostname, "reason": "manual"},))
               | celery.signature("macha.review")).apply_async().get(timeout=120)
     review_id = result["review"]["review_id"]
     wait_for(lambda: re.search(r"Task macha\.remember_review\[[0-9a-f-]+\] succeeded", ai.log.read_text()), 90,

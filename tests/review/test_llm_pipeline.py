@@ -38,6 +38,7 @@ def test_two_concurrent_reviews_of_one_host_make_one_model_call(state_dir, macha
         run_check(store, settings, hostname=hostname, source=JournalSource.file(journal), reason="schedule")
 
         celery = create_app(settings)
+        # By the task's former name: messages an older install queued still run (macha.summarize_pending now).
         chains = [
             (celery.signature("macha.update_context", args=({"hostname": hostname, "reason": "tick"},))
              | celery.signature("macha.review")).apply_async()
