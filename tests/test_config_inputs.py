@@ -99,14 +99,14 @@ def test_a_root_below_tmp_must_exist_and_be_trusted(tmp_path: Path) -> None:
 
 
 def test_the_catalog_uses_the_resolved_roots(tmp_path: Path) -> None:
-    from macha.actions.catalog import ActionRefused, Checks, load_catalog
+    from macha.actions.catalog import ActionRefused, ValidationContext, load_catalog
 
     root = tmp_path / "root"
     (root / "cache").mkdir(parents=True)
     (tmp_path / "link").symlink_to(root)
     s = load_settings(hostname="h1", state_dir=tmp_path / "s", actions={"clean_tmp_roots": [str(tmp_path / "link")]})
     # As the guard builds them; no probe: validated away from the host, as a queued proposal is.
-    catalog, checks = load_catalog(), Checks(tmp_roots=tuple(s.actions.clean_tmp_roots))
+    catalog, checks = load_catalog(), ValidationContext(tmp_roots=tuple(s.actions.clean_tmp_roots))
     ok = catalog.validate("clean_tmp", {"path": str(tmp_path / "link" / "cache"), "age_days": 7}, checks)
     assert ok.arguments["path"] == str(root / "cache")
     with pytest.raises(ActionRefused, match="outside"):

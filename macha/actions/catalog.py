@@ -125,7 +125,7 @@ class Validated:
 
 
 @dataclass
-class Checks:
+class ValidationContext:
     """What validation needs from the world: protected units, clean_tmp's roots, and the host's own state.
 
     ``probe`` asks the host the action would run on (unit states, disk use); None when validation runs elsewhere:
@@ -192,7 +192,7 @@ class Catalog:
             raise ActionRefused(f"unknown action {_show(name)}; the catalog has: {', '.join(sorted(self.entries))}")
         return self.entries[name]
 
-    def validate(self, name: Any, arguments: Any, checks: Checks) -> Validated:
+    def validate(self, name: Any, arguments: Any, ctx: ValidationContext) -> Validated:
         entry = self.get(name)
         if not isinstance(arguments, dict):
             raise ActionRefused(f"{entry.name}: arguments must be an object of named values")
@@ -207,9 +207,9 @@ class Catalog:
                 if spec.required:
                     raise ActionRefused(f"{entry.name}: argument {spec.name!r} is required")
                 continue
-            args[spec.name] = self._value(entry, spec, arguments[spec.name], checks)
-            if spec.type == "unit" and spec.must_exist and checks.probe is not None:
-                facts[spec.name] = checks.probe.unit(args[spec.name])
+            args[spec.name] = self._value(entry, spec, arguments[spec.name], ctx)
+            if spec.type == "unit" and spec.must_exist and ctx.probe is not None:
+                facts[spec.name] = ctx.probe.unit(args[spec.name])
         head = tail = None
         if entry.variants:
             given = [when for when, _ in entry.variants if when in args]
@@ -231,13 +231,13 @@ class Catalog:
         else:
             templates = entry.commands
         commands = [[_render(element, args) for element in argv] for argv in templates]
-        if checks.probe is not None:
-            _precondition(entry, args, facts, checks)
+        if ctx.probe is not None:
+            _precondition(entry, args, facts, ctx)
         risk, risk_reason = _escalated_risk(entry, facts)
         return Validated(entry=entry, arguments=args, commands=commands, head=head, tail=tail, risk=risk,
                          risk_reason=risk_reason)
 
-    def _value(self, entry: Entry, spec: ParamSpec, value: Any, checks: Checks) -> Any:
+    def _value(self, entry: Entry, spec: ParamSpec, value: Any, ctx: ValidationContext) -> Any:
         where = f"{entry.name}: {spec.name}"
         if spec.type == "unit":
             try:
@@ -249,7 +249,7 @@ class Catalog:
                 raise ActionRefused(f"{where}: {unit} is a {suffix} unit; {entry.name} takes only "
                                     f"{' or '.join(spec.unit_types)} units")
             if spec.protect:
-                pattern = is_protected(unit, checks.protected)
+                pattern = is_protected(unit, ctx.protected)
                 if pattern is not None:
                     raise ActionRefused(f"{where}: {unit} is protected (matches {pattern!r}); no action may touch it")
             return unit
@@ -280,7 +280,7 @@ class Catalog:
                 raise ActionRefused(f"{where}: {value} is below the minimum {spec.min_days}d")
             return value
         if spec.type == "path":
-            return _tmp_path(where, value, checks.tmp_roots)
+            return _tmp_path(where, value, ctx.tmp_roots)
         if spec.type == "diagnostic":
             if not isinstance(value, str) or value not in self.diagnostics:
                 raise ActionRefused(
@@ -290,10 +290,10 @@ class Catalog:
         raise AssertionError(spec.type)  # load_catalog refuses unknown types
 
 
-def _precondition(entry: Entry, args: dict[str, Any], facts: dict[str, UnitFacts], checks: Checks) -> None:
+def _precondition(entry: Entry, args: dict[str, Any], facts: dict[str, UnitFacts], ctx: ValidationContext) -> None:
     """Refuses unless the host itself shows the state the action is for (see catalog.toml)."""
     pre = entry.precondition
-    assert checks.probe is not None
+    assert ctx.probe is not None
     if pre.check in ("unit_down", "unit_failed"):
         unit = facts.get("unit")
         if unit is None:
@@ -310,12 +310,12 @@ def _precondition(entry: Entry, args: dict[str, Any], facts: dict[str, UnitFacts
                                 "enough")
     elif pre.check == "disk_pressure":
         path = str(args[pre.param]) if pre.param else str(pre.path)
-        use: DiskUse = checks.probe.disk(path)
-        if use.percent < checks.disk_pressure_at and use.inode_percent < checks.inode_pressure_at:
+        use: DiskUse = ctx.probe.disk(path)
+        if use.percent < ctx.disk_pressure_at and use.inode_percent < ctx.inode_pressure_at:
             raise ActionRefused(
                 f"{entry.name}: no disk pressure on the file system of {use.path}: {use.percent:.0f} % of its space "
                 f"and {use.inode_percent:.0f} % of its inodes used, measured now (the thresholds are "
-                f"{checks.disk_pressure_at:g} % and {checks.inode_pressure_at:g} %)"
+                f"{ctx.disk_pressure_at:g} % and {ctx.inode_pressure_at:g} %)"
             )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from macha.actions.catalog import Catalog, Checks, Validated, protected_patterns
+from macha.actions.catalog import Catalog, ValidationContext, Validated, protected_patterns
 from macha.actions.observe import HostProbe
 from macha.config import Settings
 from macha.core.states import ActionStatus
@@ -19,9 +19,9 @@ COUNTED = (ActionStatus.READY, ActionStatus.RUNNING, ActionStatus.SUCCEEDED, Act
            ActionStatus.INTERRUPTED)
 
 
-def checks_for(catalog: Catalog, settings: Settings, hostname: str, probe: HostProbe | None) -> Checks:
+def context_for(catalog: Catalog, settings: Settings, hostname: str, probe: HostProbe | None) -> ValidationContext:
     """A unit's state and a disk's use can only be asked on its own host; elsewhere the executing task asks."""
-    return Checks(
+    return ValidationContext(
         protected=protected_patterns(
             settings.actions.protected_units,
             database_url=settings.effective_database_url,
@@ -37,7 +37,7 @@ def checks_for(catalog: Catalog, settings: Settings, hostname: str, probe: HostP
 
 def validate(catalog: Catalog, settings: Settings, hostname: str, action: str, arguments: object,
              probe: HostProbe | None) -> Validated:
-    return catalog.validate(action, arguments, checks_for(catalog, settings, hostname, probe))
+    return catalog.validate(action, arguments, context_for(catalog, settings, hostname, probe))
 
 
 def rate_limit_reason(session: Session, v: Validated, hostname: str, *, exclude_id: int | None = None,

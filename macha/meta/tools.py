@@ -168,7 +168,7 @@ def search_memory(ctx: ToolContext, a: SearchMemory) -> str:
 
 def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
     """Propose the read-only catalog action; return a recent run's output if there is one (never wait for one)."""
-    from macha.actions.catalog import Checks, default_catalog
+    from macha.actions.catalog import ValidationContext, default_catalog
     from macha.actions.proposals import propose
     from macha.actions.refusal import ActionRefused
 
@@ -177,7 +177,7 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
         args["unit"] = a.unit
     try:
         # Stored runs hold the catalog's normalised arguments (nginx -> nginx.service, default line counts).
-        wanted = default_catalog().validate("run_diagnostic", args, Checks()).arguments
+        wanted = default_catalog().validate("run_diagnostic", args, ValidationContext()).arguments
     except ActionRefused:
         wanted = None  # the proposal below is refused, with its reason
     with ctx.store.session() as s:
