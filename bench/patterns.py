@@ -23,7 +23,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from macha.monitor.detect.patterns import Matcher, load_catalog
+from macha.monitor.detect.catalog import load_catalog
+from macha.monitor.detect.matcher import Matcher
 
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "loghub"
 SEED_REGEXES = [  # the kind of list the seed loops over, one search per regex per line

@@ -27,10 +27,11 @@ from helpers.journal import Entry, build_journal  # noqa: E402
 
 from macha import pipeline  # noqa: E402
 from macha.config import load_settings  # noqa: E402
+from macha.core.severity import SEVERITY_RANK  # noqa: E402
 from macha.monitor.checks.journal import CheckResult, ensure_host, store_batch  # noqa: E402
 from macha.monitor.collect.follow import URGENT  # noqa: E402
 from macha.monitor.collect.journal import JournalSource, read_batches  # noqa: E402
-from macha.monitor.detect.patterns import SEVERITY_RANK, default_matcher  # noqa: E402
+from macha.monitor.detect.matcher import default_matcher  # noqa: E402
 from macha.monitor.detect.triggers import detect  # noqa: E402
 from macha.store.db import Store  # noqa: E402
 

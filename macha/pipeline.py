@@ -235,7 +235,8 @@ def memory_for(settings: Settings) -> tuple[Any, str | None]:
     """This process's semantic memory, or None and why (switched off, or it cannot open: said, not raised)."""
     if not settings.memory.enable:
         return None, "semantic memory is off (memory.enable = false)"
-    from macha.context.memory import MemoryUnavailable, open_memory
+    from macha.context.memory.errors import MemoryUnavailable
+    from macha.context.memory.opening import open_memory
 
     m = settings.memory
     try:

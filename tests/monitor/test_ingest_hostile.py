@@ -25,7 +25,7 @@ from macha.monitor.checks.journal import (
     store_batch,
 )
 from macha.monitor.collect.journal import JournalEntry, JournalSource, parse_entry, read_batches
-from macha.monitor.detect.patterns import default_matcher
+from macha.monitor.detect.matcher import default_matcher
 from macha.monitor.detect.triggers import detect
 from macha.store.db import Store
 from macha.store.models import JournalCursor, LogEvent, LogTemplate, TriggerEvent

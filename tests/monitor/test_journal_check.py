@@ -12,7 +12,7 @@ from macha.config import load_settings
 from macha.core.errors import JournalError
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
-from macha.monitor.detect.patterns import Matcher, default_matcher
+from macha.monitor.detect.matcher import Matcher, default_matcher
 from macha.store.db import Store
 from macha.store.models import JournalCursor, LogEvent, TriggerEvent
 

@@ -22,7 +22,8 @@ from macha.config import load_settings
 from macha.core.errors import ConfigError
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
-from macha.monitor.detect.patterns import BUILTIN, Matcher, Pattern, can_span_lines, load_catalog, load_with_user
+from macha.monitor.detect.catalog import BUILTIN, Pattern, load_catalog, load_with_user
+from macha.monitor.detect.matcher import Matcher, can_span_lines
 from macha.store.db import Store
 
 CATALOG = load_catalog()

@@ -18,7 +18,7 @@ from macha.monitor.collect.hostinfo import host_facts
 from macha.monitor.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
 from macha.monitor.detect import error_rate
 from macha.monitor.detect.grouping import store_triggers
-from macha.monitor.detect.patterns import Matcher, matcher_for
+from macha.monitor.detect.matcher import Matcher, matcher_for
 from macha.monitor.detect.triggers import Detection, detect, fingerprint
 from macha.monitor.templates import assign_templates
 from macha.store.db import Store

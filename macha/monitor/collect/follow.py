@@ -23,7 +23,7 @@ from macha.core.errors import JournalError, MachaError
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.monitor.checks.journal import ensure_host, insert_detections
 from macha.monitor.collect.journal import JournalSource, parse_entry
-from macha.monitor.detect.patterns import Matcher, default_matcher, matcher_for
+from macha.monitor.detect.matcher import Matcher, default_matcher, matcher_for
 from macha.monitor.detect.triggers import detect
 from macha.store.db import Store
 

@@ -1,6 +1,6 @@
 /* Per-line pattern sets for a batch of log lines, with Hyperscan, without a Python call per match.
  *
- * The Python matcher (macha/monitor/detect/patterns.py) works without this module; it only makes batches fast. When
+ * The Python matcher (macha/monitor/detect/matcher.py) works without this module; it only makes batches fast. When
  * half the lines of a batch match (an SSH brute force, say), a Python callback per match costs more than all
  * the regex work, so the whole batch is scanned here and each line comes back as one shared tuple of the
  * patterns it matched (one tuple per distinct set: a line costs a reference, not an allocation).

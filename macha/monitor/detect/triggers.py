@@ -10,7 +10,8 @@ from typing import Any
 from macha.core.severity import Severity, worst
 from macha.monitor.collect.journal import JournalEntry
 from macha.monitor.detect.grouping import AUTH_PATTERNS, auth_source
-from macha.monitor.detect.patterns import Matcher, Pattern
+from macha.monitor.detect.catalog import Pattern
+from macha.monitor.detect.matcher import Matcher
 
 # syslog priorities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning ...
 PRIORITY_SEVERITY = {0: Severity.CRITICAL, 1: Severity.CRITICAL, 2: Severity.HIGH, 3: Severity.MEDIUM, 4: Severity.LOW}
