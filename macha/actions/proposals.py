@@ -20,9 +20,9 @@ from macha.actions.audit import audit
 from macha.actions.catalog import ActionRefused, Catalog, dedup_key, default_catalog
 from macha.actions.policy import Verdict, decide
 from macha.actions.observe import LOCAL, HostProbe
+from macha.actions.schemas import ProposedAction
 from macha.config import Settings, parse_duration
 from macha.core.states import ActionStatus, AuditEvent
-from macha.llm.schemas import ProposedAction
 from macha.store.models import Action, utcnow
 
 #: Fields a model may add to claim safety. They never count; they are dropped and the audit says so.

@@ -1,1 +1,1 @@
-"""Model backends, prompts and the schemas of model output."""
+"""Model backends, prompts, and the capped schema a model server is sent."""

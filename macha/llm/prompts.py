@@ -1,4 +1,6 @@
-"""Prompts are files (macha/llm/prompts/*.j2). Untrusted text enters them only through fence()."""
+"""Prompts are files (macha/llm/prompts/*.j2); what several of them say alike (the untrusted-data rule's opening,
+the catalog listing) is a partial in prompts/partials/, included by path from the one loader below. Untrusted
+text enters them only through fence()."""
 
 from __future__ import annotations
 

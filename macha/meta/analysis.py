@@ -26,9 +26,10 @@ from macha.core.states import EscalationKind, EscalationStatus
 from macha.llm.base import Backend
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
-from macha.llm.schemas import MetaAnalysis, model_schema
+from macha.llm.schemas import model_schema
 from macha.meta import tools
 from macha.meta.loop import Limits, run_loop
+from macha.meta.schemas import MetaAnalysis
 from macha.review.escalation import same_issue, stale_after
 from macha.review.model_turn import catalog_lines, prompt_budget
 from macha.store.db import Store

@@ -14,7 +14,8 @@ from macha.context.window import build_window
 from macha.llm.base import Backend
 from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
-from macha.llm.schemas import ReviewReport, model_schema
+from macha.llm.schemas import model_schema
+from macha.review.schemas import ReviewReport
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
 

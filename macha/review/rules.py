@@ -9,7 +9,8 @@ from collections import defaultdict
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import ReviewStatus
 from macha.core.units import suffix_group
-from macha.llm.schemas import ProposedAction, ReviewIssue, ReviewReport
+from macha.actions.schemas import ProposedAction
+from macha.review.schemas import ReviewIssue, ReviewReport
 from macha.store.models import TriggerEvent
 
 RULES_NOTE = "Rules reviewer (no model was used)"

@@ -18,10 +18,10 @@ from macha.config import Settings
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import EscalationKind, ReviewResult, ReviewStatus
 from macha.llm.base import Backend, LLMError
-from macha.llm.schemas import ReviewReport
 from macha.review.escalation import issue_key_of_events, request
 from macha.review.model_turn import ModelAttempt, model_review
 from macha.review.rules import MAX_EVIDENCE, covered, rules_review
+from macha.review.schemas import ReviewReport
 from macha.store.db import Store
 from macha.store.models import Review, TriggerEvent, utcnow
 

@@ -18,10 +18,10 @@ from helpers.processes import free_port
 
 from macha.config import load_settings
 from macha.llm.factory import make_backend
-from macha.llm.schemas import ReviewReport
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
 from macha.review.run import run_review
+from macha.review.schemas import ReviewReport
 from macha.store.db import Store
 from macha.store.models import Review
 
