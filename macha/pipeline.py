@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from macha.config import Settings
+from macha.context.recall import NoMemory
 from macha.context.snapshot import build_context
 from macha.core.followups import FollowUps
 from macha.core.severity import Severity
@@ -22,6 +22,9 @@ from macha.monitor.collect.journal import JournalSource
 from macha.review.run import ReviewOutcome, run_review
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
+
+if TYPE_CHECKING:  # opened lazily: it loads Chroma and an embedding model
+    from macha.context.memory.opening import Memory
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +93,9 @@ def review_step(store: Store, state: ChainState, settings: Settings) -> ChainSta
     else:
         backend = make_backend(settings)
         # Only a model reads the window, so only then is semantic memory opened (it loads an embedding model).
-        memory, note = memory_for(settings) if backend is not None else (None, None)
+        recall = memory_for(settings) if backend is not None else NoMemory()
         outcome = run_review(store, state.hostname, (state.context or {}).get("up_to_event_id"),
-                             settings, backend, memory=memory, memory_note=note)
+                             settings, backend, recall=recall)
     return state.model_copy(update={"review": outcome.to_dict()})
 
 
@@ -138,9 +141,8 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
                       .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.REQUESTED)
                       .values(error="no model is configured (llm.backend = none)", updated_at=utcnow()))
         return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": "no model is configured"}
-    memory, note = memory_for(settings)
     try:
-        outcome = run_escalation(store, settings, escalation_id, backend, memory=memory, memory_note=note,
+        outcome = run_escalation(store, settings, escalation_id, backend, recall=memory_for(settings),
                                  schedule=schedule, fallback=fallback)
     except LLMError as exc:
         log.warning("escalation %s waits: %s", escalation_id, exc)
@@ -173,8 +175,7 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
                 row.status, row.error = ChatStatus.FAILED, error
         publish("error", error)
         return {"message_id": message_id, "status": ChatStatus.FAILED, "error": error}
-    memory, note = memory_for(settings)
-    return answer(store, settings, message_id, backend, publish=publish, memory=memory, memory_note=note,
+    return answer(store, settings, message_id, backend, publish=publish, recall=memory_for(settings),
                   schedule=schedule).to_dict()
 
 
@@ -231,19 +232,20 @@ def retention_step(store: Store, settings: Settings) -> dict:
     return {"cutoff": report.cutoff.isoformat(), "deleted": report.deleted, "skipped": report.skipped}
 
 
-def memory_for(settings: Settings) -> tuple[Any, str | None]:
-    """This process's semantic memory, or None and why (switched off, or it cannot open: said, not raised)."""
+def memory_for(settings: Settings) -> Memory | NoMemory:
+    """This process's semantic memory, or NoMemory saying why (switched off, or it cannot open: said, not
+    raised)."""
     if not settings.memory.enable:
-        return None, "semantic memory is off (memory.enable = false)"
+        return NoMemory("semantic memory is off (memory.enable = false)")
     from macha.context.memory.errors import MemoryUnavailable
     from macha.context.memory.opening import open_memory
 
     m = settings.memory
     try:
-        return open_memory(settings.state_dir, m.chroma_url, m.embedding, m.embedding_model, settings.ollama_url), None
+        return open_memory(settings.state_dir, m.chroma_url, m.embedding, m.embedding_model, settings.ollama_url)
     except MemoryUnavailable as exc:
         log.warning("semantic memory unavailable: %s", exc)
-        return None, f"semantic memory unavailable: {exc}"
+        return NoMemory(f"semantic memory unavailable: {exc}")
 
 
 def remember_step(store: Store, settings: Settings, review_id: int) -> dict:
@@ -257,9 +259,9 @@ def remember_step(store: Store, settings: Settings, review_id: int) -> dict:
         data = dict(hostname=review.hostname, created_at=review.created_at, status=review.status,
                     summary=review.summary, issues=(review.payload or {}).get("issues", []),
                     actions=(review.payload or {}).get("proposed_actions", []))
-    memory, note = memory_for(settings)
-    if memory is None:
-        return {"review_id": review_id, "remembered": False, "note": note}
+    memory = memory_for(settings)
+    if isinstance(memory, NoMemory):
+        return {"review_id": review_id, "remembered": False, "note": memory.absent}
     written = memory.remember_review(review_id, **data)
     with store.session() as s:
         s.execute(update(Review).where(Review.id == review_id).values(remembered_at=utcnow()))
@@ -280,9 +282,9 @@ def reviews_to_remember(store: Store, settings: Settings, older_than: timedelta,
 
 
 def index_config_step(settings: Settings, hostname: str) -> dict:
-    memory, note = memory_for(settings)
-    if memory is None:
-        return {"hostname": hostname, "indexed": False, "note": note}
+    memory = memory_for(settings)
+    if isinstance(memory, NoMemory):
+        return {"hostname": hostname, "indexed": False, "note": memory.absent}
     report = memory.index_config_files(settings.memory.config_paths, hostname)
     for n in report.notes:
         log.info("config index: %s", n)

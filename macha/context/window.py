@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from macha.context import sections as sec
+from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import count, truncate
 from macha.llm.prompts import fence
 from macha.store.db import Store
@@ -149,10 +149,10 @@ def assemble(hostname: str, contents: list[sec.Content], budget: int) -> Window:
 
 
 def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: str = "suggest",
-                 up_to_event_id: int | None = None, memory: Any = None, memory_note: str | None = None,
-                 similar_issues: int = 5,
+                 up_to_event_id: int | None = None, recall: Recall = NoMemory(), similar_issues: int = 5,
                  now: datetime | None = None, include: set[str] | None = None) -> Window:
-    """The host's window from the store; ``memory`` (a Memory, or None) recalls past issues like the new events."""
+    """The host's window from the store; ``recall`` (semantic memory, or NoMemory) recalls past issues like the new
+    events."""
     now = now or utcnow()
     with store.session() as s:
         events = sec.new_events(s, hostname, up_to_event_id)
@@ -162,8 +162,7 @@ def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: st
             "services": lambda: sec.failing_services(s, hostname),
             "metrics": lambda: sec.metrics(s, hostname, now),
             "issues": lambda: sec.issues_and_approvals(s, hostname, now),
-            "memory": lambda: sec.memories(*recall(memory, hostname, events.query_texts, similar_issues,
-                                                   memory_note)),
+            "memory": lambda: sec.memories(*recalled(recall, hostname, events.query_texts, similar_issues)),
             "reviews": lambda: sec.last_analyses(s, hostname),
             "sar": lambda: sec.sar(s, hostname, now),
             "history": lambda: sec.history(s, hostname, now),
@@ -171,14 +170,14 @@ def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: st
         contents = [build() for name, build in builders.items() if include is None or name in include]
         return assemble(hostname, contents, budget)
 
-def recall(memory: Any, hostname: str, texts: list[str], k: int, note: str | None = None) -> tuple[list, str | None]:
+def recalled(recall: Recall, hostname: str, texts: list[str], k: int) -> tuple[list, str | None]:
     """Past issues most like ``texts``; memory being off or down is a note in the window, never a failure."""
-    if memory is None:
-        return [], note or "semantic memory is not used for this window"
+    if recall.absent is not None:
+        return [], recall.absent
     if not texts or k <= 0:
         return [], None
     try:
-        return memory.similar_issues(texts, k, hostname=hostname), None
+        return recall.similar_issues(texts, k, hostname=hostname), None
     except Exception as exc:  # noqa: BLE001 - any memory failure degrades the window, not the review
         log.warning("semantic memory unavailable: %s", exc)
         return [], f"semantic memory unavailable: {str(exc)[:200]}"

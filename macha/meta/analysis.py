@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
+from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import count, observe
 from macha.context.window import build_window
 from macha.core.severity import Severity
@@ -99,8 +100,8 @@ def _known_event_ids(store: Store, hostname: str, ids: list[int]) -> list[int]:
     return [i for i in ids if i in found]
 
 
-def run_escalation(store: Store, settings: Settings, escalation_id: int, backend: Backend, *, memory: Any = None,
-                   memory_note: str | None = None, schedule: Callable[[int, str], None] | None = None,
+def run_escalation(store: Store, settings: Settings, escalation_id: int, backend: Backend, *,
+                   recall: Recall = NoMemory(), schedule: Callable[[int, str], None] | None = None,
                    fallback: bool = False) -> AnalysisOutcome:
     """Analyse one escalation. Raises LLMError when the model server cannot be used: the escalation is then
     ``requested`` again, for the task to retry later (nothing is lost)."""
@@ -113,7 +114,7 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
     label = (f"answered by the review model {model}, not the meta model: no gpu worker took this escalation "
              f"within {settings.meta.fallback_after} s") if fallback else None
     try:
-        outcome = _analyse(store, settings, esc, backend, model, memory, memory_note, schedule, label)
+        outcome = _analyse(store, settings, esc, backend, model, recall, schedule, label)
     except LLMError as exc:
         _release(store, esc.id, EscalationStatus.REQUESTED, str(exc))
         raise
@@ -122,8 +123,8 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
         # issue is open again for the next escalation, instead of attaching to a run that will never end.
         _release(store, esc.id, EscalationStatus.FAILED, f"the analysis stopped: {type(exc).__name__}: {exc}")
         raise
-    if outcome.status == EscalationStatus.DONE and memory is not None:
-        _remember(memory, esc, outcome)
+    if outcome.status == EscalationStatus.DONE and recall.absent is None:
+        _remember(recall, esc, outcome)
     if outcome.status == EscalationStatus.FAILED:
         outcome.reopened = reopen_attached(store, esc.id)
     return outcome
@@ -151,8 +152,8 @@ def reopen_attached(store: Store, escalation_id: int) -> int | None:
         return nxt.id
 
 
-def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend, model: str, memory: Any,
-             memory_note: str | None, schedule: Callable[[int, str], None] | None,
+def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend, model: str, recall: Recall,
+             schedule: Callable[[int, str], None] | None,
              label: str | None) -> AnalysisOutcome:
     plan, key = prompt_budget(store, backend, settings, model)
     now = utcnow()
@@ -165,10 +166,10 @@ def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend
     tool_room = min(settings.meta.max_tool_calls * settings.meta.tool_result_tokens, plan.prompt_tokens // 3)
     room = plan.prompt_tokens - count(system) - count(frame) - count(render("meta_final")) - tool_room - 64
     window = build_window(store, esc.hostname, max(room, 128), autonomy_level=settings.autonomy_level,
-                          memory=memory, memory_note=memory_note, similar_issues=settings.memory.similar_issues)
+                          recall=recall, similar_issues=settings.memory.similar_issues)
     user = render("meta", **values, sections=window.text)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-    ctx = tools.ToolContext(store, settings, esc.hostname, memory=memory, proposer=f"meta:{model}"[:64],
+    ctx = tools.ToolContext(store, settings, esc.hostname, recall=recall, proposer=f"meta:{model}"[:64],
                             schedule=schedule, now=now)
     limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
                     settings.meta.tool_result_tokens, plan.answer_tokens)
@@ -219,15 +220,15 @@ def _propose(s: Session, settings: Settings, esc: Escalation, analysis: MetaAnal
             for p in analysis.proposed_actions[: settings.actions.max_proposals_per_review]]
 
 
-def _remember(memory: Any, esc: Escalation, outcome: AnalysisOutcome) -> None:
+def _remember(recall: Recall, esc: Escalation, outcome: AnalysisOutcome) -> None:
     """Best effort: the analysis is in the store already; memory only helps later recall."""
     try:
         meta = {"escalation_id": esc.id, "hostname": esc.hostname, "created_at": utcnow().isoformat(),
                 "kind": esc.kind, "title": (outcome.diagnosis or "")[:300], "severity":
                 (Severity.CRITICAL if esc.kind == EscalationKind.CRITICAL else Severity.HIGH).value}
-        memory.remember("issues", f"escalation-{esc.id}", outcome.diagnosis or "", meta)
+        recall.remember("issues", f"escalation-{esc.id}", outcome.diagnosis or "", meta)
         actions = "; ".join(f"{a['action']} -> {a['status']}" for a in outcome.actions)
-        memory.remember("decisions", f"escalation-{esc.id}",
+        recall.remember("decisions", f"escalation-{esc.id}",
                         f"{outcome.diagnosis}\nActions: {actions or 'none'}", meta)
     except Exception as exc:  # noqa: BLE001 - memory is an aid; its failure must not undo a stored analysis
         log.warning("analysis %s not written to semantic memory: %s", esc.id, exc)

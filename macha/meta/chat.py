@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from macha.actions.audit import history as audit_history
 from macha.config import Settings
+from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import count, truncate
 from macha.context.window import build_window
 from macha.core.errors import MachaError
@@ -128,7 +129,7 @@ def _history(store: Store, conv_id: int, before_id: int, budget: int) -> list[di
 
 
 def answer(store: Store, settings: Settings, message_id: int, backend: Backend, *,
-           publish: Callable[[str, str], None], memory: Any = None, memory_note: str | None = None,
+           publish: Callable[[str, str], None], recall: Recall = NoMemory(),
            schedule: Callable[[int, str], None] | None = None) -> ChatAnswer:
     """Answer one pending question; every outcome, a failure too, is stored and published ("done" / "error")."""
     with store.session() as s:
@@ -145,7 +146,7 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
         s.expunge(conv)
         question = msg.content
     try:
-        return _answer(store, settings, message_id, conv, question, backend, publish, memory, memory_note,
+        return _answer(store, settings, message_id, conv, question, backend, publish, recall,
                        schedule)
     except BaseException as exc:
         # Whatever stopped it (a store error, the task's time limit), the asker hears it and the question is
@@ -161,7 +162,7 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
 
 
 def _answer(store: Store, settings: Settings, message_id: int, conv: Conversation, question: str,
-            backend: Backend, publish: Callable[[str, str], None], memory: Any, memory_note: str | None,
+            backend: Backend, publish: Callable[[str, str], None], recall: Recall,
             schedule: Callable[[int, str], None] | None) -> ChatAnswer:
     model = settings.meta_model
     plan, key = prompt_budget(store, backend, settings, model)
@@ -171,14 +172,14 @@ def _answer(store: Store, settings: Settings, message_id: int, conv: Conversatio
     room = plan.prompt_tokens - count(system) - count(topic) - count(question) - 64
     tool_room = min(settings.meta.max_tool_calls * settings.meta.tool_result_tokens, room // 3)
     window = build_window(store, conv.hostname, max(128, int((room - tool_room) * WINDOW_SHARE)),
-                          autonomy_level=settings.autonomy_level, memory=memory, memory_note=memory_note,
+                          autonomy_level=settings.autonomy_level, recall=recall,
                           similar_issues=settings.memory.similar_issues)
     context = f"The host as Macha sees it now:\n{window.text}" + (f"\n\n{topic}" if topic else "")
     history = _history(store, conv.id, message_id, max(0, room - tool_room - window.tokens))
     messages = ([{"role": "system", "content": system}, {"role": "user", "content": context},
                  {"role": "assistant", "content": "Understood. What would you like to know?"}]
                 + history + [{"role": "user", "content": question}])
-    ctx = tools.ToolContext(store, settings, conv.hostname, memory=memory, proposer=f"chat:{model}"[:64],
+    ctx = tools.ToolContext(store, settings, conv.hostname, recall=recall, proposer=f"chat:{model}"[:64],
                             schedule=schedule)
     limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
                     settings.meta.tool_result_tokens, plan.answer_tokens)

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqlalchemy import func, or_, select
 
 from macha.config import Settings, parse_duration
+from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import truncate
 from macha.core.states import ActionStatus
 from macha.core.units import DEFAULT_SUFFIX
@@ -79,7 +80,7 @@ class ToolContext:
     store: Store
     settings: Settings
     hostname: str
-    memory: Any = None
+    recall: Recall = NoMemory()
     proposer: str = "meta"
     #: sends an action the policy made ready to its host (the analysis never waits for it)
     schedule: Callable[[int, str], None] | None = None
@@ -158,9 +159,9 @@ def service_status(ctx: ToolContext, a: ServiceStatusArgs) -> str:
 
 
 def search_memory(ctx: ToolContext, a: SearchMemory) -> str:
-    if ctx.memory is None:
+    if ctx.recall.absent is not None:
         return "semantic memory is not available in this analysis"
-    hits = ctx.memory.similar(a.collection, a.query, a.k)
+    hits = ctx.recall.similar(a.collection, a.query, a.k)
     if not hits:
         return f"nothing similar in {a.collection}"
     return "\n".join(f"(distance {h.distance:.2f}) {h.text[:400]}" for h in hits)

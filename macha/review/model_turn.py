@@ -4,11 +4,10 @@ ReviewReport schema with `num_ctx` from the budget, validate, and repair once.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 
 from macha.actions.catalog import default_catalog
 from macha.config import Settings
+from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import Budget, budget, count, factor, model_key, observe, truncate
 from macha.context.window import build_window
 from macha.llm.base import Backend
@@ -74,7 +73,7 @@ def prompt_budget(store: Store, backend: Backend, settings: Settings, model: str
 
 
 def model_review(backend: Backend, settings: Settings, hostname: str, events: list[TriggerEvent], store: Store,
-                 memory: Any = None, memory_note: str | None = None) -> ModelAttempt:
+                 recall: Recall = NoMemory()) -> ModelAttempt:
     """Raises LLMError (unreachable, model missing) for the caller to fall back; returns a failed attempt when the
     answer stays unusable after one repair."""
     model = settings.review_model
@@ -85,7 +84,7 @@ def model_review(backend: Backend, settings: Settings, hostname: str, events: li
     # Role markers and the chat template cost a few tokens per message.
     room = plan.prompt_tokens - count(system) - count(frame) - 32
     window = build_window(store, hostname, max(room, 128), autonomy_level=settings.autonomy_level,
-                          up_to_event_id=max(e.id for e in events), memory=memory, memory_note=memory_note,
+                          up_to_event_id=max(e.id for e in events), recall=recall,
                           similar_issues=settings.memory.similar_issues)
     user = render("review", hostname=hostname, now=now, autonomy_level=settings.autonomy_level,
                   sections=window.text)

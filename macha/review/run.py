@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
+from macha.context.recall import NoMemory, Recall
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import EscalationKind, ReviewResult, ReviewStatus
 from macha.llm.base import Backend, LLMError
@@ -59,8 +60,8 @@ def _pending(store: Store, hostname: str, up_to_event_id: int | None) -> list[Tr
 
 
 def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
-               settings: Settings | None = None, backend: Backend | None = None, memory: Any = None,
-               memory_note: str | None = None) -> ReviewOutcome:
+               settings: Settings | None = None, backend: Backend | None = None,
+               recall: Recall = NoMemory()) -> ReviewOutcome:
     """Review every pending event of the host (up to ``up_to_event_id``); no pending events means no review.
 
     With a backend the review model writes the review; an unreachable server or a missing model falls back to the
@@ -84,7 +85,7 @@ def run_review(store: Store, hostname: str, up_to_event_id: int | None = None,
             return _rules_cover_urgent(store, hostname, events, settings, streak) or ReviewOutcome(
                 hostname=hostname, review_id=None, skipped=True, summary=streak.note().strip())
         try:
-            attempt = model_review(backend, settings, hostname, events, store, memory, memory_note)
+            attempt = model_review(backend, settings, hostname, events, store, recall)
         except LLMError as exc:
             fallback_note = f" The review model was not used: {exc}"
             log.warning("review of %s by the rules reviewer: %s", hostname, exc)

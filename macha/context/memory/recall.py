@@ -8,7 +8,7 @@ from typing import Any
 
 from macha.context.memory.errors import guard
 from macha.context.memory.metadata import clean_metadata
-from macha.context.memory.store import MemoryStore, Recall
+from macha.context.memory.store import Hit, MemoryStore
 
 
 def _action_line(action: Mapping[str, Any]) -> str:
@@ -61,14 +61,14 @@ class ReviewRecall(MemoryStore):
         })])
         return len(ids) + 1
 
-    def similar_issues(self, texts: Sequence[str], k: int = 5, hostname: str | None = None) -> list[Recall]:
+    def similar_issues(self, texts: Sequence[str], k: int = 5, hostname: str | None = None) -> list[Hit]:
         """The k nearest past issues over several query texts; one per (host, title), the nearest of them."""
         texts = [t for t in texts if t and t.strip()]
         if k <= 0 or not texts:
             return []
         # More than k each: several reviews often record the same issue, and those collapse into one.
         per_text = self._query("issues", self.embed(texts), k * 3, {"hostname": hostname} if hostname else None)
-        best: dict[tuple[str, str], Recall] = {}
+        best: dict[tuple[str, str], Hit] = {}
         for hits in per_text:
             for hit in hits:
                 key = (str(hit.metadata.get("hostname", "")), str(hit.metadata.get("title", hit.text)).lower())

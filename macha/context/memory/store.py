@@ -23,7 +23,7 @@ _BATCH = 64
 
 
 @dataclass(frozen=True)
-class Recall:
+class Hit:
     id: str
     text: str
     metadata: dict[str, Any]
@@ -45,6 +45,9 @@ def _where(where: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 class MemoryStore:
     """The collections on one backend with one embedding: remember, similar, count."""
+
+    #: Semantic memory is there (context.recall.Recall: NoMemory says why it is not).
+    absent: str | None = None
 
     def __init__(self, backend: Backend, embedding: EmbeddingFunction[Documents], chunk_chars: int) -> None:
         self._backend = backend
@@ -101,16 +104,16 @@ class MemoryStore:
         self._upsert(collection, [id], [text], [clean_metadata(metadata)])
 
     def similar(self, collection: str, query_text: str, k: int = 5,
-                where: Mapping[str, Any] | None = None) -> list[Recall]:
+                where: Mapping[str, Any] | None = None) -> list[Hit]:
         return self._query(collection, self.embed([query_text]), k, where)[0] if k > 0 else []
 
     def _query(self, collection: str, vectors: list[list[float]], k: int,
-               where: Mapping[str, Any] | None) -> list[list[Recall]]:
+               where: Mapping[str, Any] | None) -> list[list[Hit]]:
         with self._collection(collection, write=False) as col, guard(f"searching {collection}"):
             res = col.query(query_embeddings=vectors, n_results=k, where=_where(where),
                             include=["documents", "metadatas", "distances"])
         return [
-            [Recall(id=i, text=d or "", metadata=dict(m or {}), distance=float(dist), collection=collection)
+            [Hit(id=i, text=d or "", metadata=dict(m or {}), distance=float(dist), collection=collection)
              for i, d, m, dist in zip(ids, docs, metas, dists)]
             for ids, docs, metas, dists in zip(res["ids"], res["documents"], res["metadatas"], res["distances"])
         ]
