@@ -12,14 +12,13 @@ from pathlib import Path
 import psutil
 import pytest
 from helpers.journal import Entry
-from helpers.processes import macha_env, wait_for
 from helpers.journal import append_journal as append
-from sqlalchemy import select
+from helpers.processes import macha_env, wait_for
+from helpers.store import review_of
 
 from macha.broker.embedded import EmbeddedRedis
 from macha.config import load_settings
 from macha.store.db import Store
-from macha.store.models import Review, TriggerEvent
 from workers.app import create_app
 
 pytestmark = pytest.mark.timeout(240)
@@ -90,14 +89,7 @@ def test_a_killed_embedded_redis_is_started_again_and_loses_nothing(state_dir, e
     append(journal_dir, [Entry(PANIC, priority=0)])
     store = Store(f"sqlite:///{state_dir / 'macha.db'}")
 
-    def reviewed():
-        with store.session() as s:
-            return s.execute(
-                select(Review).join(TriggerEvent, TriggerEvent.review_id == Review.id)
-                .where(TriggerEvent.pattern_id == "kernel_panic")
-            ).scalar()
-
-    assert wait_for(reviewed, 60, "a review of the panic").status == "critical"
+    assert wait_for(lambda: review_of(store, "kernel_panic"), 60, "a review of the panic").status == "critical"
     store.dispose()
     assert ai.stop() == 0
     assert not alive(again[0])

@@ -11,8 +11,9 @@ import time
 import psutil
 import pytest
 from helpers.journal import Entry
-from helpers.processes import macha_env, wait_for
 from helpers.journal import append_journal as append
+from helpers.processes import macha_env, wait_for
+from helpers.store import review_of
 from sqlalchemy import func, select
 
 from macha.config import load_settings
@@ -24,7 +25,6 @@ from macha.store.db import Store
 from macha.store.models import (
     JournalCursor,
     LogEvent,
-    Review,
     SystemMetric,
     TriggerEvent,
 )
@@ -98,14 +98,7 @@ def test_macha_ai_follows_the_journal_and_reviews_a_critical_line_without_waitin
     time.sleep(2)
     appended = append(journal_dir, [Entry(PANIC, priority=0)])
 
-    def reviewed():
-        with store.session() as s:
-            return s.execute(
-                select(Review).join(TriggerEvent, TriggerEvent.review_id == Review.id)
-                .where(TriggerEvent.pattern_id == "kernel_panic")
-            ).scalar()
-
-    review = wait_for(reviewed, 30, "a review of the panic")
+    review = wait_for(lambda: review_of(store, "kernel_panic"), 30, "a review of the panic")
     took = time.monotonic() - appended
     assert review.status == "critical" and took < 15, took
     # The metrics task runs on the host's queue as well (the beat sends it every triggerInterval).
