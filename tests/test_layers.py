@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Top to bottom: a part may import only parts in a later row, or itself. Parts in one row may not import each other.
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),  # the commands (macha-web among them); workers/ and beat_schedule.py sit above all of macha
-    ("web",),  # interfaces served by a command: the dashboard
+    ("web",),  # interfaces served by a command: the dashboard (the MCP server joins this row)
+    ("read",),  # the one read layer the interfaces share
     ("pipeline",),  # the plain functions behind the Celery tasks
     ("meta",),  # Layer 4
     ("review",),  # Layer 3
