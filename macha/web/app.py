@@ -1,6 +1,7 @@
-"""The dashboard's FastAPI application: guards, login, pages, the JSON API and the live WebSocket.
+"""The dashboard's FastAPI application: guards, login, the error pages, and the live WebSocket around the API
+(api.py) and the pages (pages.py).
 
-Every page and API route calls the same read functions and the same approval code as the commands; this module
+Every page and API route calls the same read functions and the same approval code as the commands; this package
 only decides who may call them and how the answer is shown.
 """
 
@@ -9,40 +10,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from fastapi import Depends, FastAPI, Form, Request, WebSocket
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from macha.actions import approvals
-from macha.actions.audit import history
 from macha.config import Settings
-from macha.core.errors import MachaError, StoreError
-from macha.core.ids import parse_id
+from macha.core.errors import StoreError
 from macha.store.db import Store
+from macha.web import api, pages
 from macha.web.auth import COOKIE, Authority, WebSession
+from macha.web.deps import LoginFirst, Problem, local_path, viewer, who
 from macha.web.live import Live
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-#: Methods that change state: they need an operator and, from a browser session, the CSRF token.
-UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-class Problem(Exception):
-    """An answer other than the page: a status code and one line for the operator."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def create_app(settings: Settings, *, store: Store | None = None, authority: Authority | None = None,
@@ -54,47 +42,18 @@ def create_app(settings: Settings, *, store: Store | None = None, authority: Aut
     web = settings.web_interface
     secure = web.tls_cert is not None
     live = Live(settings, store)
-    app = FastAPI(title="Macha", docs_url=None, redoc_url=None, openapi_url=None,
+    app = FastAPI(title="Macha", version="1", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=live.lifespan)
-    app.state.live = live
+    app.state.settings = settings
+    app.state.store = store
+    app.state.authority = authority
+    app.state.send_execute = send_execute or _broker_sender(settings)
     # Host header: a DNS-rebinding page reaches localhost under its own name; answer only to ours (400 otherwise).
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=web.allowed_hosts)
-    templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    sender = send_execute or _broker_sender(settings)
-
-    # --- who is asking ---
-
-    def who(request: Request) -> WebSession | None:
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            return authority.bearer(header[7:].strip())
-        return authority.session(request.cookies.get(COOKIE))
-
-    def viewer(request: Request) -> WebSession:
-        session = who(request)
-        if session is None:
-            if request.url.path.startswith("/api/") or request.headers.get("authorization"):
-                raise Problem(401, "log in first: a session cookie or `Authorization: Bearer <token>`")
-            raise _LoginFirst(request.url.path)
-        return session
-
-    async def operator(request: Request, session: WebSession = Depends(viewer)) -> WebSession:
-        if request.method in UNSAFE and session.id:
-            # Bearer requests carry no ambient credential, so only a cookie session needs the CSRF token.
-            sent = request.headers.get("x-csrf-token")
-            if sent is None and request.headers.get("content-type", "").startswith(
-                    ("application/x-www-form-urlencoded", "multipart/form-data")):
-                sent = (await request.form()).get("csrf")
-            if not isinstance(sent, str) or sent != session.csrf:
-                raise Problem(403, "missing or wrong CSRF token: reload the page and try again")
-        if not session.may_act:
-            raise Problem(403, f"{session.account} may look but not act: operators are members of "
-                          f"{', '.join(sorted(authority.operator_groups)) or 'no group'}")
-        return session
-
-    def page(request: Request, name: str, session: WebSession | None, code: int = 200, **data: Any) -> Response:
-        return templates.TemplateResponse(request, name, {"session": session, **data}, status_code=code)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    page = pages.page
 
     # --- errors: one line, the right status, never a traceback ---
 
@@ -104,8 +63,8 @@ def create_app(settings: Settings, *, store: Store | None = None, authority: Aut
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         return page(request, "error.html", who(request), exc.status, status=exc.status, message=exc.message)
 
-    @app.exception_handler(_LoginFirst)
-    async def _login_first(request: Request, exc: _LoginFirst) -> Response:
+    @app.exception_handler(LoginFirst)
+    async def _login_first(request: Request, exc: LoginFirst) -> Response:
         return RedirectResponse(f"/login?next={exc.path}", status_code=303)
 
     @app.exception_handler(StoreError)
@@ -125,20 +84,20 @@ def create_app(settings: Settings, *, store: Store | None = None, authority: Aut
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         if _wants_json(request):
             return await request_validation_exception_handler(request, exc)
-        names = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in exc.errors())
+        names = ", ".join(str(e["loc"][-1]) for e in exc.errors())
         return page(request, "error.html", who(request), 422, status=422, message=f"bad parameter: {names}")
 
     # --- login ---
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/login", response_class=HTMLResponse)
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request, next: str = "/") -> Response:
-        return page(request, "login.html", None, next=_local_path(next))
+        return page(request, "login.html", None, next=local_path(next))
 
-    @app.post("/login")
+    @app.post("/login", include_in_schema=False)
     def login(request: Request, token: str = Form(""), user: str = Form(""), password: str = Form(""),
               next: str = Form("/")) -> Response:
         source = request.client.host if request.client else "?"
@@ -147,103 +106,29 @@ def create_app(settings: Settings, *, store: Store | None = None, authority: Aut
         session = (authority.login_token(token, source) if token
                    else authority.login_password(user, password, source))
         if session is None:
-            return page(request, "login.html", None, 401, next=_local_path(next), failed=True)
-        response = RedirectResponse(_local_path(next), status_code=303)
+            return page(request, "login.html", None, 401, next=local_path(next), failed=True)
+        response = RedirectResponse(local_path(next), status_code=303)
         response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", secure=secure, path="/")
         return response
 
-    @app.post("/logout")
+    @app.post("/logout", include_in_schema=False)
     def logout(request: Request, session: WebSession = Depends(viewer)) -> Response:
         authority.logout(session.id)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    # --- approvals ---
+    # --- the API's description, behind the login too ---
 
-    def pending_rows() -> list[Any]:
-        approvals.expire_due(store)
-        with store.session() as s:
-            return approvals.list_pending(s)
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(session: WebSession = Depends(viewer)) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
-    def detail(action_id: int) -> Any:
-        with store.session() as s:
-            try:
-                return approvals.show(s, action_id)
-            except approvals.ApprovalError as exc:
-                raise Problem(404, str(exc)) from None
-
-    def decide(action_id: int, session: WebSession, reject_reason: str | None) -> tuple[dict[str, Any], str]:
-        try:
-            if reject_reason is not None:
-                return approvals.reject(store, action_id, session.actor, reject_reason), ""
-            action = approvals.approve(store, settings, action_id, session.actor)
-        except approvals.ApprovalError as exc:
-            raise Problem(404 if str(exc).startswith("no action") else 409, str(exc)) from None
-        return action, sender(action["id"], action["hostname"])
-
-    @app.get("/approvals", response_class=HTMLResponse)
-    def approvals_page(request: Request, session: WebSession = Depends(viewer)) -> Response:
-        return page(request, "approvals.html", session, rows=pending_rows())
-
-    @app.get("/approvals/{action_id}", response_class=HTMLResponse)
-    def approval_page(request: Request, action_id: str, session: WebSession = Depends(viewer)) -> Response:
-        d = detail(_id(action_id))
-        return page(request, "approval.html", session, d=_plain(d))
-
-    @app.post("/approvals/{action_id}/approve")
-    def approve_form(request: Request, action_id: str, session: WebSession = Depends(operator)) -> Response:
-        _, note = decide(_id(action_id), session, None)
-        return RedirectResponse(f"/approvals/{_id(action_id)}?done=approved", status_code=303)
-
-    @app.post("/approvals/{action_id}/reject")
-    def reject_form(request: Request, action_id: str, reason: str = Form(""),
-                    session: WebSession = Depends(operator)) -> Response:
-        decide(_id(action_id), session, reason)
-        return RedirectResponse(f"/approvals/{_id(action_id)}?done=rejected", status_code=303)
-
-    @app.get("/api/v1/approvals")
-    def api_approvals(session: WebSession = Depends(viewer)) -> list[dict[str, Any]]:
-        return [_plain(r) for r in pending_rows()]
-
-    @app.get("/api/v1/approvals/{action_id}")
-    def api_approval(action_id: str, session: WebSession = Depends(viewer)) -> dict[str, Any]:
-        return _plain(detail(_id(action_id)))
-
-    @app.post("/api/v1/approvals/{action_id}/approve")
-    def api_approve(action_id: str, session: WebSession = Depends(operator)) -> dict[str, Any]:
-        action, note = decide(_id(action_id), session, None)
-        return {"action": action, "note": note}
-
-    @app.post("/api/v1/approvals/{action_id}/reject")
-    async def api_reject(request: Request, action_id: str, session: WebSession = Depends(operator)) -> Any:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if not isinstance(reason, str):
-            raise Problem(422, 'send a JSON body {"reason": "..."}')
-        action, _ = decide(_id(action_id), session, reason)
-        return {"action": action}
-
-    @app.get("/api/v1/audit")
-    def api_audit(host: str | None = None, action: int | None = None, limit: int = 50,
-                  session: WebSession = Depends(viewer)) -> list[dict[str, Any]]:
-        if not 1 <= limit <= 1000:
-            raise Problem(422, "bad parameter: limit (1 to 1000)")
-        with store.session() as s:
-            return [{"time": r.time.isoformat(), "action_id": r.action_id, "host": r.hostname, "action": r.action,
-                     "event": r.event, "actor": r.actor, "level": r.autonomy_level, "reason": r.reason}
-                    for r in history(s, action_id=action, hostname=host, limit=limit)]
-
-    @app.get("/api/v1/whoami")
-    def whoami(session: WebSession = Depends(viewer)) -> dict[str, Any]:
-        return {"account": session.account, "role": session.role, "may_act": session.may_act}
-
-    @app.get("/", response_class=HTMLResponse)
-    def home(request: Request, session: WebSession = Depends(viewer)) -> Response:
-        return page(request, "home.html", session, rows=pending_rows())
+    @app.get("/api/docs", include_in_schema=False)
+    def docs(session: WebSession = Depends(viewer)) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Macha API",
+                                   swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/vendor/swagger-ui.css", swagger_favicon_url="")
 
     # --- live ---
 
@@ -254,7 +139,7 @@ def create_app(settings: Settings, *, store: Store | None = None, authority: Aut
         session = authority.session(socket.cookies.get(COOKIE))
         # A page of another site may open a WebSocket to us with our cookie (SameSite does not cover every
         # browser's WebSocket); only our own pages' Origin is let in.
-        if origin is None or not _same_origin(origin, host, secure) or session is None:
+        if origin is None or origin != f"{'https' if secure else 'http'}://{host}" or session is None:
             await socket.close(code=4403)
             return
         await live.serve(socket, session)
@@ -262,37 +147,8 @@ def create_app(settings: Settings, *, store: Store | None = None, authority: Aut
     return app
 
 
-class _LoginFirst(Exception):
-    def __init__(self, path: str):
-        super().__init__(path)
-        self.path = _local_path(path)
-
-
-def _local_path(path: str) -> str:
-    """Where to go after login: a path of ours only (``//evil.example`` and ``https://...`` are other sites)."""
-    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
-
-
-def _same_origin(origin: str, host: str, secure: bool) -> bool:
-    return origin == f"{'https' if secure else 'http'}://{host}"
-
-
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
-
-
-def _id(text: str) -> int:
-    try:
-        return parse_id(text, "action")
-    except (ValueError, MachaError) as exc:
-        raise Problem(404, str(exc)) from None
-
-
-def _plain(value: Any) -> Any:
-    """A result model as JSON-ready data."""
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    return value.to_dict()
 
 
 def _broker_sender(settings: Settings) -> Callable[[int, str], str]:
