@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from macha.actions import approvals
 from macha.actions.audit import history
+from macha.core.ids import MAX_ID
+from macha.meta import chat
 from macha.read import approvals as read_approvals
 from macha.read import events, hosts, metrics, reviews
 from macha.web.deps import Problem, found, operator, query, row_id, viewer
@@ -102,6 +105,36 @@ def api_audit(request: Request, host: str | None = None, action: int | None = No
         return [{"time": r.time.isoformat(), "action_id": r.action_id, "host": r.hostname, "action": r.action,
                  "event": r.event, "actor": r.actor, "level": r.autonomy_level, "reason": r.reason}
                 for r in history(s, action_id=action, hostname=host, limit=limit)]
+
+
+class ChatRequest(BaseModel):
+    """A question for the meta model: in a conversation, or starting one about a host or an approval."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=20_000)
+    conversation_id: int | None = Field(None, ge=1, le=MAX_ID)
+    host: str | None = Field(None, max_length=255)
+    approval_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+@router.post("/chat")
+async def api_chat(request: Request, session: WebSession = Depends(operator)) -> dict[str, int]:
+    """Store the question and send it to the gpu queue; the answer streams over the page's WebSocket
+    ({"type": "chat", "message_id": N}) and is stored when complete."""
+    try:
+        body = ChatRequest.model_validate(await request.json())
+    except ValueError as exc:
+        raise Problem(422, f"bad chat request: {str(exc).splitlines()[0]}") from None
+    store, settings = _store(request), request.app.state.settings
+    try:
+        conversation = body.conversation_id or chat.start(
+            store, body.host or settings.hostname, approval_id=body.approval_id, created_by=session.actor)
+        message_id = chat.ask(store, conversation, body.question)
+    except chat.ChatError as exc:
+        raise Problem(404 if "there is no" in str(exc) else 422, str(exc)) from None
+    request.app.state.send_chat(message_id)
+    return {"conversation_id": conversation, "message_id": message_id}
 
 
 @router.get("/whoami")

@@ -34,9 +34,11 @@ HERE = Path(__file__).resolve().parent
 
 
 def create_app(settings: Settings, *, store: Store | None = None, authority: Authority | None = None,
-               send_execute: Callable[[int, str], str] | None = None) -> FastAPI:
+               send_execute: Callable[[int, str], str] | None = None,
+               send_chat: Callable[[int], None] | None = None) -> FastAPI:
     """The application; ``send_execute(action_id, host)`` hands an approved action to its host's worker and says
-    how that went (the default sends it through the broker, as ``macha-approve`` does)."""
+    how that went, ``send_chat(message_id)`` sends a question to the gpu queue (by default both go through the
+    broker, as ``macha-approve`` and ``macha-chat`` do)."""
     store = store or Store(settings.effective_database_url)
     authority = authority or Authority(settings)
     web = settings.web_interface
@@ -48,6 +50,7 @@ def create_app(settings: Settings, *, store: Store | None = None, authority: Aut
     app.state.store = store
     app.state.authority = authority
     app.state.send_execute = send_execute or _broker_sender(settings)
+    app.state.send_chat = send_chat or _chat_sender(settings)
     # Host header: a DNS-rebinding page reaches localhost under its own name; answer only to ours (400 otherwise).
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=web.allowed_hosts)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -165,5 +168,19 @@ def _broker_sender(settings: Settings) -> Callable[[int, str], str]:
             # Approved in the database either way; the worker's reconciler sends ready actions that did not run.
             return f"it runs when the worker is back ({exc})"
         return f"sent to the worker of {hostname}"
+
+    return send
+
+
+def _chat_sender(settings: Settings) -> Callable[[int], None]:
+    def send(message_id: int) -> None:
+        from workers.app import create_app as celery_app
+        from workers.app import send_chat
+
+        # Stored first: a broker that is down leaves the question pending, and the reconciler sends it later.
+        try:
+            send_chat(celery_app(settings), message_id)
+        except Exception as exc:  # noqa: BLE001 - kombu raises several kinds for a broker that is away
+            log.warning("chat question %d not sent yet: %s", message_id, exc)
 
     return send

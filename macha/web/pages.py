@@ -85,6 +85,18 @@ def review_page(request: Request, review_id: str, session: WebSession = Depends(
     return page(request, "review.html", session, r=r, evidence=evidence)
 
 
+@router.get("/chat", response_class=HTMLResponse)
+def chat_page(request: Request, host: str | None = None, approval: str | None = None,
+              session: WebSession = Depends(viewer)) -> Response:
+    if not session.may_act:
+        return page(request, "error.html", session, 403, status=403,
+                    message=f"{session.account} may look but not chat: operators only")
+    approval_id = row_id(approval, "action") if approval else None
+    hostname = host or request.app.state.settings.hostname
+    return page(request, "chat.html", session, host=hostname, approval_id=approval_id,
+                hosts=[h.hostname for h in hosts.list_hosts(_store(request))])
+
+
 @router.get("/approvals", response_class=HTMLResponse)
 def approvals_page(request: Request, session: WebSession = Depends(viewer)) -> Response:
     return page(request, "approvals.html", session, rows=read_approvals.pending(_store(request)))

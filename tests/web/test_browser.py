@@ -176,3 +176,34 @@ def test_guards_against_other_sites(dashboard) -> None:
     with pytest.raises(InvalidStatus):
         connect(url, origin=d["base"])  # our origin without a session
     assert d["fake"].calls("restart") == []
+
+
+def test_chat_page_streams_the_answer_as_text(tmp_path, state_dir, macha_ai, fake, browser) -> None:
+    port = free_port()
+    env = macha_env(state_dir, MACHA_HOSTNAME=f"c{os.getpid()}-{state_dir.name[-8:]}", MACHA_OLLAMA_URL=fake.url,
+                    MACHA_WEB_INTERFACE__ENABLE="true", MACHA_WEB_INTERFACE__PORT=str(port))
+    answer = "Memory is fine. <img src=x onerror=alert(1)> Nothing to approve; swap is idle and no unit failed."
+    fake.default = {"content": answer}
+    ai = macha_ai(env)
+    ai.wait_ready()
+    base = f"http://localhost:{port}"
+    wait_for(lambda: _up(base), 60, "the dashboard to answer")
+    token = (state_dir / "secrets" / "web-token").read_text().strip()
+    page = browser.new_page(viewport={"width": 1100, "height": 700})
+    page.goto(f"{base}/login?next=/chat")
+    page.fill("input[name=token]", token)
+    page.click("#login-token")
+    page.wait_for_url(f"{base}/chat")
+    page.wait_for_selector("#live-state.on")
+    page.evaluate("""() => { window.__tokens = 0; document.body.addEventListener('macha-chat-token',
+                     e => { if (e.detail.kind === 'token') window.__tokens++; }); }""")
+    page.fill("#question", "How is memory?")
+    page.click("#send")
+    page.wait_for_selector(".msg.answer[data-done=done]", timeout=120_000)
+    shown = page.inner_text(".msg.answer")
+    assert shown == answer  # the model's words as text: the tag is shown, not run
+    assert page.locator(".msg.answer img").count() == 0
+    assert page.evaluate("window.__tokens") > 3  # it came in pieces, as it was written
+    screenshot(page, "chat")
+    (question,) = [c for c in fake.chats() if any(m.get("content") == "How is memory?" for m in c["messages"])]
+    assert question["stream"] is True

@@ -14,11 +14,19 @@
   function fire(kind, detail) {
     document.body.dispatchEvent(new CustomEvent("macha-" + kind, { detail: detail }));
   }
+  var socket = null;
+  var watching = [];
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(scheme + location.host + "/ws");
+    socket = ws;
     ws.onopen = function () {
       ws.send(JSON.stringify({ after: sessionStorage.getItem(key) }));
+      watching.forEach(function (id) {
+        // Read again from the stream's start: what was shown of the answer is replaced, not doubled.
+        document.body.dispatchEvent(new CustomEvent("macha-chat-reset", { detail: { message_id: id } }));
+        ws.send(JSON.stringify({ type: "chat", message_id: id }));
+      });
     };
     ws.onmessage = function (msg) {
       var m = JSON.parse(msg.data);
@@ -29,6 +37,9 @@
       } else if (m.type === "entry") {
         sessionStorage.setItem(key, m.seq);
         fire(m.kind, m.data);
+      } else if (m.type === "chat") {
+        document.body.dispatchEvent(new CustomEvent("macha-chat-token", { detail: m }));
+        if (m.kind === "done" || m.kind === "error") watching = watching.filter(function (i) { return i !== m.message_id; });
       } else if (m.type === "resync") {
         // Something may have been missed: every live part of the page reloads from the database.
         if (m.seq) sessionStorage.setItem(key, m.seq);
@@ -47,5 +58,12 @@
     if (csrf) ev.detail.headers["X-CSRF-Token"] = csrf;
   });
   connect();
-  window.machaLive = { fire: fire };
+  window.machaLive = {
+    fire: fire,
+    // Stream a chat answer (sent again after a reconnect: the stream is read from its start, nothing is lost).
+    watchChat: function (id) {
+      watching.push(id);
+      if (socket && socket.readyState === 1) socket.send(JSON.stringify({ type: "chat", message_id: id }));
+    },
+  };
 })();
