@@ -207,3 +207,42 @@ def test_chat_page_streams_the_answer_as_text(tmp_path, state_dir, macha_ai, fak
     screenshot(page, "chat")
     (question,) = [c for c in fake.chats() if any(m.get("content") == "How is memory?" for m in c["messages"])]
     assert question["stream"] is True
+
+
+def test_every_page_renders_with_live_charts(dashboard, browser) -> None:
+    from macha.config import load_settings
+    from macha.monitor.checks.metrics import run_metrics
+    from macha.monitor.collect.metrics import MetricSample
+    from macha.store.db import Store
+
+    d = dashboard
+    settings = load_settings(state_dir=d["env"]["MACHA_STATE_DIR"])
+    host = d["env"]["MACHA_HOSTNAME"]
+    store = Store(settings.effective_database_url)
+    for cpu in (20.0, 35.0, 80.0):
+        run_metrics(store, settings, host, [MetricSample("cpu_percent", cpu, "%"),
+                                            MetricSample("memory_percent", 61.0, "%"),
+                                            MetricSample("disk_percent", 71.0, "%", {"mount": "/"})])
+    store.dispose()
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(f"{d['base']}/login")
+    page.fill("input[name=token]", d["token"])
+    page.click("#login-token")
+    page.wait_for_url(f"{d['base']}/")
+    assert host in page.inner_text("#hosts")
+    screenshot(page, "fleet")
+    page.click(f"#hosts a[href='/hosts/{host}']")
+    page.wait_for_selector("figure.chart[data-drawn] canvas")
+    assert int(page.get_attribute("figure.chart >> nth=0", "data-drawn")) >= 1
+    assert "Latest review" in page.inner_text("#health") and page.inner_text("#score").isdigit()
+    screenshot(page, "host")
+    page.goto(f"{d['base']}/events?severity=high")
+    assert "nginx.service: Failed with result" in page.inner_text("#events")
+    screenshot(page, "events")
+    page.goto(f"{d['base']}/reviews")
+    page.click("#reviews a >> nth=0")
+    assert "restart_service" in page.inner_text("#proposed")
+    screenshot(page, "review")
+    page.goto(f"{d['base']}/api/docs")
+    page.wait_for_selector(".swagger-ui .opblock")  # the API's own description, served locally
+    screenshot(page, "api-docs")
