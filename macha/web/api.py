@@ -12,7 +12,7 @@ from macha.actions.audit import history
 from macha.core.ids import MAX_ID
 from macha.meta import chat
 from macha.read import approvals as read_approvals
-from macha.read import events, hosts, metrics, reviews
+from macha.read import analyses, events, hosts, metrics, reviews
 from macha.web.deps import Problem, found, operator, query, row_id, viewer
 from macha.web.auth import WebSession
 
@@ -64,6 +64,18 @@ def api_reviews(request: Request, host: str | None = None, limit: int = 20,
 @router.get("/reviews/{review_id}")
 def api_review(request: Request, review_id: str, session: WebSession = Depends(viewer)) -> reviews.ReviewDetail:
     return found(reviews.get_review, _store(request), row_id(review_id, "review"))
+
+
+@router.get("/analyses")
+def api_analyses(request: Request, host: str | None = None, limit: int = 50,
+                 session: WebSession = Depends(viewer)) -> list[analyses.AnalysisSummary]:
+    return analyses.list_analyses(_store(request), query(analyses.AnalysisQuery, host=host, limit=limit))
+
+
+@router.get("/analyses/{analysis_id}")
+def api_analysis(request: Request, analysis_id: str,
+                 session: WebSession = Depends(viewer)) -> analyses.AnalysisDetail:
+    return found(analyses.get_analysis, _store(request), row_id(analysis_id, "analysis"))
 
 
 @router.get("/approvals")

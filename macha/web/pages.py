@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from macha.core.severity import Severity
 from macha.read import approvals as read_approvals
-from macha.read import events, hosts, metrics, reviews
+from macha.read import analyses, events, hosts, metrics, reviews
 from macha.web.api import action_detail, decide, plain
 from macha.web.auth import WebSession
 from macha.web.deps import found, operator, query, row_id, viewer
@@ -83,6 +83,23 @@ def review_page(request: Request, review_id: str, session: WebSession = Depends(
         q = query(events.TriggerQuery, host=r.hostname, limit=500)
         evidence = [t for t in events.list_triggers(_store(request), q) if t.id in set(r.event_ids)]
     return page(request, "review.html", session, r=r, evidence=evidence)
+
+
+@router.get("/analyses", response_class=HTMLResponse)
+def analyses_page(request: Request, host: str | None = None, session: WebSession = Depends(viewer)) -> Response:
+    rows = analyses.list_analyses(_store(request), query(analyses.AnalysisQuery, host=host, limit=100))
+    return page(request, "analyses.html", session, rows=rows, host=host)
+
+
+@router.get("/analyses/{analysis_id}", response_class=HTMLResponse)
+def analysis_page(request: Request, analysis_id: str, session: WebSession = Depends(viewer)) -> Response:
+    a = found(analyses.get_analysis, _store(request), row_id(analysis_id, "analysis"))
+    evidence = []
+    if a.event_ids:
+        wanted = set(a.event_ids)
+        q = query(events.TriggerQuery, host=a.hostname, limit=500)
+        evidence = [t for t in events.list_triggers(_store(request), q) if t.id in wanted]
+    return page(request, "analysis.html", session, a=a, evidence=evidence)
 
 
 @router.get("/chat", response_class=HTMLResponse)

@@ -123,3 +123,32 @@ def test_database_down_is_a_banner(state_dir) -> None:
     assert "Traceback" not in page.text
     api = client.get("/api/v1/hosts")
     assert api.status_code == 503 and "database" in api.json()["error"]
+
+
+def test_analysis_page_shows_transcript_and_evidence_as_text(filled) -> None:
+    from sqlalchemy import select
+
+    from macha.store.models import Escalation, TriggerEvent
+
+    store = filled.app.state.store
+    with store.session() as s:
+        event_id = s.execute(select(TriggerEvent.id).where(TriggerEvent.hostname == HOST).limit(1)).scalar()
+        esc = Escalation(hostname=HOST, reason="critical: oom_kill", status="done", kind="critical",
+                         result={"diagnosis": "The java heap outgrew the box.", "root_cause": "no memory limit",
+                                 "confidence": 0.8, "evidence": {"event_ids": [event_id]},
+                                 "proposed_actions": [{"action": "restart_service",
+                                                       "arguments": {"unit": "app.service"}}],
+                                 "answered_by": "meta model qwen3:14b"},
+                         transcript=[{"tool": "query_logs", "arguments": {"unit": "app"}, "ok": True,
+                                      "refused": False, "result": "<script>alert('x')</script> heap full"}])
+        s.add(esc)
+        s.flush()
+        esc_id = esc.id
+    listing = filled.get("/analyses")
+    assert listing.status_code == 200 and "The java heap outgrew the box." in listing.text
+    page = filled.get(f"/analyses/{esc_id}")
+    assert page.status_code == 200 and "no memory limit" in page.text and "query_logs" in page.text
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert" in page.text  # log text is data
+    detail = filled.get(f"/api/v1/analyses/{esc_id}").json()
+    assert detail["event_ids"] == [event_id] and detail["transcript"][0]["tool"] == "query_logs"
+    assert filled.get("/analyses/999999").status_code == 404
