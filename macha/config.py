@@ -132,7 +132,25 @@ class TimescaleSettings(_Section):
 class WebInterfaceSettings(_Section):
     enable: bool = True
     port: int = Field(8080, ge=1, le=65535)
-    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    listen_address: str = Field("127.0.0.1", min_length=1, max_length=255,
+                                description="where the dashboard listens; anything but loopback wants TLS")
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+                                     description="Host header names the dashboard answers (others get 400)")
+    token_file: Path | None = Field(None, description="the login token; unset: stateDir/secrets/web-token, made at "
+                                    "first start with mode 0600")
+    operator_groups: list[str] = Field(default_factory=lambda: ["wheel"],
+                                       description="Unix groups whose members may approve, reject and chat")
+    pam_service: str = Field("macha", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the PAM service of the login")
+    session_idle: PositiveDuration = Field("30m", description="a session not used for this long logs out")
+    login_attempts: int = Field(5, ge=1, le=1000, description="failed logins per source per minute before a pause")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "WebInterfaceSettings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tlsCert and tlsKey go together: set both or neither")
+        return self
 
 
 class McpServerSettings(_Section):

@@ -23,6 +23,7 @@ from macha.broker.embedded import EmbeddedRedis
 from macha.cli.common import parser, run, settings_from, setup_logging
 from macha.config import Settings
 from macha.core.errors import BrokerError, MachaError
+from macha.core.lifetime import tied_argv
 from macha.store.db import Store, redact
 from macha.store.timeseries import setup_timescale
 
@@ -33,6 +34,8 @@ SUPERVISE_EVERY = 2.0
 #: for its service manager to see.
 REDIS_RESTARTS = 5
 REDIS_RESTART_WINDOW = 600.0
+#: The longest wait before an interface server that keeps ending is started again.
+INTERFACE_BACKOFF_MAX = 60.0
 
 
 def main() -> None:
@@ -140,6 +143,7 @@ def _main(args: Any) -> int:
     env = _child_env(args, settings)
     children: list[subprocess.Popen] = []
     follower: Follower | None = None
+    interfaces: list[InterfaceKeeper] = []
     keeper = RedisKeeper(embedded) if embedded is not None else None
     stopping = False
 
@@ -165,6 +169,8 @@ def _main(args: Any) -> int:
                 children.append(subprocess.Popen(argv, env=env, process_group=0))
         if settings.live_follow and not args.no_follow and not stopping:
             follower = Follower(settings)
+        if not stopping:
+            interfaces = interface_keepers(settings, env)
         # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all. The
         # embedded Redis ending does not: it is started again (the workers reconnect), unless it keeps failing.
         broker_lost = False
@@ -172,6 +178,8 @@ def _main(args: Any) -> int:
             if keeper is not None and not keeper.keep():
                 broker_lost = True
                 break
+            for interface in interfaces:
+                interface.keep()
             time.sleep(SUPERVISE_EVERY)
         ended_alone = not stopping
         if ended_alone:
@@ -191,6 +199,8 @@ def _main(args: Any) -> int:
                 _end(child)
         if follower is not None:
             follower.stop()
+        for interface in interfaces:
+            interface.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
@@ -252,6 +262,54 @@ class RedisKeeper:
         if delay:
             log.warning("starting the embedded Redis again in %.0f s", delay)
         return True
+
+
+class InterfaceKeeper:
+    """An interface server (the dashboard; later the MCP server) as a child of macha-ai: restarted with backoff
+    when it ends, but never the reason the pipeline stops. A port in use or a bad TLS file is logged (the child
+    says why in one line) and tried again, at most every ``INTERFACE_BACKOFF_MAX`` seconds."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]):
+        self.name, self.argv, self.env = name, argv, env
+        self.proc: subprocess.Popen | None = None
+        self.retry_at = 0.0
+        self.backoff = 1.0
+        self.started = 0.0
+
+    def keep(self) -> None:
+        if self.proc is not None:
+            code = self.proc.poll()
+            if code is None:
+                return
+            _end(self.proc)
+            self.proc = None
+            if time.monotonic() - self.started > 60:
+                self.backoff = 1.0  # it ran for a while: a fresh failure, not a loop
+            log.error("%s ended (exit code %s); starting it again in %.0f s", self.name, code, self.backoff)
+            self.retry_at = time.monotonic() + self.backoff
+            self.backoff = min(self.backoff * 2, INTERFACE_BACKOFF_MAX)
+        if time.monotonic() >= self.retry_at:
+            self.started = time.monotonic()
+            self.proc = subprocess.Popen(self.argv, env=self.env, process_group=0)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.proc is not None:
+            _end(self.proc)
+
+
+def interface_keepers(settings: Settings, env: dict[str, str]) -> list[InterfaceKeeper]:
+    keepers = []
+    if settings.web_interface.enable:
+        # SIGTERM when macha-ai dies: uvicorn then closes its sockets and sessions cleanly.
+        keepers.append(InterfaceKeeper("the dashboard (macha-web)",
+                                       tied_argv([sys.executable, "-m", "macha.cli.web"], signal.SIGTERM), env))
+    return keepers
 
 
 class Follower:

@@ -29,7 +29,9 @@ def macha_env(state: Path, **extra: str) -> dict[str, str]:
     # take a fake model server's scripted answers): tests that want them say so.
     env.update({"MACHA_STATE_DIR": str(state), "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
                 "MACHA_COLLECT_METRICS": "false", "MACHA_CHECK_SERVICES": "false", "MACHA_ENABLE_SAR": "false",
-                "MACHA_MEMORY__ENABLE": "false", "MACHA_META__BACKGROUND_INTERVAL": "0"})
+                "MACHA_MEMORY__ENABLE": "false", "MACHA_META__BACKGROUND_INTERVAL": "0",
+                # Every macha-ai would start a dashboard on port 8080: the tests of the dashboard start theirs.
+                "MACHA_WEB_INTERFACE__ENABLE": "false"})
     env.update(extra)
     return env
 
