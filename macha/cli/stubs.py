@@ -6,7 +6,6 @@ import sys
 
 _PENDING = {
     "macha-logs": "log browsing is not yet available; use macha-check for the latest events",
-    "macha-issues": "issue tracking is not yet available",
     "macha-systems": "the system registry is not yet available",
 }
 
@@ -18,10 +17,6 @@ def _stub(prog: str) -> None:
 
 def logs() -> None:
     _stub("macha-logs")
-
-
-def issues() -> None:
-    _stub("macha-issues")
 
 
 def systems() -> None:

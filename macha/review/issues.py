@@ -156,7 +156,7 @@ def resolve_quiet(store: Store, settings: Settings, now: datetime | None = None)
 # What an operator does: acknowledge, close, reopen. Each returns the issue as it now is (detached).
 
 
-def _load(s: Session, issue_id: int | str) -> Issue:
+def load(s: Session, issue_id: int | str) -> Issue:
     try:
         # An id no database column can hold is "no such issue", not a driver's overflow (web and MCP pass ids in).
         issue_id = parse_id(issue_id, "issue")
@@ -183,7 +183,7 @@ def _change(store: Store, issue_id: int | str, actor: str, verb: str, allowed: t
             event: IssueEvent, reason: str, values: dict) -> Issue:
     now = utcnow()
     with store.session() as s:
-        issue = _load(s, issue_id)
+        issue = load(s, issue_id)
         if issue.status not in allowed:
             raise IssueError(_already(issue, verb))
         won = s.execute(update(Issue).where(Issue.id == issue.id, Issue.status == issue.status)
