@@ -171,7 +171,7 @@ def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend
     user = render("meta", **values, sections=window.text)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     ctx = tools.ToolContext(store, settings, esc.hostname, recall=recall, proposer=f"meta:{model}"[:64],
-                            schedule=schedule, now=now)
+                            schedule=schedule, now=now, issue_id=esc.issue_id)
     limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
                     settings.meta.tool_result_tokens, plan.answer_tokens)
     loop = run_loop(backend, model, messages, ctx, limits, num_ctx=plan.num_ctx)

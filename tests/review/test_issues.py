@@ -143,3 +143,37 @@ def test_operators_close_and_reopen_and_bad_transitions_are_one_clear_error(db_u
         with store.session() as s:
             s.execute(IssueAudit.__table__.delete())
     store.dispose()
+
+
+def test_the_analysis_its_diagnostics_and_its_actions_belong_to_the_issue(tmp_path, fake, systemctl) -> None:
+    from fakes.ollama import tool_call, valid_analysis
+
+    from macha.llm.factory import make_backend
+    from macha.meta.analysis import run_escalation
+    from macha.store.models import Action
+
+    settings = load_settings(state_dir=tmp_path / "s", hostname="h1", ollama_url=fake.url, memory={"enable": False},
+                             autonomy_level="suggest")
+    store = Store(settings.effective_database_url)
+    systemctl.set_units({"postgresql.service": {"load": "loaded", "active": "failed", "sub": "failed"}})
+    _check(store, settings, FIXTURES / "oom.journal")
+    outcome = run_review(store, "h1", settings=settings)  # the rules reviewer: critical, escalated
+    fake.push({"tool_calls": [tool_call("run_diagnostic", name="df_h")]},
+              {"content": valid_analysis(proposed_actions=[{"action": "restart_service",
+                                                            "arguments": {"unit": "postgresql.service"},
+                                                            "reason": "it was killed by the OOM killer"}])})
+    analysed = run_escalation(store, settings, outcome.escalation_id, make_backend(settings))
+    assert analysed.status == "done" and analysed.actions
+    with store.session() as s:
+        actions = s.execute(select(Action).order_by(Action.id)).scalars().all()
+        # The review's restart (pending approval; the analysis's equal proposal merged into it) and the
+        # diagnostic the analysis ran.
+        assert [(a.action, a.proposer.split(":")[0], a.merged_count) for a in actions] == [
+            ("restart_service", "review", 1), ("run_diagnostic", "meta", 0)]
+        assert {a.issue_id for a in actions} == {outcome.issue_id}
+    timeline = get_issue(store, outcome.issue_id).timeline
+    (analysis,) = [t for t in timeline if t.kind == "analysis"]
+    assert analysis.status == "done" and "nginx keeps dying" in analysis.text
+    assert [t.text for t in timeline if t.kind == "action"] == ["restart_service unit=postgresql.service",
+                                                                "run_diagnostic name=df_h"]
+    store.dispose()
