@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings, parse_duration
@@ -65,7 +65,7 @@ def link_review(s: Session, review: Review, events: list[TriggerEvent], now: dat
             return None
         worst_ones = worst_events(events)
         first = min(worst_ones, key=lambda e: (SEVERITY_RANK.get(e.severity, 9), e.id))
-        insert_ignore(s, Issue.__table__, [{
+        inserted = insert_ignore(s, Issue.__table__, [{
             "hostname": review.hostname, "issue_key": key,
             "groups": sorted({group_name(event_group(e)) for e in worst_ones}),
             "title": (first.trigger_reason or first.pattern_id or "")[:_TITLE_CHARS],
@@ -74,7 +74,8 @@ def link_review(s: Session, review: Review, events: list[TriggerEvent], now: dat
             "event_count": 0, "reopened": 0,
         }], returning=("id",))
         issue = _by_key(s, review.hostname, key)
-        _audit(s, issue.id, IssueEvent.OPENED, SYSTEM, f"review #{review.id} ({review.status})", now)
+        if inserted:  # else another review opened it a moment ago, and said so
+            _audit(s, issue.id, IssueEvent.OPENED, SYSTEM, f"review #{review.id} ({review.status})", now)
     elif issue.status == IssueStatus.RESOLVED:
         if not unwell:
             return None
@@ -125,10 +126,23 @@ def resolve_quiet(store: Store, settings: Settings, now: datetime | None = None)
     cutoff = now - after
     resolved: list[int] = []
     with store.session() as s:
-        candidates = s.execute(select(Issue).where(Issue.status.in_(ACTIVE_ISSUE), Issue.last_event_at <= cutoff)
-                               .order_by(Issue.id)).scalars().all()
+        active = s.execute(select(Issue).where(Issue.status.in_(ACTIVE_ISSUE)).order_by(Issue.id)).scalars().all()
+        # Repeats join an event group after its review (grouping.window): the group's last_seen moves, the issue
+        # learns it here.
+        latest = dict(s.execute(
+            select(TriggerEvent.issue_id, func.max(func.coalesce(TriggerEvent.last_seen, TriggerEvent.time)))
+            .join(Issue, Issue.id == TriggerEvent.issue_id).where(Issue.status.in_(ACTIVE_ISSUE))
+            .group_by(TriggerEvent.issue_id)).all())
         pending: dict[str, set[str]] = {}
-        for issue in candidates:
+        for issue in active:
+            seen = latest.get(issue.id)
+            if seen is not None and seen > issue.last_event_at:
+                # Same conditional form: a link committed meanwhile moved it already.
+                s.execute(update(Issue).where(Issue.id == issue.id, Issue.last_event_at == issue.last_event_at)
+                          .values(last_event_at=seen).execution_options(synchronize_session=False))
+                s.refresh(issue)
+            if issue.last_event_at > cutoff:
+                continue
             loud = s.execute(select(Review.id).where(
                 Review.issue_id == issue.id, Review.outcome == ReviewResult.OK, Review.created_at > cutoff,
                 Review.status != ReviewStatus.HEALTHY).limit(1)).first()

@@ -177,3 +177,26 @@ def test_the_analysis_its_diagnostics_and_its_actions_belong_to_the_issue(tmp_pa
     assert [t.text for t in timeline if t.kind == "action"] == ["restart_service unit=postgresql.service",
                                                                 "run_diagnostic name=df_h"]
     store.dispose()
+
+
+def test_repeats_that_join_a_reviewed_group_keep_its_issue_open(tmp_path, make_journal) -> None:
+    """A repeat within the grouping window adds to its group (no new event, no review): the issue is still not
+    quiet until resolveAfter after the group's last repeat."""
+    import time
+
+    settings = load_settings(state_dir=tmp_path / "s", hostname="h1", issues={"resolve_after": "1h"},
+                             grouping={"window": 3000})
+    store = Store(settings.effective_database_url)
+    start = int(time.time() * 1e6)
+    _check(store, settings, make_journal(OOM_INCIDENT, name="first.journal", start_usec=start))
+    issue_id = run_review(store, "h1", settings=settings).issue_id
+    now = utcnow()
+    # The same lines 40 minutes later: repeats of the reviewed groups.
+    _check(store, settings, make_journal(OOM_INCIDENT, name="later.journal", start_usec=start + 2400 * 10**6))
+    with store.session() as s:
+        assert s.execute(select(func.count()).where(TriggerEvent.review_id.is_(None))).scalar() == 0
+        assert s.execute(select(func.max(TriggerEvent.count))).scalar() == 2
+    assert resolve_quiet(store, settings, now=now + timedelta(minutes=70)) == []
+    assert _issue(store, issue_id).last_event_at > now + timedelta(minutes=39)
+    assert resolve_quiet(store, settings, now=now + timedelta(minutes=105)) == [issue_id]
+    store.dispose()
