@@ -17,7 +17,7 @@ from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import ACTIVE_ISSUE, IssueStatus
 from macha.review.issues import load
 from macha.store.db import Store
-from macha.store.models import Action, Escalation, Issue, IssueAudit, Review, TriggerEvent
+from macha.store.models import Action, ActionAudit, Escalation, Issue, IssueAudit, Review, TriggerEvent
 
 #: The most events a timeline lists (the latest): a noisy issue has thousands of groups over weeks.
 TIMELINE_EVENTS = 200
@@ -66,7 +66,8 @@ class TimelineEntry(BaseModel):
     kind: Literal["event", "review", "analysis", "action", "state"]
     #: The row's id (trigger_events, reviews, escalations, actions, issue_audit).
     id: int
-    #: event: its severity; review: healthy/degraded/critical; analysis and action: their status; state: the change.
+    #: event: its severity; review: healthy/degraded/critical; analysis: its status; action: the decision (its
+    #: audit event: queued, approved, executed...); state: the change (opened, acknowledged...).
     status: str
     #: One line about it (log or model text: untrusted).
     text: str
@@ -121,14 +122,18 @@ def get_issue(store: Store, issue_id: int | str) -> IssueDetail:
                 detail={"kind": e.kind, "reason": e.reason[:_TEXT], "attached_to": e.attached_to,
                         "root_cause": result.get("root_cause"), "answered_by": result.get("answered_by"),
                         "review_id": e.review_id}))
-        for a in _latest(s, Action, issue.id):
+        # An action's decisions as its audit log has them: proposed (scheduled, queued, recorded, refused), merged,
+        # approved or rejected by whom, started, executed or failed.
+        for h, a in reversed(s.execute(
+                select(ActionAudit, Action).join(Action, Action.id == ActionAudit.action_id)
+                .where(Action.issue_id == issue.id).order_by(ActionAudit.id.desc())
+                .limit(TIMELINE_OTHERS)).all()):
             args = " ".join(f"{k}={v}" for k, v in sorted((a.arguments or {}).items()))
             entries.append(TimelineEntry(
-                time=a.created_at, kind="action", id=a.id, status=a.status,
-                text=f"{a.action} {args}".strip()[:_TEXT],
-                detail={"risk": a.risk, "proposer": a.proposer, "reason": (a.reason or a.verdict_reason)[:_TEXT],
-                        "decided_by": a.decided_by, "started_at": a.started_at, "finished_at": a.finished_at,
-                        "exit_code": a.exit_code}))
+                time=h.time, kind="action", id=a.id, status=h.event,
+                text=f"{a.action} {args}".strip()[:_TEXT] + (f": {h.reason}"[:_TEXT] if h.reason else ""),
+                detail={"actor": h.actor, "risk": a.risk, "status_now": a.status, "exit_code": a.exit_code
+                        if h.event in ("executed", "failed") else None}))
         for h in s.execute(select(IssueAudit).where(IssueAudit.issue_id == issue.id)
                            .order_by(IssueAudit.id)).scalars():
             entries.append(TimelineEntry(time=h.time, kind="state", id=h.id, status=h.event,

@@ -174,8 +174,16 @@ def test_the_analysis_its_diagnostics_and_its_actions_belong_to_the_issue(tmp_pa
     timeline = get_issue(store, outcome.issue_id).timeline
     (analysis,) = [t for t in timeline if t.kind == "analysis"]
     assert analysis.status == "done" and "nginx keeps dying" in analysis.text
-    assert [t.text for t in timeline if t.kind == "action"] == ["restart_service unit=postgresql.service",
-                                                                "run_diagnostic name=df_h"]
+    steps = [(t.id, t.status, t.detail["actor"].split(":")[0]) for t in timeline if t.kind == "action"]
+    restart, diagnostic = (a.id for a in actions)
+    assert steps == [(restart, "queued", "review"), (diagnostic, "scheduled", "meta"), (restart, "merged", "meta")]
+    assert [t.text for t in timeline if t.kind == "action"][0].startswith("restart_service unit=postgresql.service: ")
+    # The diagnostic runs on the host: its run is in the issue's timeline too.
+    from macha.actions.executor import execute
+
+    assert execute(store, settings, diagnostic).status == "succeeded"
+    steps = [(t.id, t.status) for t in get_issue(store, outcome.issue_id).timeline if t.kind == "action"]
+    assert steps[-2:] == [(diagnostic, "started"), (diagnostic, "executed")]
     store.dispose()
 
 
