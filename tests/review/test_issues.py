@@ -17,6 +17,8 @@ from macha.config import load_settings
 from macha.core.states import IssueStatus
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
+from macha.read.errors import NotFound, ReadError, UnknownHost
+from macha.read.hosts import list_hosts
 from macha.read.issues import get_issue, list_issues
 from macha.review.issues import IssueError, acknowledge, close, reopen, resolve_quiet
 from macha.review.run import run_review
@@ -132,11 +134,19 @@ def test_operators_close_and_reopen_and_bad_transitions_are_one_clear_error(db_u
     assert _audit(store, issue_id)[-2:] == [("closed", "bob"), ("reopened", "carol")]
 
     for bad in (issue_id + 1000, "abc", 0, 2**70):
-        with pytest.raises(IssueError) as err:
+        with pytest.raises(NotFound) as err:  # the read layer's error (a MachaError too)
             get_issue(store, bad)
         assert "\n" not in str(err.value) and "issue" in str(err.value)
     with pytest.raises(IssueError, match="no issue with id 99999"):
         acknowledge(store, 99999, "alice")
+    with pytest.raises(ReadError, match="severity: 'dire' is not one of critical, high"):
+        list_issues(store, severity="dire")
+    with pytest.raises(UnknownHost, match="no host named 'h2' in the store .known: h1."):
+        list_issues(store, hostname="h2")
+    # The fleet listing (macha-systems, MCP) counts a host's open and acknowledged issues.
+    assert {h.hostname: h.open_issues for h in list_hosts(store)} == {"h1": 1}
+    close(store, issue_id, "bob", "done")
+    assert {h.hostname: h.open_issues for h in list_hosts(store)} == {"h1": 0}
 
     # The audit log is append-only in the database itself.
     with pytest.raises(Exception, match="append-only"):
