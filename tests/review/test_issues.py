@@ -218,3 +218,18 @@ def test_repeats_that_join_a_reviewed_group_keep_its_issue_open(tmp_path, make_j
     assert _issue(store, issue_id).last_event_at > now + timedelta(minutes=39)
     assert resolve_quiet(store, settings, now=now + timedelta(minutes=105)) == [issue_id]
     store.dispose()
+
+
+def test_the_window_lists_the_tracked_issues_by_id(tmp_path) -> None:
+    from macha.context.window import build_window
+
+    settings = load_settings(state_dir=tmp_path / "s", hostname="h1")
+    store = Store(settings.effective_database_url)
+    _check(store, settings, FIXTURES / "oom.journal")
+    issue_id = run_review(store, "h1", settings=settings).issue_id
+    acknowledge(store, issue_id, "alice")
+    text = build_window(store, "h1", 8000).text
+    assert f"tracked issue #{issue_id} [critical] acknowledged since " in text and "acknowledged by alice" in text
+    close(store, issue_id, "alice", "fixed")
+    assert f"tracked issue #{issue_id}" not in build_window(store, "h1", 8000).text
+    store.dispose()
