@@ -82,7 +82,9 @@ def test_logs_escape_hostile_text(db_url: str, make_journal, tmp_path: Path) -> 
     for output in ("simple", "extended", "json"):
         out = run_cli("macha-logs", "-o", output, env=env).stdout
         assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, output
-    simple = run_cli("macha-logs", env=env).stdout
+    done = run_cli("macha-logs", env=env)
+    simple = done.stdout
+    assert done.returncode == 0, done.stderr
     assert len(simple.splitlines()) == 1 and "\\x1b]52" in simple and "\\u202e" in simple and "\\n" in simple
     assert lines(run_cli("macha-logs", "-o", "json", env=env).stdout)[0]["message"].startswith("evil \x1b]52")
 
