@@ -18,6 +18,7 @@ from macha.actions import approvals
 from macha.actions.audit import history
 from macha.cli.common import count_type, id_type, parser, plain, run, settings_from, setup_logging
 from macha.core.errors import BrokerError
+from macha.read import approvals as read_approvals
 from macha.store.db import Store
 from macha.store.models import utcnow
 
@@ -70,17 +71,14 @@ def _main(args: Any) -> int:
     store = Store(settings.effective_database_url)
     console = Console(width=None if sys.stdout.isatty() else 200)
     if command == "list":
-        approvals.expire_due(store)
-        with store.session() as s:
-            rows = approvals.list_pending(s, args.host if "host" in args else None)
+        rows = read_approvals.pending(store, args.host if "host" in args else None)
         if args.json:
             print(json.dumps([r.to_dict() for r in rows], indent=2))
         else:
             _render_list(console, rows)
         return 0
     if command == "show":
-        with store.session() as s:
-            detail = approvals.show(s, args.id)
+        detail = read_approvals.detail(store, args.id)
         if args.json:
             print(json.dumps(detail.to_dict(), indent=2, default=str))
         else:

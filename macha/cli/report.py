@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
 from macha.core.states import ActionStatus, EscalationStatus, ReviewStatus
 from macha.pipeline import ChainState
-from macha.review.run import latest_review
+from macha.read.reviews import latest_review
 from macha.store.db import Store
 from macha.store.models import Action, Escalation, LogEvent, Review, TriggerEvent, utcnow
 

@@ -83,3 +83,21 @@ class ReviewResult(StrEnum):
 
     OK = "ok"
     FAILED = "failed"
+
+
+class RelationshipKind(StrEnum):
+    """How one host relates to another (macha-systems link A B --kind KIND): A KIND B."""
+
+    DEPENDS_ON = "depends-on"
+    RUNS_ON = "runs-on"
+    BACKS_UP_TO = "backs-up-to"
+    REPLICATES_TO = "replicates-to"
+
+
+class HealthColour(StrEnum):
+    """A host's status at a glance, from its health score (or grey: not heard from lately, or never checked)."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+    GREY = "grey"

@@ -246,8 +246,3 @@ def _store_failed(store: Store, hostname: str, events: list[TriggerEvent], attem
     return ReviewOutcome(hostname=hostname, review_id=review.id, skipped=False, status=ReviewResult.FAILED,
                          summary=review.summary, events_covered=0, reviewer=attempt.backend)
 
-
-def latest_review(session: Session, hostname: str) -> Review | None:
-    return session.execute(
-        select(Review).where(Review.hostname == hostname).order_by(Review.id.desc()).limit(1)
-    ).scalar_one_or_none()

@@ -66,6 +66,30 @@ class Host(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    # The facts the fleet registry lists (macha-systems), recorded when the host checks its own journal; the rest
+    # (uptime, CPUs, memory) stays in metadata. role is the operator's word for the host, NULL until set.
+    role: Mapped[str | None] = mapped_column(String(64))
+    os: Mapped[str | None] = mapped_column(String(255))
+    kernel: Mapped[str | None] = mapped_column(String(255))
+    nixos_generation: Mapped[str | None] = mapped_column(String(64))
+    macha_version: Mapped[str | None] = mapped_column(String(64))
+    facts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class HostRelationship(Base):
+    """An operator's statement about two hosts (``web1 depends-on db1``): shown by macha-systems and to the meta
+    model. Hosts are named, not referenced by id, so a link may name a host before its first check."""
+
+    __tablename__ = "host_relationships"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str] = mapped_column(String(255))
+    # RelationshipKind
+    kind: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("source", "target", "kind", name="uq_host_relationships"),
+                      Index("ix_host_relationships_target", "target"))
 
 
 class SystemMetric(Base):

@@ -1,0 +1,130 @@
+"""Metrics of one host: the newest sample of each series, trends, and one series in buckets over a range
+(the store's bucketed queries: date_bin / time_bucket on PostgreSQL, epoch arithmetic on SQLite)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
+
+from macha.read.common import require_host, when
+from macha.read.errors import NotFound
+from macha.store import timeseries
+from macha.store.db import Store
+from macha.store.models import utcnow
+
+#: A chart wants a few hundred points at most: the bucket width grows with the range.
+MAX_BUCKETS = 500
+MIN_STEP_S = 10
+MAX_RANGE = timedelta(days=400)
+
+
+class MetricValue(BaseModel):
+    name: str
+    time: datetime
+    value: float
+
+
+class WindowTrend(BaseModel):
+    window_s: int
+    avg: float
+    max: float
+    min: float
+    count: int
+    direction: str | None
+
+
+class MetricTrend(BaseModel):
+    name: str
+    latest: MetricValue
+    windows: list[WindowTrend] = Field(default_factory=list)
+
+
+def current(session: Session, hostname: str, names: list[str] | None = None) -> list[MetricValue]:
+    """The newest sample of each of the host's series (of ``names`` when given), by name."""
+    return [MetricValue(name=n, time=t, value=v)
+            for n, (t, v) in sorted(timeseries.latest(session, hostname, names).items())]
+
+
+def current_metrics(store: Store, hostname: str, names: list[str] | None = None) -> list[MetricValue]:
+    with store.session() as s:
+        require_host(s, hostname)
+        return current(s, hostname, names)
+
+
+def trends(store: Store, hostname: str, now: datetime | None = None) -> list[MetricTrend]:
+    """Each series' newest sample and its last hour and day (avg/max/min, rising/falling/steady)."""
+    with store.session() as s:
+        require_host(s, hostname)
+        found = timeseries.summary(s, hostname, now or utcnow())
+    return [MetricTrend(name=name, latest=MetricValue(name=name, time=t.latest[0], value=t.latest[1]),
+                        windows=[WindowTrend(window_s=int(w.total_seconds()), avg=st.avg, max=st.max, min=st.min,
+                                             count=st.count, direction=st.direction)
+                                 for w, st in sorted(t.windows.items())])
+            for name, t in sorted(found.items())]
+
+
+class SeriesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(max_length=255)
+    name: str = Field(max_length=512)
+    since: Annotated[AwareDatetime, BeforeValidator(when)]
+    until: Annotated[AwareDatetime | None, BeforeValidator(when)] = None
+    #: bucket width in seconds; by default the range over a few hundred buckets
+    step_s: int | None = Field(None, ge=MIN_STEP_S, le=86400 * 31)
+
+    @model_validator(mode="after")
+    def _range(self) -> SeriesQuery:
+        until = self.until or utcnow()
+        if until <= self.since:
+            raise ValueError("until must be after since")
+        if until - self.since > MAX_RANGE:
+            raise ValueError(f"the range is at most {MAX_RANGE.days} days")
+        return self
+
+    def width(self) -> int:
+        span = ((self.until or utcnow()) - self.since).total_seconds()
+        if self.step_s is not None:
+            # A step too fine for the range is widened: the answer stays a few hundred points.
+            return max(self.step_s, int(-(-span // MAX_BUCKETS)))
+        return max(MIN_STEP_S, int(-(-span // MAX_BUCKETS)))
+
+
+class Point(BaseModel):
+    start: datetime
+    avg: float
+    max: float
+    min: float
+    count: int
+
+
+class Series(BaseModel):
+    host: str
+    name: str
+    since: datetime
+    until: datetime
+    step_s: int
+    points: list[Point]
+
+
+def series(store: Store, q: SeriesQuery) -> Series:
+    until = q.until or utcnow()
+    width = q.width()
+    with store.session() as s:
+        require_host(s, q.host)
+        buckets = timeseries.bucketed(s, q.host, q.name, q.since, until, width)
+        if not buckets and q.name not in timeseries.metric_names(s, q.host):
+            near = [n for n in timeseries.metric_names(s, q.host) if n.startswith(q.name.split("{")[0])][:10]
+            raise NotFound(f"host {q.host} has no metric series {q.name!r}"
+                           + (f" (series starting so: {', '.join(near)})" if near else ""))
+    return Series(host=q.host, name=q.name, since=q.since, until=until, step_s=width,
+                  points=[Point(start=b.start, avg=b.avg, max=b.max, min=b.min, count=b.count) for b in buckets])
+
+
+def names(store: Store, hostname: str) -> list[str]:
+    with store.session() as s:
+        require_host(s, hostname)
+        return timeseries.metric_names(s, hostname)
