@@ -46,6 +46,8 @@ def main() -> None:
     p.add_argument("--loglevel", default=None, help="worker log level (default: log_level setting)")
     p.add_argument("--no-follow", action="store_true",
                    help="do not follow the journal live (checks then run on the schedule only)")
+    p.add_argument("--no-mcp", action="store_true",
+                   help="do not start the MCP server (started by default with the schedule when mcpServer.enable)")
     args = p.parse_args()
     run("macha-ai", lambda: _main(args))
 
@@ -140,6 +142,7 @@ def _main(args: Any) -> int:
     env = _child_env(args, settings)
     children: list[subprocess.Popen] = []
     follower: Follower | None = None
+    mcp: McpKeeper | None = None
     keeper = RedisKeeper(embedded) if embedded is not None else None
     stopping = False
 
@@ -154,6 +157,8 @@ def _main(args: Any) -> int:
                 child.send_signal(sig)
         if follower is not None:
             follower.request_stop()
+        if mcp is not None:
+            mcp.stop(wait=False)
 
     # Before any child starts: a signal while they start still stops them all.
     signal.signal(signal.SIGTERM, forward)
@@ -165,6 +170,9 @@ def _main(args: Any) -> int:
                 children.append(subprocess.Popen(argv, env=env, process_group=0))
         if settings.live_follow and not args.no_follow and not stopping:
             follower = Follower(settings)
+        # The MCP server belongs with the schedule (the brain), not on every collector.
+        if settings.mcp_server.enable and not args.no_mcp and not args.no_beat and not stopping:
+            mcp = McpKeeper(env)
         # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all. The
         # embedded Redis ending does not: it is started again (the workers reconnect), unless it keeps failing.
         broker_lost = False
@@ -172,6 +180,8 @@ def _main(args: Any) -> int:
             if keeper is not None and not keeper.keep():
                 broker_lost = True
                 break
+            if mcp is not None:
+                mcp.keep()
             time.sleep(SUPERVISE_EVERY)
         ended_alone = not stopping
         if ended_alone:
@@ -191,6 +201,8 @@ def _main(args: Any) -> int:
                 _end(child)
         if follower is not None:
             follower.stop()
+        if mcp is not None:
+            mcp.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
@@ -252,6 +264,54 @@ class RedisKeeper:
         if delay:
             log.warning("starting the embedded Redis again in %.0f s", delay)
         return True
+
+
+class McpKeeper:
+    """The MCP server (macha-mcp's HTTP server) as a child of macha-ai, tied to it like the workers. It ending does
+    not end the pipeline: it is started again, at once and then after 2, 4, 8... up to 60 s, and each ending is
+    logged (a server that cannot start, e.g. a non-loopback address without a token file, says why on stderr)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.child: subprocess.Popen | None = None
+        self.failures = 0
+        self.started = 0.0
+        self.retry_at = 0.0
+        self._start()
+
+    def _start(self) -> None:
+        from macha.core.lifetime import tied_argv
+
+        argv = tied_argv([sys.executable, "-m", "macha.mcp"], signal.SIGTERM)
+        self.started = time.monotonic()
+        self.child = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, process_group=0)
+        log.info("MCP server started (pid %s)", self.child.pid)
+
+    def keep(self) -> None:
+        if self.child is not None:
+            code = self.child.poll()
+            if code is None:
+                return
+            _end(self.child)
+            self.child = None
+            self.failures = 1 if time.monotonic() - self.started > 300 else self.failures + 1
+            delay = 0.0 if self.failures == 1 else min(60.0, float(2 ** (self.failures - 1)))
+            self.retry_at = time.monotonic() + delay
+            log.error("the MCP server stopped (exit code %s); starting it again in %.0f s", code, delay)
+        if time.monotonic() >= self.retry_at:
+            self._start()
+
+    def stop(self, wait: bool = True) -> None:
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        if wait:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            _end(child)
 
 
 class Follower:
