@@ -4,6 +4,7 @@ check -> context -> review chain carries a typed ChainState (JSON across the que
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from macha.core.severity import Severity
 from macha.core.states import ActionStatus, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
 from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
-from macha.monitor.collect.journal import JournalSource
+from macha.monitor.collect.journal import JournalSource, journal_hostnames
 from macha.review.run import ReviewOutcome, run_review
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
@@ -51,7 +52,21 @@ class ChainState(BaseModel):
     review: dict[str, Any] | None = None
 
 
-def check_step(store: Store, settings: Settings, hostname: str, reason: str, source: JournalSource) -> ChainState:
+def check_step(store: Store, settings: Settings, hostname: str, reason: str, source: JournalSource,
+               host_from_journal: bool = False) -> ChainState:
+    """One check of ``hostname``'s journal. ``host_from_journal``: a recorded journal file or directory is filed
+    under the hosts that wrote it (its _HOSTNAME), not under the host that reads it (``hostname`` is then only
+    the name for a journal without one): a recorded incident is not this machine's status."""
+    if host_from_journal and source.kind != "system":
+        hosts = journal_hostnames(source)
+        if len(hosts) == 1:
+            hostname = hosts[0]
+        elif hosts:
+            # Several hosts' journals in one directory: each is checked on its own entries (and cursor); the
+            # chain goes on with the first, the review tick takes the others' events.
+            for other in hosts[1:]:
+                run_check(store, settings, hostname=other, source=replace(source, only_host=other), reason=reason)
+            hostname, source = hosts[0], replace(source, only_host=hosts[0])
     result: CheckResult = run_check(store, settings, hostname=hostname, source=source, reason=reason)
     return ChainState(hostname=hostname, reason=reason, check=result.to_dict())
 

@@ -109,12 +109,14 @@ def check_pipeline(
     *,
     journal_file: str | None = None,
     journal_dir: str | None = None,
+    host_from_journal: bool = False,
 ) -> chain:
     """The Layer 1 -> 2 -> 3 chain for one host, by task name, so senders need not import the tasks."""
     return chain(
         celery.signature(
             "macha.check_host",
-            kwargs={"hostname": hostname, "reason": reason, "journal_file": journal_file, "journal_dir": journal_dir},
+            kwargs={"hostname": hostname, "reason": reason, "journal_file": journal_file, "journal_dir": journal_dir,
+                    "host_from_journal": host_from_journal},
             immutable=True,
         ),
         celery.signature("macha.summarize_pending"),

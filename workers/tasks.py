@@ -9,6 +9,7 @@ from macha import pipeline
 from macha.pipeline import ChainState
 from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
+from macha.broker.notify import Notifier
 from macha.config import load_settings
 from macha.core.errors import MachaError
 from macha.core.followups import FollowUps
@@ -32,13 +33,14 @@ def start_check(hostname: str, reason: str = "schedule") -> str:
 
 @app.task(name="macha.check_host", bind=True, max_retries=None)
 def check_host(self, hostname: str, reason: str = "schedule", journal_file: str | None = None,
-               journal_dir: str | None = None) -> dict:
+               journal_dir: str | None = None, host_from_journal: bool = False) -> dict:
     source = pipeline.journal_source(journal_file, journal_dir, settings)
     # One reader per journal source: two readers of one cursor would each read the same entries again.
     with SingleFlight(settings.effective_broker_url, f"check:{hostname}:{source.key}", settings.lock_ttl) as lock:
         if not lock.acquired:
             raise self.retry(countdown=2)
-        return pipeline.check_step(_store(), settings, hostname, reason, source).model_dump(mode="json")
+        return pipeline.check_step(_store(), settings, hostname, reason, source,
+                                   host_from_journal).model_dump(mode="json")
 
 
 def _host_check_task(check: HostCheck):
@@ -47,6 +49,9 @@ def _host_check_task(check: HostCheck):
 
     def run(hostname: str) -> dict:
         outcome = check.run(_store(), settings, hostname)
+        if outcome.follow_ups.review_hosts:
+            # It raised events (thresholds, service states, classifier verdicts): followers read them now.
+            Notifier(settings.effective_broker_url).publish("events", hostname)
         dispatch(app, outcome.follow_ups)
         return outcome.result
 

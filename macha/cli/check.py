@@ -33,7 +33,9 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--timeout", type=seconds_type, default=120.0,
                    help="seconds to wait for the pipeline (default 120)")
-    p.add_argument("--hostname", help="the host name to file events under (default: this host)")
+    p.add_argument("--hostname", "--host", dest="hostname",
+                   help="the host name to file events under (default: this host; for --journal-file and "
+                   "--journal-dir, the hosts that wrote the journal)")
     args = p.parse_args()
     run("macha-check", lambda: _main(args))
 
@@ -46,7 +48,7 @@ def _main(args: Any) -> int:
         from macha import pipeline
 
         source = pipeline.journal_source(args.journal_file, args.journal_dir, settings)
-        state = pipeline.check_step(store, settings, settings.hostname, "manual", source)
+        state = pipeline.check_step(store, settings, settings.hostname, "manual", source, _host_from_journal(args))
         state = pipeline.review_step(store, pipeline.context_step(store, state, settings), settings)
     else:
         state = _through_pipeline(settings, args)
@@ -75,7 +77,8 @@ def _through_pipeline(settings: Any, args: Any) -> ChainState:
     journal_file = str(_abs(args.journal_file)) if args.journal_file else None
     journal_dir = str(_abs(args.journal_dir)) if args.journal_dir else None
     result = check_pipeline(
-        celery, settings.hostname, "manual", journal_file=journal_file, journal_dir=journal_dir
+        celery, settings.hostname, "manual", journal_file=journal_file, journal_dir=journal_dir,
+        host_from_journal=_host_from_journal(args),
     ).apply_async()
     try:
         return ChainState.model_validate(result.get(timeout=args.timeout, propagate=True))
@@ -84,6 +87,11 @@ def _through_pipeline(settings: Any, args: Any) -> ChainState:
             f"no result within {args.timeout:.0f} s: is a worker consuming the queues "
             f"{host_queue(settings.hostname)} and review? (`macha-ai` runs one)"
         ) from None
+
+
+def _host_from_journal(args: Any) -> bool:
+    """A recorded journal's entries belong to the hosts that wrote them, unless --hostname names one."""
+    return args.hostname is None and bool(args.journal_file or args.journal_dir)
 
 
 def _abs(path: str) -> Path:

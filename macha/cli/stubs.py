@@ -5,9 +5,7 @@ from __future__ import annotations
 import sys
 
 _PENDING = {
-    "macha-logs": "log browsing is not yet available; use macha-check for the latest events",
     "macha-issues": "issue tracking is not yet available",
-    "macha-systems": "the system registry is not yet available",
 }
 
 
@@ -16,13 +14,5 @@ def _stub(prog: str) -> None:
     sys.exit(2)
 
 
-def logs() -> None:
-    _stub("macha-logs")
-
-
 def issues() -> None:
     _stub("macha-issues")
-
-
-def systems() -> None:
-    _stub("macha-systems")

@@ -20,6 +20,7 @@ from macha.core.severity import SEVERITY_RANK
 from macha.core.states import ActionStatus, EscalationStatus, ReviewResult
 from macha.monitor.templates import short_template
 from macha.core.text import one_line
+from macha.store import relationships
 from macha.store.models import (
     Action,
     Escalation,
@@ -224,6 +225,11 @@ def header(s: Session, hostname: str, now: datetime, autonomy_level: str) -> Con
     for key in ("os", "kernel", "uptime", "nixos_generation", "cpus", "memory_total"):
         if facts.get(key) not in (None, ""):
             lines.append(f"{key.replace('_', ' ')}: {str(facts[key])[:200]}")
+    if host is not None and host.role:
+        lines.append(f"role: {host.role}")
+    # What the operator said about this host's neighbours (macha-systems link): a failure may start elsewhere.
+    for rel in relationships.of_host(s, hostname)[:20]:
+        lines.append(f"relationship: {rel.source} {rel.kind} {rel.target}")
     return Content("host", "Host", 0, 0.04, [lambda: lines, lambda: lines[:1]])
 
 

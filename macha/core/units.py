@@ -56,6 +56,11 @@ def with_default_suffix(name: str) -> str:
     return name if has_suffix(name) else f"{name}.{DEFAULT_SUFFIX}"
 
 
+def lookup_names(name: str) -> list[str]:
+    """The stored names a unit filter means: ``nginx`` is ``nginx`` (an identifier) or ``nginx.service``."""
+    return [name] if has_suffix(name) else [name, f"{name}.{DEFAULT_SUFFIX}"]
+
+
 def normalise(value: Any) -> str:
     """A systemd unit name, with ".service" added when no type suffix is given (as systemctl does); UnitNameError
     when ``value`` is not one."""

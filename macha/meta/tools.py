@@ -20,7 +20,7 @@ from macha.config import Settings, parse_duration
 from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import truncate
 from macha.core.states import ActionStatus
-from macha.core.units import DEFAULT_SUFFIX
+from macha.core.units import lookup_names
 from macha.store.db import Store
 from macha.store.models import Action, LogEvent, ServiceStatus, SystemMetric, TriggerEvent, utcnow
 
@@ -100,16 +100,12 @@ class ToolOutcome:
                 "result": self.text[:2000]}
 
 
-def _unit_names(unit: str) -> list[str]:
-    return [unit] if "." in unit else [unit, f"{unit}.{DEFAULT_SUFFIX}"]
-
-
 def query_logs(ctx: ToolContext, a: QueryLogs) -> str:
     since = ctx.now - parse_duration(a.since)
     q = select(LogEvent.time, LogEvent.unit, LogEvent.severity, LogEvent.message).where(
         LogEvent.hostname == ctx.hostname, LogEvent.time >= since)
     if a.unit:
-        q = q.where(LogEvent.unit.in_(_unit_names(a.unit)))
+        q = q.where(LogEvent.unit.in_(lookup_names(a.unit)))
     if a.pattern:
         # A plain substring, never a regex: a model-chosen regex could be made to run for ever.
         q = q.where(func.lower(LogEvent.message).contains(a.pattern.lower(), autoescape=True))
@@ -141,7 +137,7 @@ def get_metrics(ctx: ToolContext, a: GetMetrics) -> str:
 
 
 def service_status(ctx: ToolContext, a: ServiceStatusArgs) -> str:
-    names = _unit_names(a.unit)
+    names = lookup_names(a.unit)
     with ctx.store.session() as s:
         states = s.execute(select(ServiceStatus).where(
             ServiceStatus.hostname == ctx.hostname, ServiceStatus.service_name.in_(names))
@@ -203,10 +199,10 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
 
 
 def list_pending_approvals(ctx: ToolContext, a: NoArgs) -> str:
+    from macha.actions.approvals import list_pending
+
     with ctx.store.session() as s:
-        rows = s.execute(select(Action).where(Action.status == ActionStatus.PENDING).order_by(Action.id)
-                         .limit(MAX_LINES)
-                         ).scalars().all()
+        rows = list_pending(s)[:MAX_LINES]
     if not rows:
         return "no actions wait for approval"
     return "\n".join(f"#{r.id} {r.hostname} {r.action} {r.arguments} risk={r.risk}: {r.reason[:200]}" for r in rows)

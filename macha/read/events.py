@@ -16,7 +16,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
-from macha.core.units import DEFAULT_SUFFIX
+from macha.core.units import lookup_names
 from macha.read.common import MAX_LIMIT, when
 from macha.store.db import Store
 from macha.store.models import LogEvent, TriggerEvent
@@ -139,10 +139,6 @@ class EventPage(BaseModel):
     cursor: Cursor
 
 
-def unit_names(unit: str) -> list[str]:
-    return [unit] if "." in unit else [unit, f"{unit}.{DEFAULT_SUFFIX}"]
-
-
 def _worse_or_equal(column: Any, severity: Severity) -> Any:
     return column.in_([s.value for s in SEVERITIES[: severity.rank + 1]])
 
@@ -157,7 +153,7 @@ def _log_select(q: EventQuery) -> Any:
     if q.until:
         stmt = stmt.where(e.time <= q.until)
     if q.unit:
-        stmt = stmt.where(e.unit.in_(unit_names(q.unit)))
+        stmt = stmt.where(e.unit.in_(lookup_names(q.unit)))
     if q.priority:
         prio = e.meta["priority"].as_integer()
         stmt = stmt.where(prio.between(*q.priority))
@@ -186,7 +182,7 @@ def _trigger_select(q: EventQuery) -> Any:
     if q.until:
         stmt = stmt.where(t.time <= q.until)
     if q.unit:
-        stmt = stmt.where(t.meta["unit"].as_string().in_(unit_names(q.unit)))
+        stmt = stmt.where(t.meta["unit"].as_string().in_(lookup_names(q.unit)))
     if q.text:
         stmt = stmt.where(func.lower(t.trigger_reason).contains(q.text.lower(), autoescape=True))
     if q.pattern:
@@ -332,4 +328,4 @@ def count_events(session: Session, q: EventQuery) -> int:
 
 
 __all__ = ["Cursor", "EventKind", "EventPage", "EventQuery", "EventRow", "TriggerQuery", "TriggerRow",
-           "count_events", "fetch", "list_triggers", "parse_priority", "query_events", "unit_names"]
+           "count_events", "fetch", "list_triggers", "parse_priority", "query_events"]

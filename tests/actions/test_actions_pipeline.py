@@ -83,7 +83,7 @@ def test_macha_approve_end_to_end(operator_env, make_journal, macha_ai, state_di
     journal = make_journal([
         Entry("nginx.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD),
         Entry("app@1.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD),
-    ])
+    ], hostname=env["MACHA_HOSTNAME"])  # this host's own journal: its failed units are restarted here
     ai = macha_ai(env)
     ai.wait_ready()
     check = run_cli("macha-check", "--journal-file", str(journal), env=env)
@@ -139,7 +139,8 @@ def test_a_worker_killed_while_an_action_runs_does_not_run_it_twice(operator_env
                                                                     state_dir) -> None:
     fake, env = operator_env
     env.update(MACHA_AUTONOMY_LEVEL="auto-full", MACHA_BROKER_RESTORE_INTERVAL="1", MACHA_LOCK_TTL="5")
-    journal = make_journal([Entry("slow.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD)])
+    journal = make_journal([Entry("slow.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD)],
+                           hostname=env["MACHA_HOSTNAME"])
     first = macha_ai(env)
     first.wait_ready()
     assert run_cli("macha-check", "--journal-file", str(journal), env=env).returncode == 1

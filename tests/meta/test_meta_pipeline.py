@@ -153,7 +153,8 @@ def test_without_a_gpu_worker_work_waits_and_is_shown_as_pending(state_dir, mach
     proc = run_cli("macha-chat", "--ask", "Hello?", "--timeout", "6", env=env, timeout=120)
     assert proc.returncode == 2 and "no gpu worker started answering within 6 s" in proc.stderr
     oom = FIXTURES / "oom.journal"
-    check = run_cli("macha-check", "--local", "--json", "--journal-file", str(oom),
+    # --hostname: the recorded journal is filed under this test's host (else under its own _HOSTNAME).
+    check = run_cli("macha-check", "--local", "--json", "--journal-file", str(oom), "--hostname", hostname,
                     env={**env, "MACHA_LLM__BACKEND": "none"}, timeout=120)
     report = json.loads(check.stdout)
     # Ours waits, and the OOM this check found was escalated too (the rules reviewer calls it critical).

@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from helpers.incident import record_incident
 from sqlalchemy import select
 
-from macha.config import load_settings
 from macha.core.severity import Severity
-from macha.core.states import ActionStatus, HealthColour
-from macha.monitor.checks.journal import ensure_host, run_check
-from macha.monitor.collect.journal import JournalSource
+from macha.core.states import HealthColour
 from macha.read import approvals, hosts, metrics, reviews
 from macha.read.common import build
 from macha.read.errors import NotFound, ReadError, UnknownHost
-from macha.read.events import Cursor, EventKind, EventQuery, TriggerQuery, list_triggers, query_events
+from macha.read.events import EventKind, EventQuery, TriggerQuery, list_triggers, query_events
 from macha.store.db import Store
-from macha.store.models import Action, LogEvent, ServiceStatus, SystemMetric, ThresholdState, TriggerEvent, utcnow
-
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "oom.journal"
+from macha.store.models import LogEvent, TriggerEvent, utcnow
 
 
 @pytest.fixture
 def incident(db_url: str, tmp_path: Path) -> Store:
-    """web1 read the OOM incident; its memory is past its threshold, postgresql failed, one action waits; db1 is
-    quiet."""
-    journal = tmp_path / "oom.journal"
-    shutil.copyfile(FIXTURE, journal)
     store = Store(db_url)
-    settings = load_settings(state_dir=tmp_path / "state", hostname="web1")
-    run_check(store, settings, hostname="web1", source=JournalSource.file(str(journal)))
-    ensure_host(store, "db1")
-    now = utcnow()
-    with store.session() as s:
-        s.add_all([
-            ThresholdState(hostname="web1", series="memory_percent", streak=3, raised=True, value=97.5),
-            ServiceStatus(time=now, hostname="web1", service_name="postgresql.service", status="failed",
-                          active_state="failed", meta={"result": "oom-kill"}),
-            ServiceStatus(time=now - timedelta(minutes=5), hostname="web1", service_name="nginx.service",
-                          status="failed", active_state="failed"),
-            ServiceStatus(time=now, hostname="web1", service_name="nginx.service", status="running",
-                          active_state="active"),
-            *[SystemMetric(time=now - timedelta(minutes=m), hostname="web1", metric_name="memory_percent",
-                           value=50.0 + m, unit="%") for m in range(60)],
-            Action(hostname="web1", action="restart_service", arguments={"unit": "postgresql.service"},
-                   dedup_key="k1", risk="low", status=ActionStatus.PENDING, proposer="review", reason="oom",
-                   autonomy_level="suggest"),
-        ])
+    record_incident(store, tmp_path)
     yield store
     store.dispose()
 

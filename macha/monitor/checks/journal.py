@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from macha.broker.notify import Notifier
 from macha.config import GroupingSettings, Settings, parse_duration
 from macha.core.severity import Severity
 from macha.core.text import cap, one_line, storable_value
@@ -57,12 +58,22 @@ class CheckResult:
         return d
 
 
+#: The facts the fleet registry shows as columns (macha-systems list), each capped to its column.
+FACT_COLUMNS = {"os": 255, "kernel": 255, "nixos_generation": 64, "macha_version": 64}
+
+
 def ensure_host(store: Store, hostname: str, facts: dict | None = None) -> None:
     """Register the host; ``facts`` (OS, kernel, uptime...) replace the stored ones when given."""
     with store.session() as s:
         now = utcnow()
-        upsert(s, Host.__table__, {"hostname": hostname, "first_seen": now, "last_seen": now, "metadata": facts or {}},
-               keys=["hostname"], update=["last_seen", "metadata"] if facts else ["last_seen"])
+        row = {"hostname": hostname, "first_seen": now, "last_seen": now, "metadata": facts or {}}
+        update_ = ["last_seen"]
+        if facts:
+            columns = {k: cap(one_line(str(facts[k])), n) if facts.get(k) is not None else None
+                       for k, n in FACT_COLUMNS.items()}
+            row.update(columns, facts_at=now)
+            update_ += ["metadata", *columns, "facts_at"]
+        upsert(s, Host.__table__, row, keys=["hostname"], update=update_)
 
 
 def run_check(
@@ -105,6 +116,7 @@ def run_check(
     with store.session() as s:
         ids = error_rate.evaluate(s, settings, hostname, result.error_counts, utcnow())
     if ids:
+        Notifier(settings.effective_broker_url).publish("events", hostname)
         result.new_triggers += len(ids)
         result.severity_counts[settings.error_rate.severity] = (
             result.severity_counts.get(settings.error_rate.severity, 0) + len(ids))
@@ -122,9 +134,14 @@ def _ingest(
     since: datetime | None,
     total_before: int,
 ) -> None:
+    notifier = Notifier(settings.effective_broker_url)
     for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size,
                               max_message=settings.journal_max_message):
+        stored_before = result.new_log_events + result.new_triggers + result.repeats
         store_batch(store, result, matcher, source.key, batch, total_before, settings.grouping)
+        if result.new_log_events + result.new_triggers + result.repeats > stored_before:
+            # After the batch's commit: a follower woken now finds it in the database.
+            notifier.publish("events", result.hostname)
 
 
 def insert_detections(s: Session, detections: list[Detection], grouping: GroupingSettings | None = None,

@@ -11,6 +11,8 @@ from typing import Any
 
 import psutil
 
+from macha import __version__
+
 #: /nix/var/nix/profiles/system -> system-123-link: the generation the system booted into or switched to last.
 SYSTEM_PROFILE = Path("/nix/var/nix/profiles/system")
 _GENERATION = re.compile(r"system-(\d+)-link$")
@@ -49,6 +51,7 @@ def host_facts() -> dict[str, Any]:
         "uptime": _uptime(time.time() - psutil.boot_time()),
         "cpus": psutil.cpu_count(),
         "memory_total": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+        "macha_version": __version__,
     }
     generation = nixos_generation()
     if generation:

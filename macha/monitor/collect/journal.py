@@ -34,6 +34,8 @@ class JournalSource:
 
     kind: Literal["system", "file", "dir"] = "system"
     path: Path | None = None
+    #: Only the entries of this _HOSTNAME (a recorded directory may hold several hosts' journals).
+    only_host: str | None = None
 
     @classmethod
     def file(cls, path: str | Path) -> JournalSource:
@@ -49,11 +51,13 @@ class JournalSource:
         return "system" if self.kind == "system" else f"{self.kind}:{self.path}"
 
     def argv(self) -> list[str]:
+        # A match is a positional argument: the value cannot be read as an option ("_HOSTNAME=-x" is a match).
+        match = [f"_HOSTNAME={self.only_host}"] if self.only_host else []
         if self.kind == "file":
-            return ["--file", str(self.path)]
+            return ["--file", str(self.path), *match]
         if self.kind == "dir":
-            return ["--directory", str(self.path)]
-        return []
+            return ["--directory", str(self.path), *match]
+        return match
 
     def check_readable(self) -> None:
         if self.kind == "system" or self.path is None:
@@ -198,6 +202,31 @@ def _journalctl() -> str:
     if exe is None:
         raise JournalError("journalctl was not found on PATH: install systemd (Debian: apt-get install systemd)")
     return exe
+
+
+#: More host names than this in one recorded journal is not a recording of a fleet but a mistake.
+MAX_JOURNAL_HOSTS = 100
+
+
+def journal_hostnames(source: JournalSource) -> list[str]:
+    """The _HOSTNAME values of a journal file or directory (journalctl -F), sorted; [] for the system journal
+    (it is this host's) and for a journal without any."""
+    if source.kind == "system":
+        return []
+    source.check_readable()
+    try:
+        done = subprocess.run([_journalctl(), "--no-pager", "--field=_HOSTNAME", *source.argv()], capture_output=True,
+                              timeout=120, env={**os.environ, "SYSTEMD_COLORS": "0"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise JournalError(f"cannot list the hosts of journal {source.kind} {source.path}: {exc}") from None
+    if done.returncode != 0:
+        raise JournalError(_explain_failure(done.stderr.decode(errors="replace"), source))
+    names = sorted({cap(one_line(n), NAME_LIMIT) for n in done.stdout.decode(errors="replace").splitlines()
+                    if n.strip()})
+    if len(names) > MAX_JOURNAL_HOSTS:
+        raise JournalError(f"journal {source.kind} {source.path} holds {len(names)} host names (at most "
+                           f"{MAX_JOURNAL_HOSTS}); name one with --hostname")
+    return names
 
 
 def _explain_failure(stderr: str, source: JournalSource) -> str:
