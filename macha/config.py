@@ -382,6 +382,14 @@ class ClassifierSettings(_Section):
     )
 
 
+class IssueSettings(_Section):
+    """Issues: the events, reviews, analyses and actions of one problem on one host (macha-issues)."""
+
+    resolve_after: PositiveDuration = Field(
+        "1h", description="an issue whose events stopped and whose reviews say healthy this long is resolved"
+    )
+
+
 class _TomlFileSource(PydanticBaseSettingsSource):
     """Reads the TOML file named by ``_config_file`` / ``MACHA_CONFIG``; keys are normalised to snake case."""
 
@@ -501,6 +509,7 @@ class Settings(BaseSettings):
     )
     memory: MemorySettings = Field(default_factory=MemorySettings)
     meta: MetaSettings = Field(default_factory=MetaSettings)
+    issues: IssueSettings = Field(default_factory=IssueSettings)
 
     # Where things live. None means the embedded default under state_dir.
     state_dir: Path = Field(default_factory=_default_state_dir)

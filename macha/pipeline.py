@@ -247,6 +247,13 @@ def retention_step(store: Store, settings: Settings) -> dict:
     return {"cutoff": report.cutoff.isoformat(), "deleted": report.deleted, "skipped": report.skipped}
 
 
+def resolve_issues_step(store: Store, settings: Settings) -> list[int]:
+    """Issues quiet and healthy for issues.resolveAfter are resolved (macha.review.issues.resolve_quiet)."""
+    from macha.review.issues import resolve_quiet
+
+    return resolve_quiet(store, settings)
+
+
 def memory_for(settings: Settings) -> Memory | NoMemory:
     """This process's semantic memory, or NoMemory saying why (switched off, or it cannot open: said, not
     raised)."""
@@ -273,7 +280,7 @@ def remember_step(store: Store, settings: Settings, review_id: int) -> dict:
             return {"review_id": review_id, "remembered": False}
         data = dict(hostname=review.hostname, created_at=review.created_at, status=review.status,
                     summary=review.summary, issues=(review.payload or {}).get("issues", []),
-                    actions=(review.payload or {}).get("proposed_actions", []))
+                    actions=(review.payload or {}).get("proposed_actions", []), issue_id=review.issue_id)
     memory = memory_for(settings)
     if isinstance(memory, NoMemory):
         return {"review_id": review_id, "remembered": False, "note": memory.absent}

@@ -41,8 +41,8 @@ def _numeric_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str,
 
 
 NUMERIC = _numeric_fields(Settings) + _numeric_fields(ThresholdSettings, "thresholds.cpu_percent.")
-DURATIONS = ["actions.approval_timeout", "classifier.lookback", "journal_initial_lookback"]
-POSITIVE_DURATIONS = {"actions.approval_timeout", "classifier.lookback"}
+DURATIONS = ["actions.approval_timeout", "classifier.lookback", "journal_initial_lookback", "issues.resolve_after"]
+POSITIVE_DURATIONS = {"actions.approval_timeout", "classifier.lookback", "issues.resolve_after"}
 
 
 def _nested(key: str, value: object) -> dict[str, Any]:

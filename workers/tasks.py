@@ -127,7 +127,7 @@ def review_tick() -> list[str]:
 def reconcile() -> dict:
     """The database is the truth: events no review covered after reconcile_after seconds get a review again, and
     ready actions whose task was lost are sent again (execution is idempotent), and so are reviews not yet written
-    to semantic memory."""
+    to semantic memory. Issues quiet and healthy for issues.resolveAfter are resolved here too (every minute)."""
     stale = pipeline.hosts_with_pending_events(_store(), timedelta(seconds=settings.reconcile_after))
     if stale:
         log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
@@ -136,13 +136,14 @@ def reconcile() -> dict:
         log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
     forgotten = pipeline.reviews_to_remember(_store(), settings, timedelta(seconds=settings.reconcile_after))
     retry, fallback = pipeline.escalations_to_resend(_store(), settings)
+    resolved = pipeline.resolve_issues_step(_store(), settings)
     dispatch(app, FollowUps(execute=ready, remember=forgotten, escalate=retry, review_hosts=stale))
     for esc_id, kind in fallback:
         log.warning("escalation %s: no gpu worker answered in %s s; the review model answers instead", esc_id,
                     settings.meta.fallback_after)
         send_escalate(app, esc_id, kind, fallback=True)
     return {"reviews": stale, "actions": [a for a, _ in ready], "remember": forgotten,
-            "escalations": [e for e, _ in retry + fallback]}
+            "escalations": [e for e, _ in retry + fallback], "issues_resolved": resolved}
 
 
 @app.task(name="macha.execute_action")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -16,7 +14,7 @@ from rich.text import Text
 
 from macha.actions import approvals
 from macha.actions.audit import history
-from macha.cli.common import count_type, id_type, parser, plain, run, settings_from, setup_logging
+from macha.cli.common import count_type, id_type, operator_name, parser, plain, run, settings_from, setup_logging
 from macha.core.errors import BrokerError
 from macha.read import approvals as read_approvals
 from macha.store.db import Store
@@ -54,10 +52,7 @@ def main() -> None:
 
 
 def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
+    return operator_name()
 
 
 def _main(args: Any) -> int:

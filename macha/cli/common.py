@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import math
 import os
@@ -70,6 +71,14 @@ def plain(value: object, style: str = "", *, one_line: bool = False) -> Text:
     """Stored, log or model text for Rich: controls shown as escapes (macha.core.text.printable), and as a Text,
     so that neither markup (``[/]``, ``[link=...]``) nor emoji codes in it are read."""
     return Text(printable("" if value is None else str(value), one_line=one_line), style=style)
+
+
+def operator_name() -> str:
+    """Who runs the command, for the audit logs: the Unix user (its uid when it has no name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
 
 
 def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:

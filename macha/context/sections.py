@@ -372,7 +372,10 @@ def memories(recalls: list[Any] | None, note: str | None) -> Content:
         out = []
         for r in recalls or []:
             meta = r.metadata or {}
-            where = f"review #{meta.get('review_id', '?')}, {str(meta.get('created_at', ''))[:16]}"
+            source = (f"review #{meta['review_id']}" if "review_id" in meta else
+                      f"meta analysis #{meta['escalation_id']}" if "escalation_id" in meta else "review #?")
+            issue = f"issue #{meta['issue_id']}, " if "issue_id" in meta else ""
+            where = f"{issue}{source}, {str(meta.get('created_at', ''))[:16]}"
             text = r.text if full else r.text[:120]
             out.append(f"(distance {r.distance:.2f}; {where}) {text}")
         return out or ["no similar past issues"]

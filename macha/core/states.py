@@ -101,3 +101,25 @@ class HealthColour(StrEnum):
     YELLOW = "yellow"
     RED = "red"
     GREY = "grey"
+
+
+class IssueStatus(StrEnum):
+    """issues.status: one problem of one host, from its first event to its end."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"  # an operator has seen it; it stays until it resolves or is closed
+    RESOLVED = "resolved"  # its events stopped and reviews said healthy for issues.resolveAfter, or closed
+
+
+#: The states an issue is still going on in: listed by default, linked to new events, resolved by the sweep.
+ACTIVE_ISSUE = (IssueStatus.OPEN, IssueStatus.ACKNOWLEDGED)
+
+
+class IssueEvent(StrEnum):
+    """issue_audit.event: every change of an issue's state, and who made it."""
+
+    OPENED = "opened"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"  # by the sweep: quiet and healthy for issues.resolveAfter
+    CLOSED = "closed"  # by an operator, with a reason
+    REOPENED = "reopened"  # it recurred, or an operator reopened it

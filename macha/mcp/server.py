@@ -25,12 +25,14 @@ from pydantic import Field, ValidationError
 from macha.actions.catalog import default_catalog
 from macha.config import Settings
 from macha.core.errors import MachaError
+from macha.core.severity import SEVERITY_RANK
 from macha.core.text import one_line
 from macha.mcp.results import render
 from macha.mcp.writes import Dispatch, submit
 from macha.read import approvals as read_approvals
 from macha.read import events as read_events
 from macha.read import hosts as read_hosts
+from macha.read import issues as read_issues
 from macha.read import metrics as read_metrics
 from macha.read import services as read_services
 from macha.read.common import build, require_host
@@ -165,7 +167,7 @@ def build_server(settings: Settings, store: Store, *, client: str = "local", dis
                      description="Open issues: the events, reviews and actions of one problem on one host.")
     @_resource
     def issues_resource() -> str:
-        return out(_issues().list_open(store))
+        return out(read_issues.list_issues(store, limit=200))
 
     @server.resource("macha://approvals", name="approvals", mime_type="application/json",
                      description="Actions waiting for an operator's approval (approve them with macha-approve).")
@@ -241,15 +243,25 @@ def build_server(settings: Settings, store: Store, *, client: str = "local", dis
 
     @server.tool(annotations=READ, structured_output=False)
     @_tool
-    def list_issues(host: OptHost = None, all: bool = False) -> str:
-        """Issues: the events, reviews and actions of one problem on one host (open ones unless all)."""
-        return out(_issues().list(store, host=host, include_closed=all))
+    def list_issues(host: OptHost = None,
+                    severity: Annotated[str | None, Field(None, max_length=16,
+                                                          description="this severity or worse")] = None,
+                    all: Annotated[bool, Field(False, description="resolved issues too")] = False,
+                    limit: Limit = 50) -> str:
+        """Issues: one problem on one host with its events, reviews, analyses and actions; open and acknowledged
+        ones, the most recently active first."""
+        if host:
+            known(host)
+        if severity is not None and severity.lower() not in SEVERITY_RANK:
+            raise MachaError(f"severity {severity[:20]!r} is not one of {', '.join(SEVERITY_RANK)}")
+        return out(read_issues.list_issues(store, include_resolved=all, hostname=host,
+                                           severity=severity.lower() if severity else None, limit=limit))
 
     @server.tool(annotations=READ, structured_output=False)
     @_tool
     def get_issue(id: Annotated[int, Field(ge=1)]) -> str:
-        """One issue and its timeline."""
-        return out(_issues().get(store, id))
+        """One issue and its timeline (events, reviews, meta analyses, actions, state changes), oldest first."""
+        return out(read_issues.get_issue(store, id))
 
     @server.tool(annotations=READ, structured_output=False)
     @_tool
@@ -331,12 +343,3 @@ def _memory_opener(settings: Settings, memory: Callable[[], Any] | None) -> Call
 
     return get
 
-
-def _issues() -> Any:
-    """The issue read layer (macha.read.issues), once it exists."""
-    try:
-        from macha.read import issues
-    except ImportError:
-        raise MachaError("issues are not available yet in this version of Macha (macha-issues is still being "
-                         "built)") from None
-    return issues

@@ -32,6 +32,7 @@ from macha.meta import tools
 from macha.meta.loop import Limits, run_loop
 from macha.meta.schemas import MetaAnalysis
 from macha.review.escalation import same_issue, stale_after
+from macha.review.issues import link_actions
 from macha.review.model_turn import catalog_lines, prompt_budget
 from macha.store.db import Store
 from macha.store.models import Escalation, TriggerEvent, utcnow
@@ -170,7 +171,7 @@ def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend
     user = render("meta", **values, sections=window.text)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     ctx = tools.ToolContext(store, settings, esc.hostname, recall=recall, proposer=f"meta:{model}"[:64],
-                            schedule=schedule, now=now)
+                            schedule=schedule, now=now, issue_id=esc.issue_id)
     limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
                     settings.meta.tool_result_tokens, plan.answer_tokens)
     loop = run_loop(backend, model, messages, ctx, limits, num_ctx=plan.num_ctx)
@@ -215,15 +216,18 @@ def _propose(s: Session, settings: Settings, esc: Escalation, analysis: MetaAnal
     evidence = {"escalation_id": esc.id, "event_ids": analysis.evidence.event_ids,
                 "analysis": {"diagnosis": analysis.diagnosis[:1000], "root_cause": analysis.root_cause[:1000],
                              "confidence": analysis.confidence, "rollback_plan": analysis.rollback_plan[:1000]}}
-    return [propose(s, settings, esc.hostname, p.model_dump(), proposer=f"meta:{model}"[:64],
-                    review_id=esc.review_id, evidence=evidence).to_dict()
-            for p in analysis.proposed_actions[: settings.actions.max_proposals_per_review]]
+    results = [propose(s, settings, esc.hostname, p.model_dump(), proposer=f"meta:{model}"[:64],
+                       review_id=esc.review_id, evidence=evidence).to_dict()
+               for p in analysis.proposed_actions[: settings.actions.max_proposals_per_review]]
+    link_actions(s, esc.issue_id, [a["action_id"] for a in results])
+    return results
 
 
 def _remember(recall: Recall, esc: Escalation, outcome: AnalysisOutcome) -> None:
     """Best effort: the analysis is in the store already; memory only helps later recall."""
     try:
-        meta = {"escalation_id": esc.id, "hostname": esc.hostname, "created_at": utcnow().isoformat(),
+        meta = {"escalation_id": esc.id, "issue_id": esc.issue_id, "hostname": esc.hostname,
+                "created_at": utcnow().isoformat(),
                 "kind": esc.kind, "title": (outcome.diagnosis or "")[:300], "severity":
                 (Severity.CRITICAL if esc.kind == EscalationKind.CRITICAL else Severity.HIGH).value}
         recall.remember("issues", f"escalation-{esc.id}", outcome.diagnosis or "", meta)

@@ -85,6 +85,8 @@ class ToolContext:
     #: sends an action the policy made ready to its host (the analysis never waits for it)
     schedule: Callable[[int, str], None] | None = None
     now: datetime = field(default_factory=utcnow)
+    #: the issue under analysis: the diagnostics it runs belong to it
+    issue_id: int | None = None
 
 
 @dataclass
@@ -168,6 +170,7 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
     from macha.actions.catalog import ValidationContext, default_catalog
     from macha.actions.proposals import propose
     from macha.actions.refusal import ActionRefused
+    from macha.review.issues import link_actions
 
     args: dict[str, Any] = {"name": a.name}
     if a.unit:
@@ -190,6 +193,7 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
         result = propose(s, ctx.settings, ctx.hostname, {"action": "run_diagnostic", "arguments": args,
                                                           "reason": "asked for by the meta model"},
                          proposer=ctx.proposer)
+        link_actions(s, ctx.issue_id, [result.action_id])
     if result.status == ActionStatus.READY:
         if ctx.schedule is not None:
             ctx.schedule(result.action_id, ctx.hostname)

@@ -19,18 +19,31 @@ from macha.store.models import Escalation, TriggerEvent, utcnow
 KINDS = ("critical", "escalation", "background")
 
 
+def worst_events(events: Iterable[TriggerEvent]) -> list[TriggerEvent]:
+    """The critical and high events (all of them when there are none): what names the issue."""
+    events = list(events)
+    rank = {"critical": 0, "high": 1}
+    return [e for e in events if e.severity in rank] or events
+
+
+def event_group(event: TriggerEvent) -> tuple[str | None, str | None]:
+    """An event's group as issue keys count it: (pattern, unit)."""
+    return (event.pattern_id or event.trigger_type), (event.meta or {}).get("unit")
+
+
+def group_name(group: tuple[str | None, str | None]) -> str:
+    return f"{group[0] or '-'}|{group[1] or '-'}"
+
+
 def issue_key(groups: Iterable[tuple[str | None, str | None]]) -> str | None:
     """Names an issue by its event groups (pattern, unit): the same groups escalated again are the same issue."""
-    keys = sorted({f"{p or '-'}|{u or '-'}" for p, u in groups})
+    keys = sorted({group_name(g) for g in groups})
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32] if keys else None
 
 
 def issue_key_of_events(events: Iterable[TriggerEvent]) -> str | None:
     """The worst events' groups: more low-severity noise alongside does not make it another issue."""
-    events = list(events)
-    rank = {"critical": 0, "high": 1}
-    worst = [e for e in events if e.severity in rank] or events
-    return issue_key(((e.pattern_id or e.trigger_type), (e.meta or {}).get("unit")) for e in worst)
+    return issue_key(event_group(e) for e in worst_events(events))
 
 
 def stale_after(settings: Settings) -> timedelta:

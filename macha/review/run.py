@@ -20,6 +20,7 @@ from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import EscalationKind, ReviewResult, ReviewStatus
 from macha.llm.base import Backend, LLMError
 from macha.review.escalation import issue_key_of_events, request
+from macha.review.issues import link_actions, link_review
 from macha.review.model_turn import ModelAttempt, model_review
 from macha.review.rules import MAX_EVIDENCE, covered, rules_review
 from macha.review.schemas import ReviewReport
@@ -46,6 +47,8 @@ class ReviewOutcome:
     escalation_status: str | None = None
     escalation_kind: str | None = None
     escalation_attached_to: int | None = None
+    #: the issue the review's events belong to (opened or reopened by it, or going on)
+    issue_id: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +131,8 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
                 .where(TriggerEvent.id.in_(ids[start : start + 1000]), TriggerEvent.review_id.is_(None))
                 .values(review_id=review.id)
             )
+        issue = link_review(s, review, events)
+        issue_id = issue.id if issue is not None else None
         actions = []
         escalation_id = None
         escalation_status = escalation_kind = None
@@ -146,6 +151,7 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
                     propose(s, settings, hostname, proposal, proposer=f"review:{review.reviewer}",
                             review_id=review.id, evidence_for=evidence_for).to_dict()
                 )
+            link_actions(s, issue_id, [a["action_id"] for a in actions])
             reasons = [report.escalation_reason or "the reviewer asked for a deeper analysis"] if \
                 report.should_escalate else []
             reasons += [f"action {a['action_id']} ({a['action']}): {a['reason']}" for a in actions if a["escalate"]]
@@ -154,6 +160,7 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
                               kind=EscalationKind.CRITICAL if report.status == ReviewStatus.CRITICAL
                               else EscalationKind.ESCALATION,
                               review_id=review.id, key=issue_key_of_events(events))
+                esc.issue_id = issue_id
                 escalation_id = esc.id
                 escalation_status = esc.status
                 escalation_kind = esc.kind
@@ -171,6 +178,7 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
         escalation_status=escalation_status,
         escalation_kind=escalation_kind,
         escalation_attached_to=attached_to,
+        issue_id=issue_id,
     )
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from macha.core.states import ChatStatus, EscalationKind, EscalationStatus, ReviewResult
+from macha.core.states import ChatStatus, EscalationKind, EscalationStatus, IssueStatus, ReviewResult
 
 
 def utcnow() -> datetime:
@@ -165,7 +165,9 @@ class Review(Base):
     # Set once the review's issues and decisions are written to semantic memory (Chroma); the reconciler
     # re-sends the ones still NULL.
     remembered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    __table_args__ = (Index("ix_reviews_host_created", "hostname", "created_at"),)
+    # The issue (issues.id) this belongs to; set when a review links it (macha.review.issues).
+    issue_id: Mapped[int | None] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_reviews_host_created", "hostname", "created_at"), Index("ix_reviews_issue", "issue_id"))
 
 
 class TriggerEvent(Base):
@@ -188,8 +190,11 @@ class TriggerEvent(Base):
     # last_seen instead of raising new events. The window lives here, in the database, so a restart re-alerts nothing.
     count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The issue (issues.id) this belongs to; set when a review links it (macha.review.issues).
+    issue_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         UniqueConstraint("log_event_id", "pattern_id", name="uq_trigger_events_log_pattern"),
+        Index("ix_trigger_events_issue", "issue_id"),
         Index("ix_trigger_events_host_review", "hostname", "review_id"),
         Index("ix_trigger_events_host_time", "hostname", "time"),
         Index("ix_trigger_events_group", "hostname", "fingerprint", "last_seen"),
@@ -243,8 +248,11 @@ class Action(Base):
     stdout: Mapped[str | None] = mapped_column(Text)
     stderr: Mapped[str | None] = mapped_column(Text)
     duration_s: Mapped[float | None] = mapped_column(Float)
+    # The issue (issues.id) this belongs to; set when a review links it (macha.review.issues).
+    issue_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_actions_status", "status", "hostname"),
+        Index("ix_actions_issue", "issue_id"),
         Index("ix_actions_host_action_time", "hostname", "action", "started_at"),
         # At most one pending proposal per (host, action, arguments): duplicates merge into it.
         Index(
@@ -301,8 +309,11 @@ class Escalation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The tool calls of the analysis (name, arguments, outcome), for the operator and for the next analysis.
     transcript: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    # The issue (issues.id) this belongs to; set when a review links it (macha.review.issues).
+    issue_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (Index("ix_escalations_status", "status", "hostname"),
-                      Index("ix_escalations_issue", "hostname", "issue_key"))
+                      Index("ix_escalations_issue", "hostname", "issue_key"),
+                      Index("ix_escalations_issue_id", "issue_id"))
 
 
 class Conversation(Base):
@@ -445,3 +456,55 @@ class ClassifierState(Base):
     __tablename__ = "classifier_state"
     hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
     last_log_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Issue(Base):
+    """One problem on one host: its events, reviews, analyses and actions carry its id (their issue_id columns,
+    not foreign keys: added to existing tables without rebuilding them, and trigger_events may be a hypertable).
+
+    Named like escalations by the worst event groups (issue_key): one row per (host, key) for good, so a problem
+    that recurs reopens its issue and keeps its history.
+    """
+
+    __tablename__ = "issues"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    issue_key: Mapped[str] = mapped_column(String(64))
+    # The groups the key is made of ("pattern|unit"): a pending event of one of them keeps the issue going.
+    groups: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    # The worst event's reason when it opened (log text: shown sanitized).
+    title: Mapped[str] = mapped_column(Text)
+    # The worst severity of its events so far.
+    severity: Mapped[str] = mapped_column(String(16))
+    # IssueStatus: open | acknowledged | resolved
+    status: Mapped[str] = mapped_column(String(16), default=IssueStatus.OPEN)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last time one of its events was seen (an event group's last_seen): the quiet period counts from here.
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolve_reason: Mapped[str | None] = mapped_column(Text)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (
+        UniqueConstraint("hostname", "issue_key", name="uq_issues_key"),
+        Index("ix_issues_status", "status", "hostname"),
+    )
+
+
+class IssueAudit(Base):
+    """Append-only: every change of an issue's state and who made it (the migration makes UPDATE and DELETE
+    fail)."""
+
+    __tablename__ = "issue_audit"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id"))
+    # IssueEvent: opened | acknowledged | resolved | closed | reopened
+    event: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (Index("ix_issue_audit_issue", "issue_id", "time"),)

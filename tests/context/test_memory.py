@@ -390,3 +390,18 @@ def socket_open(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_what_is_remembered_names_its_issue_and_the_window_says_which(memory: mem.Memory) -> None:
+    from macha.context.sections import memories
+
+    memory.remember_review(8, "web1", T0, "critical", "postgres was killed", [issue(OOM, "critical", "memory")],
+                           issue_id=42)
+    memory.remember_review(9, "web1", T0, "high", "disk", [issue(DISK, subsystem="disk")])
+    hits = memory.similar_issues([OOM, DISK], k=2, hostname="web1")
+    by_text = {h.text: h for h in hits}
+    assert by_text[OOM].metadata["issue_id"] == 42 and "issue_id" not in by_text[DISK].metadata
+    assert memory.similar("decisions", "postgres was killed", 1)[0].metadata["issue_id"] == 42
+    lines = memories(hits, None).levels[0]()
+    assert any("issue #42, review #8" in line for line in lines)
+    assert any("review #9" in line and "issue #" not in line for line in lines)

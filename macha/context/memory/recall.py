@@ -24,13 +24,16 @@ class ReviewRecall(MemoryStore):
 
     def remember_review(self, review_id: int, hostname: str, created_at: datetime | str, status: str,
                         summary: str, issues: Sequence[Mapping[str, Any]],
-                        actions: Sequence[Mapping[str, Any]] = ()) -> int:
-        """Each issue to `issues` (review-{id}-issue-{n}), the decision to `decisions` (review-{id}).
+                        actions: Sequence[Mapping[str, Any]] = (), issue_id: int | None = None) -> int:
+        """Each issue to `issues` (review-{id}-issue-{n}), the decision to `decisions` (review-{id}); both name
+        the issue (issues.id, macha-issues) the review belongs to, when it has one.
 
         Idempotent: a review sent again replaces its records. Returns the number of records written.
         """
         when = created_at.isoformat() if isinstance(created_at, datetime) else str(created_at)
         base = {"review_id": int(review_id), "hostname": hostname, "created_at": when, "status": status}
+        if issue_id is not None:
+            base["issue_id"] = int(issue_id)
         if isinstance(created_at, datetime):
             base["created_ts"] = created_at.timestamp()
         ids, docs, metas = [], [], []
