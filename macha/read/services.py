@@ -8,8 +8,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 
+from macha.core.units import lookup_names
 from macha.read.common import require_host
-from macha.read.events import unit_names
 from macha.store.db import Store
 from macha.store.models import ServiceStatus, TriggerEvent
 
@@ -64,7 +64,7 @@ def service_status(store: Store, hostname: str, unit: str | None = None) -> Serv
             states = [_state(r) for r in rows]
             return ServiceReport(host=hostname, states=states,
                                  note=None if states else "no service state recorded for this host yet")
-        names = unit_names(unit)
+        names = lookup_names(unit)
         rows = s.execute(select(ServiceStatus).where(ServiceStatus.hostname == hostname,
                                                      ServiceStatus.service_name.in_(names))
                          .order_by(ServiceStatus.id.desc()).limit(HISTORY)).scalars()

@@ -22,6 +22,7 @@ from macha.core.states import ActionStatus, AuditEvent
 from macha.mcp.server import WRITE_TOOLS, build_server
 from macha.monitor.checks.journal import ensure_host, run_check
 from macha.monitor.collect.journal import JournalSource
+from macha.review.run import run_review
 from macha.store.db import Store
 from macha.store.models import Action, ServiceStatus, SystemMetric, utcnow
 
@@ -40,8 +41,11 @@ def incident(db_url: str, tmp_path: Path, make_journal) -> Store:
         Entry(HOSTILE, priority=3, identifier="app", transport="syslog", pid=77, uid=1000),
     ])
     store = Store(db_url)
-    settings = load_settings(state_dir=tmp_path / "state", hostname=HOST)
+    settings = load_settings(state_dir=tmp_path / "state", hostname=HOST, llm={"backend": "none"},
+                             memory={"enable": False})
     run_check(store, settings, hostname=HOST, source=JournalSource.file(str(journal)))
+    # The rules reviewer reviews it: the review opens the issue.
+    assert run_review(store, HOST, settings=settings).issue_id is not None
     ensure_host(store, "db1")
     now = utcnow()
     with store.session() as s:
@@ -107,10 +111,13 @@ def test_every_read_tool_and_resource_answers(incident: Store, tmp_path: Path, s
             "search_memory": {"query": "postgres out of memory"},
             "list_approvals": {},
             "host_overview": {"host": HOST},
+            "list_issues": {"host": HOST, "severity": "high"},
         }
         for key, args in calls.items():
             out[key] = await c.call_tool(key.removesuffix("_series").removesuffix("_unit"), args)
-        for uri in ("macha://hosts", f"macha://hosts/{HOST}/status", f"macha://hosts/{HOST}/metrics",
+        issues = json.loads(text_of(out["list_issues"]))["result"]
+        out["get_issue"] = await c.call_tool("get_issue", {"id": issues[0]["id"]})
+        for uri in ("macha://issues", "macha://hosts", f"macha://hosts/{HOST}/status", f"macha://hosts/{HOST}/metrics",
                     f"macha://hosts/{HOST}/events", "macha://approvals"):
             res = await c.read_resource(uri)
             out[uri] = json.loads(res.contents[0].text)["result"]
@@ -139,7 +146,13 @@ def test_every_read_tool_and_resource_answers(incident: Store, tmp_path: Path, s
     assert {h["hostname"] for h in out["macha://hosts"]} == {HOST, "db1"}
     status = out[f"macha://hosts/{HOST}/status"]
     assert status["failed_units"][0]["unit"] == "postgresql.service" and status["health"]["score"] < 100
-    assert status["latest_review"] is None
+    assert status["latest_review"]["reviewer"] == "rules"
+    assert status["latest_review"]["summary"].startswith("<<<DATA summary>>>")
+    [issue] = body(out["list_issues"])
+    assert issue["hostname"] == HOST and issue["status"] == "open"
+    assert out["macha://issues"] == body(out["list_issues"])
+    timeline = body(out["get_issue"])
+    assert timeline["id"] == issue["id"] and {"event", "review"} <= {e["kind"] for e in timeline["timeline"]}
     assert out[f"macha://hosts/{HOST}/metrics"]["trends"][0]["latest"]["value"] == 50.0
     assert any(e["pattern"] == "oom_kill" for e in out[f"macha://hosts/{HOST}/events"]["events"])
     assert out["macha://approvals"] == []
@@ -172,7 +185,9 @@ def test_a_log_line_telling_the_client_to_restart_sshd_comes_back_fenced(inciden
     ("get_metrics", {"host": HOST, "series": "no_such_series"}, "no metric series"),
     ("get_metrics", {"host": HOST, "series": "memory_percent", "range": "soon"}, "since"),
     ("service_status", {}, "argument host"),
-    ("get_issue", {"id": 1}, "not available yet"),
+    ("get_issue", {"id": 999}, "999"),
+    ("get_issue", {"id": 0}, "argument id"),
+    ("list_issues", {"severity": "dire"}, "severity 'dire'"),
     ("restart_service", {"host": "nope", "unit": "nginx", "reason": "r"}, "no host named 'nope'"),
     ("propose_action", {"host": HOST, "action": "restart_service", "arguments": "nginx", "reason": "r"},
      "argument arguments"),
