@@ -108,10 +108,3 @@ def test_env_error_is_one_line_too(tmp_path: Path) -> None:
     proc = run_cli("macha-check", "--local", env=env, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "autonomy_level: 'everything' is not allowed" in proc.stderr
-
-
-@pytest.mark.parametrize("command", ["macha-logs", "macha-systems"])
-def test_unbuilt_commands_say_so(tmp_path: Path, command: str) -> None:
-    proc = run_cli(command, env=macha_env(tmp_path / "state"), timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith(f"{command}: not yet available") and len(proc.stderr.splitlines()) == 1
