@@ -59,7 +59,8 @@ class Served:
         wait_for(lambda: self.proc.poll() is not None or "serving MCP" in log.read_text(), 60,
                  "macha-mcp to listen")
         assert self.proc.poll() is None, log.read_text()
-        self.token = read_token(Path(env["MACHA_STATE_DIR"]) / "secrets" / "mcp-token")
+        self.token = read_token(Path(env.get("MACHA_MCP_SERVER__TOKEN_FILE")
+                                     or Path(env["MACHA_STATE_DIR"]) / "secrets" / "mcp-token"))
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -196,3 +197,30 @@ def test_macha_ai_starts_the_mcp_server_and_starts_it_again(env: dict[str, str],
     assert ai.stop() == 0
     wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in again), 15,
              "the MCP server to end with macha-ai")
+
+
+def test_a_named_token_is_the_proposer_in_the_audit_log(env: dict[str, str], state_dir: Path, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("laptop " + "z" * 32 + "\n" + "ci " + "y" * 32 + "\n")
+    tokens.chmod(0o600)
+    served = Served({**env, "MACHA_MCP_SERVER__TOKEN_FILE": str(tokens)}, tmp_path / "named.log")
+    try:
+        async def propose() -> dict:
+            http = httpx2.AsyncClient(headers={"Authorization": "Bearer " + "y" * 32})
+            async with Client(streamable_http_client(served.url, http_client=http)) as client:
+                result = await client.call_tool("propose_action", {
+                    "host": HOST, "action": "run_diagnostic", "arguments": {"name": "df_h"}, "reason": "look"})
+                return json.loads(result.content[0].text)["result"]
+
+        out = asyncio.run(propose())
+    finally:
+        served.stop()
+    # suggest runs read-only diagnostics; no broker runs here, so it waits in the database for the worker.
+    assert out["status"] == "ready" and out["sent"].startswith("ready; it runs when the worker is back")
+    store = Store(load_settings(state_dir=state_dir, hostname=HOST).effective_database_url)
+    from macha.actions.audit import history
+
+    with store.session() as s:
+        [entry] = history(s, action_id=out["action_id"])
+        assert entry.actor == "mcp:ci" and entry.event == "scheduled"
+    store.dispose()
