@@ -6,11 +6,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
-from macha.core.states import ActionStatus, EscalationStatus, ReviewStatus
+from macha.core.states import EscalationStatus, ReviewStatus
 from macha.pipeline import ChainState
+from macha.read.approvals import pending_count
 from macha.read.reviews import latest_review
 from macha.store.db import Store
 from macha.store.models import Action, Escalation, LogEvent, Review, TriggerEvent, utcnow
@@ -77,10 +78,7 @@ def build_report(store: Store, state: ChainState) -> CheckReport:
             review = latest_review(s, state.hostname)
             if review is not None and utcnow() - review.created_at > RECENT_REVIEW:
                 review = None
-        pending = s.execute(
-            select(func.count()).select_from(Action)
-            .where(Action.hostname == state.hostname, Action.status == ActionStatus.PENDING)
-        ).scalar_one()
+        pending = pending_count(s, state.hostname)
         waiting = s.execute(
             select(Escalation).where(
                 Escalation.hostname == state.hostname,

@@ -33,6 +33,7 @@ from macha.read import approvals as read_approvals
 from macha.read import events as read_events
 from macha.read import hosts as read_hosts
 from macha.read import issues as read_issues
+from macha.read import memory as read_memory
 from macha.read import metrics as read_metrics
 from macha.read import services as read_services
 from macha.read.common import build, require_host
@@ -225,8 +226,13 @@ def build_server(settings: Settings, store: Store, *, client: str = "local", dis
                                                          description="one unit (its history and events); "
                                                                      "none: every recorded unit's state")] = None
                        ) -> str:
-        """Service states as Macha's checks recorded them."""
-        return out(read_services.service_status(store, host, unit))
+        """Service states as Macha's checks recorded them: every unit's newest, or one unit's recent states and the
+        events that name it."""
+        if unit is None:
+            states = read_services.unit_states(store, host)
+            return out({"host": host, "states": states,
+                        "note": None if states else "no service state recorded for this host yet"})
+        return out(read_services.service_status(store, host, unit, limit=10))
 
     @server.tool(annotations=READ, structured_output=False)
     @_tool
@@ -268,14 +274,10 @@ def build_server(settings: Settings, store: Store, *, client: str = "local", dis
     def search_memory(query: Annotated[str, Field(min_length=1, max_length=500)],
                       collection: Annotated[str, Field("issues", pattern="^(issues|decisions|config_files|knowledge"
                                                                          "|systems|relationships)$")] = "issues",
-                      k: Annotated[int, Field(5, ge=1, le=20)] = 5) -> str:
+                      k: Annotated[int, Field(5, ge=1, le=20)] = 5, host: OptHost = None) -> str:
         """Semantic search of Macha's memory: past issues, decisions, NixOS config files, knowledge."""
-        recall = opened()
-        if recall.absent is not None:
-            return out({"hits": [], "note": recall.absent})
-        hits = recall.similar(collection, query, k)
-        return out({"collection": collection, "hits": [
-            {"distance": round(h.distance, 4), "text": h.text, "metadata": dict(h.metadata or {})} for h in hits]})
+        q = build(read_memory.MemoryQuery, query=query, collection=collection, k=k, host=host)
+        return out({"collection": collection, "hits": read_memory.search(opened(), q)})
 
     @server.tool(annotations=READ, structured_output=False)
     @_tool

@@ -12,7 +12,7 @@ from macha.core.states import ActionStatus
 from macha.store.db import Store
 from macha.store.models import Action
 
-__all__ = ["ActionDetail", "ApprovalError", "PendingRow", "detail", "pending", "pending_counts"]
+__all__ = ["ActionDetail", "ApprovalError", "PendingRow", "detail", "pending", "pending_count", "pending_counts_for"]
 
 
 def pending(store: Store, hostname: str | None = None, *, expire: bool = True) -> list[PendingRow]:
@@ -30,17 +30,13 @@ def detail(store: Store, action_id: int) -> ActionDetail:
         return approvals.show(s, action_id)
 
 
-def pending_counts(session: Session) -> dict[str, int]:
-    """Pending approvals per host."""
-    return dict(session.execute(select(Action.hostname, func.count()).where(Action.status == ActionStatus.PENDING)
-                                .group_by(Action.hostname)).all())
-
-
 def pending_count(session: Session, hostname: str) -> int:
+    """Pending approvals of one host."""
     return pending_counts_for(session, [hostname]).get(hostname, 0)
 
 
 def pending_counts_for(session: Session, hostnames: list[str]) -> dict[str, int]:
+    """Pending approvals per host (hosts with none are absent)."""
     return dict(session.execute(select(Action.hostname, func.count())
                                 .where(Action.status == ActionStatus.PENDING, Action.hostname.in_(hostnames))
                                 .group_by(Action.hostname)).all())

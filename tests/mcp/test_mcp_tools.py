@@ -138,7 +138,8 @@ def test_every_read_tool_and_resource_answers(incident: Store, tmp_path: Path, s
     unit = body(out["service_status_unit"])
     assert unit["states"][0]["result"] == "oom-kill" and unit["states"][0]["restarts"] == 2
     assert any(e["pattern"] == "oom_kill" for e in body(out["list_events"]))
-    assert body(out["search_memory"]) == {"hits": [], "note": "semantic memory is off (memory.enable = false)"}
+    assert out["search_memory"].is_error
+    assert text_of(out["search_memory"]).endswith("semantic memory is off (memory.enable = false)")
     assert body(out["list_approvals"]) == []
     overview = body(out["host_overview"])
     assert overview["hostname"] == HOST and [u["unit"] for u in overview["failed_units"]] == ["postgresql.service"]

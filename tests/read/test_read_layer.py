@@ -126,3 +126,19 @@ def test_triggers_and_metrics_and_approvals(incident: Store) -> None:
     assert reviews.latest(incident, "web1") is None
     with pytest.raises(NotFound):
         reviews.get_review(incident, 10**30)
+
+
+def test_service_status_and_memory_search(incident: Store) -> None:
+    from macha.context.recall import NoMemory
+    from macha.read.memory import MemoryQuery, search
+    from macha.read.services import service_status
+
+    report = service_status(incident, "web1", "postgresql")
+    assert [s.unit for s in report.states] == ["postgresql.service"] and report.states[0].result == "oom-kill"
+    assert any("postgresql.service" in e.reason for e in report.events)
+    nginx = service_status(incident, "web1", "nginx.service")
+    assert [s.active_state for s in nginx.states] == ["active", "failed"]
+    with pytest.raises(UnknownHost):
+        service_status(incident, "nosuch", "nginx")
+    with pytest.raises(ReadError, match="memory is off"):
+        search(NoMemory("semantic memory is off"), MemoryQuery(query="oom"))
