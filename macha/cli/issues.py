@@ -13,16 +13,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
 from macha.cli.common import id_type, operator_name, parser, plain, run, settings_from, setup_logging
-from macha.core.errors import MachaError
 from macha.core.severity import SEVERITIES, Severity
 from macha.core.states import IssueStatus
 from macha.read.issues import IssueDetail, IssueSummary, get_issue, list_issues
 from macha.review import issues as lifecycle
 from macha.store.db import Store
-from macha.store.models import Host, Issue, utcnow
+from macha.store.models import utcnow
 
 PROG = "macha-issues"
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
@@ -73,8 +71,6 @@ def _main(args: Any) -> int:
     command = args.command or "list"
     if command == "list":
         host = getattr(args, "host", None)
-        if host:
-            _known_host(store, host)
         rows = list_issues(store, include_resolved=getattr(args, "all", False), hostname=host,
                            severity=getattr(args, "severity", None))
         if args.quiet:
@@ -114,17 +110,6 @@ def _main(args: Any) -> int:
         console.print(Text.assemble(f"{done} issue {summary.id} on ", plain(summary.hostname), ": ",
                                     plain(_short(summary.title, 120), one_line=True)))
     return 0
-
-
-def _known_host(store: Store, host: str) -> None:
-    with store.session() as s:
-        known = s.execute(select(Host.hostname).where(Host.hostname == host)).first() or \
-            s.execute(select(Issue.id).where(Issue.hostname == host).limit(1)).first()
-        if known is None:
-            names = sorted(s.execute(select(Host.hostname).order_by(Host.hostname).limit(20)).scalars())
-    if known is None:
-        raise MachaError(f"no host named {host!r}" + (f" (known: {', '.join(names)})" if names else
-                                                       " (no host has been checked yet)"))
 
 
 def _short(text: str, limit: int) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from macha.core.severity import SEVERITY_RANK
-from macha.core.states import ActionStatus, EscalationStatus, ReviewResult
+from macha.core.states import ACTIVE_ISSUE, ActionStatus, EscalationStatus, ReviewResult
 from macha.monitor.templates import short_template
 from macha.core.text import one_line
 from macha.store import relationships
@@ -25,6 +25,7 @@ from macha.store.models import (
     Action,
     Escalation,
     Host,
+    Issue,
     LogEvent,
     LogTemplate,
     Review,
@@ -317,6 +318,20 @@ def issues_and_approvals(s: Session, hostname: str, now: datetime) -> Content:
     pending = s.execute(
         select(Action).where(Action.hostname == hostname, Action.status == ActionStatus.PENDING).order_by(Action.id)
     ).scalars().all()
+    # The issues Macha tracks (macha-issues) that are going on: the ids operators and past analyses use.
+    tracked = s.execute(
+        select(Issue).where(Issue.hostname == hostname, Issue.status.in_(ACTIVE_ISSUE))
+        .order_by(Issue.last_event_at.desc()).limit(20)
+    ).scalars().all()
+
+    def tracked_line(i: Issue, full: bool) -> str:
+        base = f"tracked issue #{i.id} [{i.severity}] {i.status}"
+        if not full:
+            return f"{base}: {one_line(i.title)[:80]}"
+        ack = f", acknowledged by {i.acknowledged_by}" if i.acknowledged_by else ""
+        again = f", reopened {i.reopened}x" if i.reopened else ""
+        return (f"{base} since {_t(i.opened_at, True)} (last event {_t(i.last_event_at, True)}{ack}{again}): "
+                f"{one_line(i.title)[:200]}")
 
     def issue_line(title: str, r: Review, issue: dict, full: bool) -> str:
         base = f"issue [{issue.get('severity', '?')}] {title} (review #{r.id}, {_t(r.created_at, True)}"
@@ -330,7 +345,8 @@ def issues_and_approvals(s: Session, hostname: str, now: datetime) -> Content:
         return base + f", expires {_t(a.expires_at, True)}): {a.reason[:200]}"
 
     def level(full: bool) -> Lines:
-        out = [issue_line(t, r, i, full) for t, (r, i) in seen.items()]
+        out = [tracked_line(i, full) for i in tracked]
+        out += [issue_line(t, r, i, full) for t, (r, i) in seen.items()]
         out += [approval_line(a, full) for a in pending]
         return out or ["no open issues, no pending approvals"]
 

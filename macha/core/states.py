@@ -85,24 +85,6 @@ class ReviewResult(StrEnum):
     FAILED = "failed"
 
 
-class RelationshipKind(StrEnum):
-    """How one host relates to another (macha-systems link A B --kind KIND): A KIND B."""
-
-    DEPENDS_ON = "depends-on"
-    RUNS_ON = "runs-on"
-    BACKS_UP_TO = "backs-up-to"
-    REPLICATES_TO = "replicates-to"
-
-
-class HealthColour(StrEnum):
-    """A host's status at a glance, from its health score (or grey: not heard from lately, or never checked)."""
-
-    GREEN = "green"
-    YELLOW = "yellow"
-    RED = "red"
-    GREY = "grey"
-
-
 class IssueStatus(StrEnum):
     """issues.status: one problem of one host, from its first event to its end."""
 
@@ -123,3 +105,21 @@ class IssueEvent(StrEnum):
     RESOLVED = "resolved"  # by the sweep: quiet and healthy for issues.resolveAfter
     CLOSED = "closed"  # by an operator, with a reason
     REOPENED = "reopened"  # it recurred, or an operator reopened it
+
+
+class RelationshipKind(StrEnum):
+    """How one host relates to another (macha-systems link A B --kind KIND): A KIND B."""
+
+    DEPENDS_ON = "depends-on"
+    RUNS_ON = "runs-on"
+    BACKS_UP_TO = "backs-up-to"
+    REPLICATES_TO = "replicates-to"
+
+
+class HealthColour(StrEnum):
+    """A host's status at a glance, from its health score (or grey: not heard from lately, or never checked)."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+    GREY = "grey"

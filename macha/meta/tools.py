@@ -162,7 +162,12 @@ def search_memory(ctx: ToolContext, a: SearchMemory) -> str:
     hits = ctx.recall.similar(a.collection, a.query, a.k)
     if not hits:
         return f"nothing similar in {a.collection}"
-    return "\n".join(f"(distance {h.distance:.2f}) {h.text[:400]}" for h in hits)
+
+    def where(h: Any) -> str:
+        # The issue a memory belongs to (macha-issues), when it has one: the analysis can name it.
+        return f"; issue #{h.metadata['issue_id']}" if "issue_id" in (h.metadata or {}) else ""
+
+    return "\n".join(f"(distance {h.distance:.2f}{where(h)}) {h.text[:400]}" for h in hits)
 
 
 def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import HealthColour, RelationshipKind
-from macha.read import approvals
+from macha.read import approvals, issues
 from macha.read.common import require_host
 from macha.read.metrics import MetricValue, current
 from macha.read.reviews import ReviewSummary, latest_review, summary_of
@@ -146,9 +146,8 @@ def health(session: Session, host: Host, now: datetime | None = None) -> Health:
 
 
 def open_issue_counts(session: Session, hostnames: list[str]) -> dict[str, int]:
-    """Open issues per host. HOOK: 0 everywhere until the issue entity (macha-issues) lands; it counts its open
-    (and acknowledged) issues here, and every interface's listing follows."""
-    return {}
+    """Open (and acknowledged) issues per host (macha.read.issues)."""
+    return issues.open_counts(session, hostnames)
 
 
 def _summary(host: Host, h: Health, issues: int, pending: int) -> HostSummary:

@@ -12,10 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.states import ACTIVE_ISSUE, IssueStatus
-from macha.review.issues import load
+from macha.read.common import MAX_LIMIT, require_host
+from macha.read.errors import NotFound, ReadError
+from macha.review.issues import IssueError, load
 from macha.store.db import Store
 from macha.store.models import Action, ActionAudit, Escalation, Issue, IssueAudit, Review, TriggerEvent
 
@@ -80,10 +83,25 @@ class IssueDetail(IssueSummary):
     events_not_shown: int = 0
 
 
+def open_counts(session: Session, hostnames: list[str]) -> dict[str, int]:
+    """Open and acknowledged issues per host (hosts without any are absent)."""
+    if not hostnames:
+        return {}
+    return dict(session.execute(
+        select(Issue.hostname, func.count()).where(Issue.status.in_(ACTIVE_ISSUE), Issue.hostname.in_(hostnames))
+        .group_by(Issue.hostname)).all())
+
+
 def list_issues(store: Store, *, include_resolved: bool = False, hostname: str | None = None,
-                severity: Severity | str | None = None, limit: int = 500) -> list[IssueSummary]:
+                severity: Severity | str | None = None, limit: int = MAX_LIMIT) -> list[IssueSummary]:
     """Issues, the most recently active first: open and acknowledged ones, or all with ``include_resolved``;
-    ``severity`` keeps those of that severity or worse."""
+    ``severity`` keeps those of that severity or worse. An unknown host is an UnknownHost error naming the known
+    ones; a severity that is none a ReadError."""
+    try:
+        severity = Severity(severity) if severity is not None else None
+    except ValueError:
+        raise ReadError(f"severity: {str(severity)[:40]!r} is not one of "
+                        f"{', '.join(s.value for s in Severity)}") from None
     q = select(Issue)
     if not include_resolved:
         q = q.where(Issue.status.in_(ACTIVE_ISSUE))
@@ -93,14 +111,20 @@ def list_issues(store: Store, *, include_resolved: bool = False, hostname: str |
         rank = SEVERITY_RANK[Severity(severity)]
         q = q.where(Issue.severity.in_([s for s, r in SEVERITY_RANK.items() if r <= rank]))
     with store.session() as s:
-        rows = s.execute(q.order_by(Issue.updated_at.desc(), Issue.id.desc()).limit(limit)).scalars().all()
+        if hostname and s.execute(select(Issue.id).where(Issue.hostname == hostname).limit(1)).first() is None:
+            require_host(s, hostname)
+        rows = s.execute(q.order_by(Issue.updated_at.desc(), Issue.id.desc())
+                         .limit(max(1, min(limit, MAX_LIMIT)))).scalars().all()
         return [IssueSummary.from_row(r) for r in rows]
 
 
 def get_issue(store: Store, issue_id: int | str) -> IssueDetail:
-    """One issue and its timeline, oldest first; an unknown or malformed id is an IssueError naming it."""
+    """One issue and its timeline, oldest first; an unknown or malformed id is a NotFound naming it."""
     with store.session() as s:
-        issue = load(s, issue_id)
+        try:
+            issue = load(s, issue_id)
+        except IssueError as exc:
+            raise NotFound(str(exc)) from None
         entries: list[TimelineEntry] = []
         events = s.execute(select(TriggerEvent).where(TriggerEvent.issue_id == issue.id)
                            .order_by(TriggerEvent.id.desc()).limit(TIMELINE_EVENTS + 1)).scalars().all()

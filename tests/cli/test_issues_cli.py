@@ -89,7 +89,7 @@ def test_list_show_and_the_lifecycle_commands(incident, capsys) -> None:
     (["ack", "424242"], "no issue with id 424242"),
     (["show", "abc"], "issue id 'abc' is not a whole number"),
     (["show", str(2**70)], "no issue has id"),
-    (["list", "--host", "nosuchhost"], "no host named 'nosuchhost' (known: h1)"),
+    (["list", "--host", "nosuchhost"], "no host named 'nosuchhost' in the store (known: h1)"),
     (["list", "--severity", "dire"], "invalid choice: 'dire'"),
     (["close", "1"], "--reason"),
     (["list", "-o", "yaml"], "invalid choice: 'yaml'"),

@@ -405,3 +405,9 @@ def test_what_is_remembered_names_its_issue_and_the_window_says_which(memory: me
     lines = memories(hits, None).levels[0]()
     assert any("issue #42, review #8" in line for line in lines)
     assert any("review #9" in line and "issue #" not in line for line in lines)
+    # The meta model's search_memory tool names the issue too.
+    from macha.meta import tools
+
+    ctx = tools.ToolContext(store=None, settings=None, hostname="web1", recall=memory)  # type: ignore[arg-type]
+    found = tools.search_memory(ctx, tools.SearchMemory(query=OOM, collection="issues", k=1))
+    assert found.startswith("(distance ") and "; issue #42) " in found

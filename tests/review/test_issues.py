@@ -17,6 +17,8 @@ from macha.config import load_settings
 from macha.core.states import IssueStatus
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
+from macha.read.errors import NotFound, ReadError, UnknownHost
+from macha.read.hosts import list_hosts
 from macha.read.issues import get_issue, list_issues
 from macha.review.issues import IssueError, acknowledge, close, reopen, resolve_quiet
 from macha.review.run import run_review
@@ -132,11 +134,19 @@ def test_operators_close_and_reopen_and_bad_transitions_are_one_clear_error(db_u
     assert _audit(store, issue_id)[-2:] == [("closed", "bob"), ("reopened", "carol")]
 
     for bad in (issue_id + 1000, "abc", 0, 2**70):
-        with pytest.raises(IssueError) as err:
+        with pytest.raises(NotFound) as err:  # the read layer's error (a MachaError too)
             get_issue(store, bad)
         assert "\n" not in str(err.value) and "issue" in str(err.value)
     with pytest.raises(IssueError, match="no issue with id 99999"):
         acknowledge(store, 99999, "alice")
+    with pytest.raises(ReadError, match="severity: 'dire' is not one of critical, high"):
+        list_issues(store, severity="dire")
+    with pytest.raises(UnknownHost, match="no host named 'h2' in the store .known: h1."):
+        list_issues(store, hostname="h2")
+    # The fleet listing (macha-systems, MCP) counts a host's open and acknowledged issues.
+    assert {h.hostname: h.open_issues for h in list_hosts(store)} == {"h1": 1}
+    close(store, issue_id, "bob", "done")
+    assert {h.hostname: h.open_issues for h in list_hosts(store)} == {"h1": 0}
 
     # The audit log is append-only in the database itself.
     with pytest.raises(Exception, match="append-only"):
@@ -207,4 +217,19 @@ def test_repeats_that_join_a_reviewed_group_keep_its_issue_open(tmp_path, make_j
     assert resolve_quiet(store, settings, now=now + timedelta(minutes=70)) == []
     assert _issue(store, issue_id).last_event_at > now + timedelta(minutes=39)
     assert resolve_quiet(store, settings, now=now + timedelta(minutes=105)) == [issue_id]
+    store.dispose()
+
+
+def test_the_window_lists_the_tracked_issues_by_id(tmp_path) -> None:
+    from macha.context.window import build_window
+
+    settings = load_settings(state_dir=tmp_path / "s", hostname="h1")
+    store = Store(settings.effective_database_url)
+    _check(store, settings, FIXTURES / "oom.journal")
+    issue_id = run_review(store, "h1", settings=settings).issue_id
+    acknowledge(store, issue_id, "alice")
+    text = build_window(store, "h1", 8000).text
+    assert f"tracked issue #{issue_id} [critical] acknowledged since " in text and "acknowledged by alice" in text
+    close(store, issue_id, "alice", "fixed")
+    assert f"tracked issue #{issue_id}" not in build_window(store, "h1", 8000).text
     store.dispose()
