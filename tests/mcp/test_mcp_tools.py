@@ -322,3 +322,23 @@ def test_render_drops_list_items_then_cuts_one_huge_value() -> None:
     assert doc["result"][0]["message"].startswith("<<<DATA message>>>")
     huge = render({"stdout": "y" * 50_000}, 3000)
     assert len(huge) <= 3000 and "cut at" in json.loads(huge)["truncated"]
+
+
+def test_search_memory_with_real_embeddings(incident: Store, tmp_path: Path) -> None:
+    """Semantic memory as the pipeline opens it (Chroma, offline MiniLM embeddings): nearest by meaning, and text
+    from it fenced like log text."""
+    from macha.context.memory.opening import close_memories, open_memory
+
+    memory = open_memory(tmp_path / "memory-state")
+    try:
+        memory.remember("knowledge", "k1", "the nightly backup to the nas is made by borg at 03:00",
+                        {"hostname": HOST})
+        memory.remember("knowledge", "k2", "nginx on web1 proxies to the java application on port 8080",
+                        {"hostname": HOST})
+        server = build_server(settings_for(tmp_path), incident, memory=lambda: memory)
+        hits = body(call(server, lambda c: c.call_tool("search_memory", {
+            "query": "when do backups run?", "collection": "knowledge", "k": 2})))["hits"]
+    finally:
+        close_memories()
+    assert [h["id"] for h in hits][0] == "k1"
+    assert hits[0]["text"].startswith("<<<DATA text>>>\nthe nightly backup")
