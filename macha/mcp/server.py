@@ -126,7 +126,8 @@ def build_server(settings: Settings, store: Store, *, client: str = "local", dis
 
     probe = LOCAL if probe is None else probe
     limit = settings.mcp_server.max_result_chars
-    server = MachaMCP("macha", instructions=INSTRUCTIONS, version="0.1.0")
+    # The SDK logs every failed call at INFO: a client could fill the journal with them; warnings and up only.
+    server = MachaMCP("macha", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
     out = functools.partial(render, limit=limit)
 
     def known(host: str) -> None:
