@@ -153,10 +153,47 @@ class WebInterfaceSettings(_Section):
         return self
 
 
+#: Host names that mean this machine: the MCP server's default Host allowlist, and the listen addresses that need
+#: no token file named by the operator.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
 class McpServerSettings(_Section):
-    enable: bool = True
+    """The MCP server (macha-mcp): what other AI assistants may read and propose. Write tools exist only when the
+    autonomy level is not observe and readOnly is false."""
+
+    enable: bool = Field(True, description="macha-ai starts and supervises the MCP HTTP server")
+    listen_address: str = Field("127.0.0.1", description="address the HTTP server binds")
     port: int = Field(8081, ge=1, le=65535)
-    respect_autonomy: bool = True
+    token_file: Path | None = Field(
+        None, description="the bearer token's file; unset: stateDir/secrets/mcp-token, created at first start"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "[::1]"],
+        description="Host header names (and Origin hosts) the HTTP server answers; any port",
+    )
+    read_only: bool = Field(False, description="no write tools at all, whatever the autonomy level")
+    respect_autonomy: bool = Field(
+        True, description="write tools are judged like the review model's proposals; false: like an operator's"
+    )
+    max_result_chars: int = Field(
+        60_000, ge=2_000, le=4_000_000, description="characters of one tool result or resource, beyond which it is cut"
+    )
+
+    @field_validator("listen_address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", v):
+            raise ValueError(f"{v!r} is not an IP address or host name")
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"\[?[A-Za-z0-9.:_-]{1,253}\]?", name):
+                raise ValueError(f"{name!r} is not a host name (no port, scheme or path)")
+        return v
 
 
 class ActionSettings(_Section):
@@ -643,6 +680,10 @@ class Settings(BaseSettings):
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or f"redis+socket://{self.redis_socket}"
+
+    @property
+    def mcp_token_file(self) -> Path:
+        return self.mcp_server.token_file or self.state_dir / "secrets" / "mcp-token"
 
 
 def _describe(err: dict[str, Any]) -> str:

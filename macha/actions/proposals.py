@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from macha.actions import guard
 from macha.actions.audit import audit
 from macha.actions.catalog import ActionRefused, Catalog, dedup_key, default_catalog
-from macha.actions.policy import Verdict, decide
+from macha.actions.policy import Decision, Verdict, decide
 from macha.actions.observe import LOCAL, HostProbe
 from macha.actions.schemas import ProposedAction
 from macha.config import Settings, parse_duration
@@ -64,7 +64,14 @@ def propose(
     evidence_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     catalog: Catalog | None = None,
     probe: HostProbe | None = LOCAL,
+    as_operator: bool = False,
 ) -> ProposalResult:
+    """Validate, rate-limit and judge one proposal, and store it with its verdict.
+
+    ``as_operator``: the proposer counts as an operator at the console (an MCP client with
+    ``mcpServer.respectAutonomy = false``): the catalog, protected units, preconditions and rate limits apply as
+    always, but what the autonomy level would queue for approval is scheduled at once, decided by the proposer, and
+    the audit log says so. Under observe nothing runs, whoever asks."""
     catalog = catalog or default_catalog()
     level = settings.autonomy_level
     notes: list[str] = []
@@ -90,9 +97,14 @@ def propose(
               level)
         return result
     decision = decide(level, risk)
+    decided_by = None
+    if as_operator and decision.verdict is Verdict.QUEUE:
+        decision = Decision(Verdict.EXECUTE, f"{proposer} counts as an operator at the console (respectAutonomy is "
+                                             f"off): no approval asked, though {decision.reason}")
+        decided_by = proposer
     why = f"{decision.reason} ({validated.risk_reason})" if validated.risk_reason else decision.reason
     return _store(session, settings, hostname, validated.entry.name, validated.arguments, risk, decision.verdict,
-                  why, proposer, level, review_id, evidence, proposal.reason, notes)
+                  why, proposer, level, review_id, evidence, proposal.reason, notes, decided_by=decided_by)
 
 
 def _raw_fields(raw: Any) -> tuple[str, Any, str]:
@@ -137,7 +149,7 @@ def _storable(arguments: Any) -> dict[str, Any]:
 
 def _store(session: Session, settings: Settings, hostname: str, name: str, arguments: Any, risk: str | None, verdict: Verdict,
            reason: str, proposer: str, level: str, review_id: int | None, evidence: dict[str, Any] | None,
-           proposal_reason: str, notes: list[str]) -> ProposalResult:
+           proposal_reason: str, notes: list[str], decided_by: str | None = None) -> ProposalResult:
     now = utcnow()
     ttl = parse_duration(settings.actions.approval_timeout)
     args = _storable(arguments)
@@ -179,7 +191,8 @@ def _store(session: Session, settings: Settings, hostname: str, name: str, argum
         created_at=now,
         updated_at=now,
         expires_at=now + ttl if verdict is Verdict.QUEUE else None,
-        decided_by=f"policy:{level}" if verdict is not Verdict.QUEUE else None,
+        # An operator's own decision counts as an approval when the executor checks the policy again.
+        decided_by=decided_by or (f"policy:{level}" if verdict is not Verdict.QUEUE else None),
         decided_at=now if verdict is not Verdict.QUEUE else None,
     )
     session.add(row)

@@ -49,6 +49,10 @@ def main() -> None:
     p.add_argument("--loglevel", default=None, help="worker log level (default: log_level setting)")
     p.add_argument("--no-follow", action="store_true",
                    help="do not follow the journal live (checks then run on the schedule only)")
+    p.add_argument("--no-web", action="store_true",
+                   help="do not start the dashboard (started by default with the schedule when webInterface.enable)")
+    p.add_argument("--no-mcp", action="store_true",
+                   help="do not start the MCP server (started by default with the schedule when mcpServer.enable)")
     args = p.parse_args()
     run("macha-ai", lambda: _main(args))
 
@@ -158,6 +162,8 @@ def _main(args: Any) -> int:
                 child.send_signal(sig)
         if follower is not None:
             follower.request_stop()
+        for interface in interfaces:
+            interface.request_stop()
 
     # Before any child starts: a signal while they start still stops them all.
     signal.signal(signal.SIGTERM, forward)
@@ -169,8 +175,9 @@ def _main(args: Any) -> int:
                 children.append(subprocess.Popen(argv, env=env, process_group=0))
         if settings.live_follow and not args.no_follow and not stopping:
             follower = Follower(settings)
-        if not stopping:
-            interfaces = interface_keepers(settings, env)
+        # The interfaces (dashboard, MCP server) belong with the schedule (the brain), not on every collector.
+        if not stopping and not args.no_beat:
+            interfaces = interface_keepers(settings, env, web=not args.no_web, mcp=not args.no_mcp)
         # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all. The
         # embedded Redis ending does not: it is started again (the workers reconnect), unless it keeps failing.
         broker_lost = False
@@ -265,7 +272,7 @@ class RedisKeeper:
 
 
 class InterfaceKeeper:
-    """An interface server (the dashboard; later the MCP server) as a child of macha-ai: restarted with backoff
+    """An interface server (the dashboard, the MCP server) as a child of macha-ai: restarted with backoff
     when it ends, but never the reason the pipeline stops. A port in use or a bad TLS file is logged (the child
     says why in one line) and tried again, at most every ``INTERFACE_BACKOFF_MAX`` seconds."""
 
@@ -290,9 +297,17 @@ class InterfaceKeeper:
             self.backoff = min(self.backoff * 2, INTERFACE_BACKOFF_MAX)
         if time.monotonic() >= self.retry_at:
             self.started = time.monotonic()
-            self.proc = subprocess.Popen(self.argv, env=self.env, process_group=0)
+            self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, process_group=0)
+            log.info("%s started (pid %s)", self.name, self.proc.pid)
+
+    def request_stop(self) -> None:
+        """From a signal handler: ask the child to end, wait for nothing."""
+        self.retry_at = float("inf")
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
 
     def stop(self) -> None:
+        self.retry_at = float("inf")
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -303,12 +318,16 @@ class InterfaceKeeper:
             _end(self.proc)
 
 
-def interface_keepers(settings: Settings, env: dict[str, str]) -> list[InterfaceKeeper]:
+def interface_keepers(settings: Settings, env: dict[str, str], *, web: bool = True,
+                      mcp: bool = True) -> list[InterfaceKeeper]:
+    # SIGTERM when macha-ai dies (a parent-death signal, like the workers): uvicorn then closes cleanly.
     keepers = []
-    if settings.web_interface.enable:
-        # SIGTERM when macha-ai dies: uvicorn then closes its sockets and sessions cleanly.
+    if web and settings.web_interface.enable:
         keepers.append(InterfaceKeeper("the dashboard (macha-web)",
                                        tied_argv([sys.executable, "-m", "macha.cli.web"], signal.SIGTERM), env))
+    if mcp and settings.mcp_server.enable:
+        keepers.append(InterfaceKeeper("the MCP server (macha-mcp)",
+                                       tied_argv([sys.executable, "-m", "macha.mcp"], signal.SIGTERM), env))
     return keepers
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from macha.core.units import lookup_names
 from macha.read.common import require_host
@@ -61,3 +61,17 @@ def service_status(store: Store, hostname: str, unit: str, limit: int = 5) -> Se
                               result=(r.meta or {}).get("result"), restarts=(r.meta or {}).get("restarts"))
                     for r in states],
             events=[UnitEvent(id=e.id, time=e.time, severity=e.severity, reason=e.trigger_reason) for e in events])
+
+
+def unit_states(store: Store, hostname: str) -> list[UnitState]:
+    """The newest recorded state of each unit of the host (the critical services and the units seen failed), by
+    name; UnknownHost for a host never seen."""
+    with store.session() as s:
+        require_host(s, hostname)
+        newest = (select(ServiceStatus.service_name, func.max(ServiceStatus.id).label("id"))
+                  .where(ServiceStatus.hostname == hostname).group_by(ServiceStatus.service_name).subquery())
+        rows = s.execute(select(ServiceStatus).join(newest, ServiceStatus.id == newest.c.id)
+                         .order_by(ServiceStatus.service_name)).scalars()
+        return [UnitState(time=r.time, unit=r.service_name, active_state=r.active_state, status=r.status,
+                          result=(r.meta or {}).get("result"), restarts=(r.meta or {}).get("restarts"))
+                for r in rows]

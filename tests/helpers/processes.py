@@ -26,12 +26,14 @@ def macha_env(state: Path, **extra: str) -> dict[str, str]:
     # This machine's own metrics and services (a full CI disk, a failed unit on a developer's laptop) would add
     # events the journal tests do not expect; the tests that want them send those tasks themselves. Likewise SAR
     # imports, semantic memory (each worker would load the embedding model) and background analyses (they would
-    # take a fake model server's scripted answers): tests that want them say so.
+    # take a fake model server's scripted answers), and the MCP server (each macha-ai would bind port 8081): tests
+    # that want them say so.
     env.update({"MACHA_STATE_DIR": str(state), "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
                 "MACHA_COLLECT_METRICS": "false", "MACHA_CHECK_SERVICES": "false", "MACHA_ENABLE_SAR": "false",
                 "MACHA_MEMORY__ENABLE": "false", "MACHA_META__BACKGROUND_INTERVAL": "0",
-                # Every macha-ai would start a dashboard on port 8080: the tests of the dashboard start theirs.
-                "MACHA_WEB_INTERFACE__ENABLE": "false"})
+                # Every macha-ai would start a dashboard on port 8080 and an MCP server on 8081: the tests of
+                # the interfaces start theirs.
+                "MACHA_WEB_INTERFACE__ENABLE": "false", "MACHA_MCP_SERVER__ENABLE": "false"})
     env.update(extra)
     return env
 

@@ -1,0 +1,3 @@
+from macha.mcp.main import main
+
+main()
