@@ -29,21 +29,32 @@ def _read(path: Path) -> str:
     return token
 
 
-def own_token(path: Path) -> str:
-    """The token in ``path``, created (mode 0600, its folder 0700) at first use."""
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def create_private(path: Path, text: str) -> bool:
+    """Write ``text`` to a new file only its owner can read (its folder 0700 too). False if the file exists: a
+    secret is never overwritten."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot create the secret file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return True
+
+
+def own_token(path: Path) -> str:
+    """The token in ``path``, created (mode 0600, its folder 0700) at first use."""
+    if not create_private(path, new_token() + "\n"):
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             raise ConfigError(f"the token file {path} is readable by others (mode {mode:04o}): run "
-                              f"`chmod 600 {path}`, or delete it to have a new token made") from None
-        return _read(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the token file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(secrets.token_urlsafe(TOKEN_BYTES) + "\n")
+                              f"`chmod 600 {path}`, or delete it to have a new token made")
     return _read(path)
 
 

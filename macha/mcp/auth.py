@@ -10,9 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import os
 import re
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 
 from macha.config import LOOPBACK_NAMES, Settings
 from macha.core.errors import ConfigError
+from macha.core.secrets import create_private, new_token
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,40}")
 #: A token shorter than this is guessable; the generated one is 43 characters.
@@ -60,12 +59,8 @@ def ensure_token_file(settings: Settings) -> Path:
         raise ConfigError(f"mcpServer.listenAddress {cfg.listen_address} is not a loopback address: set "
                           "mcpServer.tokenFile to a token file you made (mode 0600) before opening the MCP server "
                           "to the network")
-    if cfg.token_file is None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path.parent, 0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"default {secrets.token_urlsafe(32)}\n")
+    if cfg.token_file is None:
+        create_private(path, f"default {new_token()}\n")
     return path
 
 
