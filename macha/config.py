@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import ipaddress
 import json
 import logging
 import os
@@ -156,6 +157,16 @@ class WebInterfaceSettings(_Section):
 #: Host names that mean this machine: the MCP server's default Host allowlist, and the listen addresses that need
 #: no token file named by the operator.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a listen address keeps a server on this machine (the default for every interface)."""
+    if address in LOOPBACK_NAMES or address.strip("[]") in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class McpServerSettings(_Section):

@@ -7,12 +7,12 @@ and broker (the fleet's central node).
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
 from typing import Any
 
 from macha.cli.common import parser, run, settings_from, setup_logging
+from macha.config import is_loopback
 from macha.core.errors import ConfigError, MachaError
 
 log = logging.getLogger("macha.web")
@@ -27,15 +27,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--state-dir", help="state directory (default: ~/.local/state/macha)")
     args = p.parse_args(argv)
     run("macha-web", lambda: _main(args))
-
-
-def loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _main(args: Any) -> int:
@@ -53,7 +44,7 @@ def _main(args: Any) -> int:
         if not 1 <= args.port <= 65535:
             raise ConfigError(f"--port {args.port} is not a port (1 to 65535)")
         web.port = args.port
-    if not loopback(web.listen_address) and web.tls_cert is None:
+    if not is_loopback(web.listen_address) and web.tls_cert is None:
         log.warning("the dashboard listens on %s without TLS: logins and session cookies cross the network in "
                     "clear text; set webInterface.tlsCert and tlsKey, or put it behind a TLS proxy",
                     web.listen_address)

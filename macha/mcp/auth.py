@@ -8,7 +8,6 @@ The token file holds one token per line, ``TOKEN`` or ``NAME TOKEN``: a name tel
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import re
 import stat
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from macha.config import LOOPBACK_NAMES, Settings
+from macha.config import Settings, is_loopback
 from macha.core.errors import ConfigError
 from macha.core.secrets import create_private, new_token
 
@@ -38,15 +37,6 @@ class Tokens:
             if hmac.compare_digest(token.encode(), presented.encode()):
                 found = name
         return found
-
-
-def is_loopback(address: str) -> bool:
-    if address.strip("[]") in LOOPBACK_NAMES or address in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def ensure_token_file(settings: Settings) -> Path:

@@ -10,7 +10,8 @@ import pytest
 
 from macha.config import load_settings
 from macha.core.errors import ConfigError
-from macha.mcp.auth import Guard, Tokens, _host_of, ensure_token_file, is_loopback, load_tokens
+from macha.config import is_loopback
+from macha.mcp.auth import Guard, Tokens, _host_of, ensure_token_file, load_tokens
 
 
 @pytest.mark.parametrize("mcp, says", [
