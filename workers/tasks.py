@@ -9,7 +9,7 @@ from macha import pipeline
 from macha.pipeline import ChainState
 from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
-from macha.broker.notify import Notifier
+from macha.broker.live import Feed, LiveKind
 from macha.config import load_settings
 from macha.core.errors import MachaError
 from macha.core.followups import FollowUps
@@ -51,7 +51,7 @@ def _host_check_task(check: HostCheck):
         outcome = check.run(_store(), settings, hostname)
         if outcome.follow_ups.review_hosts:
             # It raised events (thresholds, service states, classifier verdicts): followers read them now.
-            Notifier(settings.effective_broker_url).publish("events", hostname)
+            Feed(settings.effective_broker_url).publish(LiveKind.EVENTS, hostname)
         dispatch(app, outcome.follow_ups)
         return outcome.result
 

@@ -83,7 +83,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def _follow(store: Store, broker_url: str, args: argparse.Namespace, query: EventQuery) -> int:
     from macha.broker.client import ensure_reachable
-    from macha.broker.notify import subscribe
+    from macha.broker.live import subscribe
 
     ensure_reachable(broker_url, "; --follow is woken by the pipeline's broker (is `macha-ai` running?)")
     # Subscribed before the first read: whatever is stored after that read wakes us, and the cursor finds it.

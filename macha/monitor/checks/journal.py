@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from macha.broker.notify import Notifier
+from macha.broker.live import Feed, LiveKind
 from macha.config import GroupingSettings, Settings, parse_duration
 from macha.core.severity import Severity
 from macha.core.text import cap, one_line, storable_value
@@ -116,7 +116,7 @@ def run_check(
     with store.session() as s:
         ids = error_rate.evaluate(s, settings, hostname, result.error_counts, utcnow())
     if ids:
-        Notifier(settings.effective_broker_url).publish("events", hostname)
+        Feed(settings.effective_broker_url).publish(LiveKind.EVENTS, hostname)
         result.new_triggers += len(ids)
         result.severity_counts[settings.error_rate.severity] = (
             result.severity_counts.get(settings.error_rate.severity, 0) + len(ids))
@@ -134,14 +134,14 @@ def _ingest(
     since: datetime | None,
     total_before: int,
 ) -> None:
-    notifier = Notifier(settings.effective_broker_url)
+    feed = Feed(settings.effective_broker_url)
     for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size,
                               max_message=settings.journal_max_message):
         stored_before = result.new_log_events + result.new_triggers + result.repeats
         store_batch(store, result, matcher, source.key, batch, total_before, settings.grouping)
         if result.new_log_events + result.new_triggers + result.repeats > stored_before:
             # After the batch's commit: a follower woken now finds it in the database.
-            notifier.publish("events", result.hostname)
+            feed.publish(LiveKind.EVENTS, result.hostname)
 
 
 def insert_detections(s: Session, detections: list[Detection], grouping: GroupingSettings | None = None,
