@@ -19,7 +19,7 @@ from macha.core.severity import Severity
 from macha.core.states import ActionStatus, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
 from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
-from macha.monitor.collect.journal import JournalSource, journal_hostnames
+from macha.monitor.collect.journal import JournalSource, host_name, journal_hostnames
 from macha.review.run import ReviewOutcome, run_review
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
@@ -60,13 +60,14 @@ def check_step(store: Store, settings: Settings, hostname: str, reason: str, sou
     if host_from_journal and source.kind != "system":
         hosts = journal_hostnames(source)
         if len(hosts) == 1:
-            hostname = hosts[0]
+            hostname = host_name(hosts[0])
         elif hosts:
             # Several hosts' journals in one directory: each is checked on its own entries (and cursor); the
             # chain goes on with the first, the review tick takes the others' events.
             for other in hosts[1:]:
-                run_check(store, settings, hostname=other, source=replace(source, only_host=other), reason=reason)
-            hostname, source = hosts[0], replace(source, only_host=hosts[0])
+                run_check(store, settings, hostname=host_name(other), source=replace(source, only_host=other),
+                          reason=reason)
+            hostname, source = host_name(hosts[0]), replace(source, only_host=hosts[0])
     result: CheckResult = run_check(store, settings, hostname=hostname, source=source, reason=reason)
     return ChainState(hostname=hostname, reason=reason, check=result.to_dict())
 

@@ -209,8 +209,9 @@ MAX_JOURNAL_HOSTS = 100
 
 
 def journal_hostnames(source: JournalSource) -> list[str]:
-    """The _HOSTNAME values of a journal file or directory (journalctl -F), sorted; [] for the system journal
-    (it is this host's) and for a journal without any."""
+    """The _HOSTNAME values of a journal file or directory (journalctl -F), sorted, as written (a match needs
+    them so; file them under ``host_name(value)``); [] for the system journal (it is this host's) and for a
+    journal without any."""
     if source.kind == "system":
         return []
     source.check_readable()
@@ -221,12 +222,16 @@ def journal_hostnames(source: JournalSource) -> list[str]:
         raise JournalError(f"cannot list the hosts of journal {source.kind} {source.path}: {exc}") from None
     if done.returncode != 0:
         raise JournalError(_explain_failure(done.stderr.decode(errors="replace"), source))
-    names = sorted({cap(one_line(n), NAME_LIMIT) for n in done.stdout.decode(errors="replace").splitlines()
-                    if n.strip()})
+    names = sorted({n for n in done.stdout.decode(errors="surrogateescape").splitlines() if n.strip()})
     if len(names) > MAX_JOURNAL_HOSTS:
         raise JournalError(f"journal {source.kind} {source.path} holds {len(names)} host names (at most "
                            f"{MAX_JOURNAL_HOSTS}); name one with --hostname")
     return names
+
+
+def host_name(value: str) -> str:
+    """A _HOSTNAME as a host is registered: one printable line, at most a name column long."""
+    return cap(one_line(value), NAME_LIMIT)
 
 
 def _explain_failure(stderr: str, source: JournalSource) -> str:
