@@ -14,7 +14,7 @@ from helpers.incident import record_incident
 from helpers.journal import Entry
 from helpers.processes import VENV_BIN, macha_env, run_cli
 
-from macha.broker.notify import subscribe
+from macha.broker.live import subscribe
 from macha.config import load_settings
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
