@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from helpers.servers import REQUIRE
 from macha.core.calendar import calendar_to_crontab
-from macha.monitor.collect.sar import import_sar, parse_sadf, sample_time, sar_summary
+from macha.context.sar_summary import sar_summary
+from macha.monitor.checks.sar import import_sar
+from macha.monitor.collect.sar.parse import parse_sadf, sample_time
 from macha.store.db import Store
 from macha.store.models import Host, SystemMetric
 

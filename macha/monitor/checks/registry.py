@@ -88,12 +88,12 @@ def _sar(store: Store, settings: Settings, hostname: str) -> CheckRun:
     """This host's SAR files into system_metrics (idempotent); what is missing (sysstat, files) is a note."""
     if not settings.enable_sar:
         return CheckRun(result={"hostname": hostname, "skipped": "enableSar is false"})
-    from macha.monitor.collect.sar import import_sar
+    from macha.monitor.checks.sar import import_sar
 
     report = import_sar(store, hostname, settings.sar_directory)
     for note in report.notes:
         log.warning("sar: %s", note)
-    return CheckRun(result=report.to_dict())
+    return CheckRun(result=report.model_dump(mode="json"))
 
 
 HOST_CHECKS: tuple[HostCheck, ...] = (
