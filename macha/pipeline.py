@@ -69,11 +69,11 @@ def check_step(store: Store, settings: Settings, hostname: str, reason: str, sou
                           reason=reason)
             hostname, source = host_name(hosts[0]), replace(source, only_host=hosts[0])
     result: CheckResult = run_check(store, settings, hostname=hostname, source=source, reason=reason)
-    return ChainState(hostname=hostname, reason=reason, check=result.to_dict())
+    return ChainState(hostname=hostname, reason=reason, check=result.model_dump(mode="json"))
 
 
 def context_step(store: Store, state: ChainState, settings: Settings) -> ChainState:
-    context = build_context(store, state.hostname, settings.review_repeat_window).to_dict()
+    context = build_context(store, state.hostname, settings.review_repeat_window).model_dump(mode="json")
     return state.model_copy(update={"context": context})
 
 
@@ -112,7 +112,7 @@ def review_step(store: Store, state: ChainState, settings: Settings) -> ChainSta
         recall = memory_for(settings) if backend is not None else NoMemory()
         outcome = run_review(store, state.hostname, (state.context or {}).get("up_to_event_id"),
                              settings, backend, recall=recall)
-    return state.model_copy(update={"review": outcome.to_dict()})
+    return state.model_copy(update={"review": outcome.model_dump(mode="json")})
 
 
 def hosts_with_pending_events(store: Store, older_than: timedelta | None = None) -> list[str]:
@@ -173,7 +173,7 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
     if outcome.reopened and resend is not None:
         with store.session() as s:
             resend(outcome.reopened, s.get(Escalation, outcome.reopened).kind)
-    return outcome.to_dict()
+    return outcome.model_dump(mode="json")
 
 
 def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any = None) -> dict:
@@ -192,7 +192,7 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
         publish("error", error)
         return {"message_id": message_id, "status": ChatStatus.FAILED, "error": error}
     return answer(store, settings, message_id, backend, publish=publish, recall=memory_for(settings),
-                  schedule=schedule).to_dict()
+                  schedule=schedule).model_dump(mode="json")
 
 
 def request_background(store: Store, settings: Settings, hostname: str) -> tuple[int, str]:

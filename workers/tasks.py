@@ -153,8 +153,8 @@ def execute_action(action_id: int, hostname: str) -> dict:
     try:
         current = load_settings()
     except MachaError as exc:
-        return executor.refuse(_store(), action_id, f"settings cannot be read: {exc}").to_dict()
-    return executor.execute(_store(), current, action_id).to_dict()
+        return executor.refuse(_store(), action_id, f"settings cannot be read: {exc}").model_dump(mode="json")
+    return executor.execute(_store(), current, action_id).model_dump(mode="json")
 
 
 @app.task(name="macha.expire_approvals")

@@ -6,10 +6,10 @@ expiry) before the action becomes ``ready``; the executing task checks it all on
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from pydantic import BaseModel, Field, field_serializer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -30,8 +30,7 @@ class ApprovalError(MachaError):
     """An approval command that cannot be carried out (unknown id, not pending, refused on re-validation)."""
 
 
-@dataclass
-class PendingRow:
+class PendingRow(BaseModel):
     id: int
     hostname: str
     action: str
@@ -43,23 +42,18 @@ class PendingRow:
     expires_at: datetime | None
     merged_count: int
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["created_at"] = self.created_at.isoformat()
-        d["expires_at"] = self.expires_at.isoformat() if self.expires_at else None
-        return d
+    @field_serializer("created_at", "expires_at")
+    def _iso_times(self, value: datetime | None) -> str | None:
+        # As the rest of the JSON writes times (action_dict): isoformat, "+00:00" rather than pydantic's "Z".
+        return _iso(value)
 
 
-@dataclass
-class ActionDetail:
+class ActionDetail(BaseModel):
     action: dict[str, Any]
     review: dict[str, Any] | None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    audit: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    audit: list[dict[str, Any]] = Field(default_factory=list)
     rollback: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -83,8 +77,9 @@ def list_pending(session: Session, hostname: str | None = None) -> list[PendingR
     if hostname:
         q = q.where(Action.hostname == hostname)
     return [
-        PendingRow(a.id, a.hostname, a.action, a.arguments, a.risk, a.reason or a.verdict_reason, a.proposer,
-                   a.created_at, a.expires_at, a.merged_count)
+        PendingRow(id=a.id, hostname=a.hostname, action=a.action, arguments=a.arguments, risk=a.risk,
+                   reason=a.reason or a.verdict_reason, proposer=a.proposer, created_at=a.created_at,
+                   expires_at=a.expires_at, merged_count=a.merged_count)
         for a in session.execute(q.order_by(Action.id)).scalars()
     ]
 

@@ -8,8 +8,9 @@ marks it ``interrupted`` instead of running it again: an action with side effect
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from typing import Literal
 
+from pydantic import BaseModel
 from sqlalchemy import update
 
 from macha.actions import guard
@@ -27,16 +28,13 @@ log = logging.getLogger(__name__)
 ACTOR = "executor"
 
 
-@dataclass
-class ExecutionOutcome:
+class ExecutionOutcome(BaseModel):
     action_id: int
-    status: str
+    #: the action's status, or: there is no such action (missing), another task took it first (claimed)
+    status: ActionStatus | Literal["missing", "claimed"]
     ran: bool
     exit_code: int | None = None
     reason: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def human_approved(action: Action) -> bool:
@@ -50,18 +48,19 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
     with store.session() as s:
         action = s.get(Action, action_id)
         if action is None:
-            return ExecutionOutcome(action_id, "missing", False, reason="no such action")
+            return ExecutionOutcome(action_id=action_id, status="missing", ran=False, reason="no such action")
         if action.status == ActionStatus.RUNNING:
             # Claimed before, and its worker is gone (we are the redelivery): never run it a second time.
             action.status = ActionStatus.INTERRUPTED
             action.finished_at = action.updated_at = utcnow()
             why = "its worker stopped while it ran; not run again, its outcome is unknown: check the host"
             audit(s, action, AuditEvent.INTERRUPTED, ACTOR, why, level)
-            return ExecutionOutcome(action_id, ActionStatus.INTERRUPTED, False, reason=why)
+            return ExecutionOutcome(action_id=action_id, status=ActionStatus.INTERRUPTED, ran=False, reason=why)
         if action.status != ActionStatus.READY:
-            return ExecutionOutcome(action_id, action.status, False, reason=f"already {action.status}")
+            return ExecutionOutcome(action_id=action_id, status=action.status, ran=False,
+                                    reason=f"already {action.status}")
         if action.hostname != settings.hostname:
-            return ExecutionOutcome(action_id, action.status, False,
+            return ExecutionOutcome(action_id=action_id, status=action.status, ran=False,
                                     reason=f"belongs to host {action.hostname}, this is {settings.hostname}")
         # Settings, the catalog and the host may have changed since the proposal: everything again, here.
         try:
@@ -86,7 +85,7 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
-            return ExecutionOutcome(action_id, "claimed", False, reason="another task claimed it")
+            return ExecutionOutcome(action_id=action_id, status="claimed", ran=False, reason="another task claimed it")
         audit(s, action, AuditEvent.STARTED, ACTOR, decision.reason, level, argv=validated.commands)
     # Committed: from here on a crash leaves "running", which the redelivery turns into "interrupted".
     results = []
@@ -121,7 +120,7 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
             status = action.status
         audit(s, action, AuditEvent.EXECUTED if ok else AuditEvent.FAILED, ACTOR, reason, level,
               exit_code=last.exit_code, duration_s=round(duration, 3))
-    return ExecutionOutcome(action_id, status, True, exit_code=last.exit_code, reason=reason)
+    return ExecutionOutcome(action_id=action_id, status=status, ran=True, exit_code=last.exit_code, reason=reason)
 
 
 def refuse(store: Store, action_id: int, reason: str) -> ExecutionOutcome:
@@ -129,7 +128,8 @@ def refuse(store: Store, action_id: int, reason: str) -> ExecutionOutcome:
     with store.session() as s:
         action = s.get(Action, action_id)
         if action is None or action.status != ActionStatus.READY:
-            return ExecutionOutcome(action_id, action.status if action else "missing", False, reason=reason)
+            return ExecutionOutcome(action_id=action_id, status=action.status if action else "missing", ran=False,
+                                    reason=reason)
         return _refuse(s, action, reason, None)
 
 
@@ -138,4 +138,4 @@ def _refuse(s, action: Action, reason: str, level: str | None) -> ExecutionOutco
     action.verdict_reason = reason
     action.updated_at = utcnow()
     audit(s, action, AuditEvent.REFUSED, ACTOR, f"at execution: {reason}", level)
-    return ExecutionOutcome(action.id, ActionStatus.REFUSED, False, reason=reason)
+    return ExecutionOutcome(action_id=action.id, status=ActionStatus.REFUSED, ran=False, reason=reason)

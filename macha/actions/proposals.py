@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,8 +37,7 @@ AUDIT_EVENT = {Verdict.EXECUTE: AuditEvent.SCHEDULED, Verdict.QUEUE: AuditEvent.
                Verdict.RECORD: AuditEvent.RECORDED, Verdict.REFUSE: AuditEvent.REFUSED}
 
 
-@dataclass
-class ProposalResult:
+class ProposalResult(BaseModel):
     action_id: int
     action: str
     status: ActionStatus
@@ -47,9 +45,6 @@ class ProposalResult:
     risk: str | None = None
     merged: bool = False
     escalate: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def propose(
@@ -170,7 +165,8 @@ def _store(session: Session, settings: Settings, hostname: str, name: str, argum
             existing.evidence = ev
             audit(session, existing, AuditEvent.MERGED, proposer, f"proposed again ({existing.merged_count + 1} times)",
                   level, review_id=review_id, notes=notes)
-            return ProposalResult(existing.id, name, ActionStatus.PENDING, existing.verdict_reason, risk, merged=True)
+            return ProposalResult(action_id=existing.id, action=name, status=ActionStatus.PENDING,
+                                  reason=existing.verdict_reason, risk=risk, merged=True)
     ev = dict(evidence or {})
     if review_id:
         ev["review_ids"] = [review_id]
@@ -198,5 +194,5 @@ def _store(session: Session, settings: Settings, hostname: str, name: str, argum
     session.add(row)
     session.flush()
     audit(session, row, AUDIT_EVENT[verdict], proposer, reason, level, risk=risk, notes=notes)
-    return ProposalResult(row.id, row.action, row.status, reason, risk)
+    return ProposalResult(action_id=row.id, action=row.action, status=row.status, reason=reason, risk=risk)
 

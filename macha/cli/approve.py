@@ -68,14 +68,14 @@ def _main(args: Any) -> int:
     if command == "list":
         rows = read_approvals.pending(store, args.host if "host" in args else None)
         if args.json:
-            print(json.dumps([r.to_dict() for r in rows], indent=2))
+            print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         else:
             _render_list(console, rows)
         return 0
     if command == "show":
         detail = read_approvals.detail(store, args.id)
         if args.json:
-            print(json.dumps(detail.to_dict(), indent=2, default=str))
+            print(json.dumps(detail.model_dump(mode="json"), indent=2))
         else:
             _render_show(console, detail)
         return 0

@@ -54,7 +54,7 @@ def _main(args: Any) -> int:
         state = _through_pipeline(settings, args)
     report = build_report(store, state)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
         # Piped output (logs, mail, scripts) is not wrapped at 80 columns.
         render(report, Console(width=None if sys.stdout.isatty() else 200))

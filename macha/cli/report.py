@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import select
 
 from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
@@ -22,31 +22,28 @@ RECENT_REVIEW = timedelta(minutes=15)
 MAX_LISTED = 50
 
 
-@dataclass
-class CheckReport:
+class CheckReport(BaseModel):
     hostname: str
     source: str
     entries_read: int
     new_events: int
     severity_counts: dict[str, int]
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
     review: dict[str, Any] | None = None
     review_is_new: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     # What the review proposed and what the policy decided (action id, name, arguments, status, reason).
-    actions: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
     pending_approvals: int = 0
     # Escalations waiting for (or in) a meta analysis: id, kind, status, since, reason.
-    escalations: list[dict[str, Any]] = field(default_factory=list)
+    escalations: list[dict[str, Any]] = Field(default_factory=list)
 
+    @computed_field  # in the --json output too
     @property
     def exit_code(self) -> int:
         found = any(SEVERITY_RANK[s] <= Severity.MEDIUM.rank for s, n in self.severity_counts.items() if n)
         unhealthy = self.review is not None and self.review["status"] != ReviewStatus.HEALTHY
         return EXIT_PROBLEMS if found or unhealthy else EXIT_HEALTHY
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "exit_code": self.exit_code}
 
 
 def _review_dict(r: Review) -> dict[str, Any]:

@@ -291,7 +291,7 @@ def describe_trend(tr: Any, full: bool) -> str:
 
 
 def sar(s: Session, hostname: str, now: datetime) -> Content:
-    from macha.monitor.collect.sar import sar_summary
+    from macha.context.sar_summary import sar_summary
 
     hour = sar_summary(s, hostname, now - timedelta(hours=1), now)
     day = sar_summary(s, hostname, now - timedelta(hours=24), now)

@@ -4,28 +4,24 @@ new. The pipeline decides from this whether a review is due; the prompt itself c
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from macha.store.db import Store
 from macha.store.models import TriggerEvent, utcnow
 
 
-@dataclass
-class ContextSnapshot:
+class ContextSnapshot(BaseModel):
     hostname: str
     pending_events: int = 0
     # The newest pending event: the review covers events up to here, so events stored later wait for the next one.
     up_to_event_id: int | None = None
-    pending_by_severity: dict[str, int] = field(default_factory=dict)
+    pending_by_severity: dict[str, int] = Field(default_factory=dict)
     # Distinct groups (fingerprints) among the pending events that no review covered in the repeat window:
     # what is new, as opposed to more of the same.
-    new_groups_by_severity: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    new_groups_by_severity: dict[str, int] = Field(default_factory=dict)
 
 
 def build_context(store: Store, hostname: str, repeat_window_s: int = 600) -> ContextSnapshot:

@@ -175,7 +175,7 @@ def build_server(settings: Settings, store: Store, *, client: str = "local", dis
                      description="Actions waiting for an operator's approval (approve them with macha-approve).")
     @_resource
     def approvals_resource() -> str:
-        return out([r.to_dict() for r in read_approvals.pending(store)])
+        return out([r.model_dump(mode="json") for r in read_approvals.pending(store)])
 
     # Read tools --------------------------------------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ def build_server(settings: Settings, store: Store, *, client: str = "local", dis
         """Actions waiting for an operator's approval. Approving is for people (macha-approve), not for tools."""
         if host:
             known(host)
-        return out([r.to_dict() for r in read_approvals.pending(store, host)])
+        return out([r.model_dump(mode="json") for r in read_approvals.pending(store, host)])
 
     @server.tool(annotations=READ, structured_output=False)
     @_tool

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -40,22 +40,19 @@ from macha.store.models import Escalation, TriggerEvent, utcnow
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AnalysisOutcome:
+class AnalysisOutcome(BaseModel):
     escalation_id: int
-    status: str
+    #: the escalation's status, or missing: there is no such escalation
+    status: EscalationStatus | Literal["missing"]
     attached_to: int | None = None
     diagnosis: str | None = None
     answered_by: str | None = None
     stopped: str | None = None
     tool_calls: int = 0
-    actions: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
     error: str | None = None
     #: an escalation attached to this failed one, requested again: its task is to be sent
     reopened: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _claim(store: Store, settings: Settings, escalation_id: int, model: str) -> tuple[Escalation | None, str]:
@@ -111,7 +108,7 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
     model = settings.review_model if fallback else settings.meta_model
     esc, why = _claim(store, settings, escalation_id, model)
     if esc is None:
-        return AnalysisOutcome(escalation_id, why)
+        return AnalysisOutcome(escalation_id=escalation_id, status=why)
     label = (f"answered by the review model {model}, not the meta model: no gpu worker took this escalation "
              f"within {settings.meta.fallback_after} s") if fallback else None
     try:
@@ -198,16 +195,16 @@ def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend
         if analysis is None:
             row.status, row.error = EscalationStatus.FAILED, f"the answer is unusable: {error}"
             row.result = {"raw": "\n--- next ---\n".join(raw)[-20000:], "stopped": loop.stopped}
-            return AnalysisOutcome(esc.id, EscalationStatus.FAILED, error=row.error, stopped=loop.stopped,
-                                   tool_calls=loop.tool_calls)
+            return AnalysisOutcome(escalation_id=esc.id, status=EscalationStatus.FAILED, error=row.error,
+                                   stopped=loop.stopped, tool_calls=loop.tool_calls)
         analysis.evidence.event_ids = _known_event_ids(store, esc.hostname, analysis.evidence.event_ids)
         answered_by = label or f"meta model {loop.model or model}"
         row.status, row.error = EscalationStatus.DONE, None
         row.result = {**analysis.model_dump(mode="json"), "answered_by": answered_by, "stopped": loop.stopped,
                       "tool_calls": loop.tool_calls, "refused_tool_calls": loop.refused}
         actions = _propose(s, settings, row, analysis, model)
-    return AnalysisOutcome(esc.id, EscalationStatus.DONE, diagnosis=analysis.diagnosis, answered_by=answered_by,
-                           stopped=loop.stopped, tool_calls=loop.tool_calls, actions=actions)
+    return AnalysisOutcome(escalation_id=esc.id, status=EscalationStatus.DONE, diagnosis=analysis.diagnosis,
+                           answered_by=answered_by, stopped=loop.stopped, tool_calls=loop.tool_calls, actions=actions)
 
 
 def _propose(s: Session, settings: Settings, esc: Escalation, analysis: MetaAnalysis, model: str) -> list[dict]:
@@ -217,7 +214,7 @@ def _propose(s: Session, settings: Settings, esc: Escalation, analysis: MetaAnal
                 "analysis": {"diagnosis": analysis.diagnosis[:1000], "root_cause": analysis.root_cause[:1000],
                              "confidence": analysis.confidence, "rollback_plan": analysis.rollback_plan[:1000]}}
     results = [propose(s, settings, esc.hostname, p.model_dump(), proposer=f"meta:{model}"[:64],
-                       review_id=esc.review_id, evidence=evidence).to_dict()
+                       review_id=esc.review_id, evidence=evidence).model_dump(mode="json")
                for p in analysis.proposed_actions[: settings.actions.max_proposals_per_review]]
     link_actions(s, esc.issue_id, [a["action_id"] for a in results])
     return results

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Literal
 
+from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from macha.actions.audit import history as audit_history
@@ -41,17 +41,14 @@ def stream_key(message_id: int) -> str:
     return f"macha:chat:{message_id}"
 
 
-@dataclass
-class ChatAnswer:
+class ChatAnswer(BaseModel):
     message_id: int
     answer_id: int | None
-    status: str
+    #: the question's status, or missing: there is no such message
+    status: ChatStatus | Literal["missing"]
     content: str = ""
     error: str | None = None
     tool_calls: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def start(store: Store, hostname: str, *, approval_id: int | None = None, escalation_id: int | None = None,
@@ -135,13 +132,13 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
     with store.session() as s:
         msg = s.get(ChatMessage, message_id)
         if msg is None:
-            return ChatAnswer(message_id, None, "missing")
+            return ChatAnswer(message_id=message_id, answer_id=None, status="missing")
         # Claimed by a conditional update: a redelivered task does not answer the same question twice.
         won = s.execute(update(ChatMessage)
                         .where(ChatMessage.id == message_id, ChatMessage.status == ChatStatus.PENDING)
                         .values(status=ChatStatus.ANSWERING).execution_options(synchronize_session=False)).rowcount
         if won != 1:
-            return ChatAnswer(message_id, None, msg.status)
+            return ChatAnswer(message_id=message_id, answer_id=None, status=msg.status)
         conv = s.get(Conversation, msg.conversation_id)
         s.expunge(conv)
         question = msg.content
@@ -157,7 +154,7 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
                       .values(status=ChatStatus.FAILED, error=error[:2000]))
         publish("error", error)
         if isinstance(exc, Exception):
-            return ChatAnswer(message_id, None, ChatStatus.FAILED, error=error)
+            return ChatAnswer(message_id=message_id, answer_id=None, status=ChatStatus.FAILED, error=error)
         raise
 
 
@@ -204,7 +201,8 @@ def _answer(store: Store, settings: Settings, message_id: int, conv: Conversatio
         s.flush()
         reply_id = reply.id
     publish("done", str(reply_id))
-    return ChatAnswer(message_id, reply_id, ChatStatus.ANSWERED, content=content, tool_calls=loop.tool_calls)
+    return ChatAnswer(message_id=message_id, answer_id=reply_id, status=ChatStatus.ANSWERED, content=content,
+                      tool_calls=loop.tool_calls)
 
 
 def redis_publisher(url: str, message_id: int) -> Callable[[str, str], None]:

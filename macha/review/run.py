@@ -7,17 +7,18 @@ and says so. Proposed actions go through the catalog and the policy; escalations
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
 from macha.context.recall import NoMemory, Recall
 from macha.core.severity import SEVERITY_RANK, Severity
-from macha.core.states import EscalationKind, ReviewResult, ReviewStatus
+from macha.core.states import EscalationKind, EscalationStatus, ReviewResult, ReviewStatus
 from macha.llm.base import Backend, LLMError
 from macha.review.escalation import issue_key_of_events, request
 from macha.review.issues import link_actions, link_review
@@ -32,26 +33,24 @@ log = logging.getLogger(__name__)
 RULES_COVER_WHILE_MODEL_FAILS = Severity.HIGH
 
 
-@dataclass
-class ReviewOutcome:
+class ReviewOutcome(BaseModel):
     hostname: str
     review_id: int | None
     skipped: bool
-    status: str | None = None
+    #: how the host looks (the review's status), or failed: the model's answer stayed unusable
+    status: ReviewStatus | ReviewResult | None = None
     summary: str | None = None
     events_covered: int = 0
-    actions: list[dict] = field(default_factory=list)
+    #: the proposals' ProposalResults, as JSON
+    actions: list[dict[str, Any]] = Field(default_factory=list)
     reviewer: str | None = None
     escalation_id: int | None = None
     #: requested (its task is to be sent) or attached (an analysis of the same issue is under way or recent)
-    escalation_status: str | None = None
-    escalation_kind: str | None = None
+    escalation_status: EscalationStatus | None = None
+    escalation_kind: EscalationKind | None = None
     escalation_attached_to: int | None = None
     #: the issue the review's events belong to (opened or reopened by it, or going on)
     issue_id: int | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _pending(store: Store, hostname: str, up_to_event_id: int | None) -> list[TriggerEvent]:
@@ -149,7 +148,7 @@ def _store_report(store: Store, hostname: str, events: list[TriggerEvent], repor
             for proposal in report.proposed_actions[: settings.actions.max_proposals_per_review]:
                 actions.append(
                     propose(s, settings, hostname, proposal, proposer=f"review:{review.reviewer}",
-                            review_id=review.id, evidence_for=evidence_for).to_dict()
+                            review_id=review.id, evidence_for=evidence_for).model_dump(mode="json")
                 )
             link_actions(s, issue_id, [a["action_id"] for a in actions])
             reasons = [report.escalation_reason or "the reviewer asked for a deeper analysis"] if \

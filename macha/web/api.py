@@ -179,6 +179,4 @@ def decide(request: Request, action_id: int, session: WebSession, reject_reason:
 
 def plain(value: Any) -> Any:
     """A result model as JSON-ready data."""
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    return value.to_dict()
+    return value.model_dump(mode="json")

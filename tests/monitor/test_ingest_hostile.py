@@ -100,7 +100,7 @@ def test_entries_the_database_refuses_become_unstorable_events_and_the_cursor_mo
     ensure_host(store, "h1")
     batch = [_entry("c1", OOM), _entry("c2", "Kernel panic - not syncing: \x00 in the middle"),
              _entry("c3", "disk error", unit="u" * 300), _entry("c4", PANIC, priority=0)]
-    result = CheckResult("h1", "src", "test")
+    result = CheckResult(hostname="h1", source="src", reason="test")
     store_batch(store, result, default_matcher(), "src", batch, 0)
     assert (result.entries_read, result.new_log_events) == (4, 4)
     assert result.notes and "2 journal entries could not be stored" in result.notes[0]
@@ -119,7 +119,7 @@ def test_entries_the_database_refuses_become_unstorable_events_and_the_cursor_mo
     # The refused panic still raises its pattern, and one more event says an entry could not be stored.
     assert {("oom_kill", "critical"), ("kernel_panic", "critical"), (UNSTORABLE_PATTERN, "medium")} <= kinds
     # Read again (a cursor that went back): nothing is stored twice, the failures neither.
-    again = CheckResult("h1", "src", "test")
+    again = CheckResult(hostname="h1", source="src", reason="test")
     store_batch(store, again, default_matcher(), "src", batch, 0)
     assert again.new_log_events == 0 and _count(store, LogEvent) == 4
     store.dispose()

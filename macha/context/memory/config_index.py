@@ -6,9 +6,9 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, Field
 
 from macha.context.memory.errors import guard, one_line
 from macha.context.memory.metadata import Scalar
@@ -17,17 +17,13 @@ from macha.context.memory.store import MemoryStore
 MAX_CONFIG_FILE_BYTES = 2_000_000
 
 
-@dataclass
-class IndexReport:
+class IndexReport(BaseModel):
     files: int = 0
     chunks: int = 0
     upserted: int = 0
     unchanged: int = 0
     removed: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    notes: list[str] = Field(default_factory=list)
 
 
 class ConfigIndex(MemoryStore):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from chromadb.api import ClientAPI
 from chromadb.api.types import Documents, EmbeddingFunction
 
@@ -22,16 +22,14 @@ HNSW: dict[str, Any] = {"space": "cosine"}
 _BATCH = 64
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     id: str
     text: str
     metadata: dict[str, Any]
     distance: float
     collection: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _where(where: Mapping[str, Any] | None) -> dict[str, Any] | None:

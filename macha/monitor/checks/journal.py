@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
@@ -36,8 +36,7 @@ UNSTORABLE_PATTERN = "unstorable_entry"
 UNSTORABLE_SHOWN = 2000
 
 
-@dataclass
-class CheckResult:
+class CheckResult(BaseModel):
     hostname: str
     source: str
     reason: str
@@ -46,16 +45,11 @@ class CheckResult:
     new_triggers: int = 0
     #: matches that joined an event group of the grouping window instead of raising a new event
     repeats: int = 0
-    severity_counts: dict[str, int] = field(default_factory=dict)
-    trigger_ids: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    severity_counts: dict[str, int] = Field(default_factory=dict)
+    trigger_ids: list[int] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     #: error-priority lines per unit in this check (for the error-rate baselines; not sent through the broker)
-    error_counts: Counter[str] = field(default_factory=Counter, repr=False)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("error_counts")
-        return d
+    error_counts: Counter[str] = Field(default_factory=Counter, repr=False, exclude=True)
 
 
 #: The facts the fleet registry shows as columns (macha-systems list), each capped to its column.

@@ -3,8 +3,7 @@ stored state, and turn raised or cleared conditions into trigger events, all in 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from macha.config import Settings
@@ -18,16 +17,12 @@ from macha.store.models import SystemMetric, ThresholdState, TriggerEvent, utcno
 from macha.store.ops import insert_ignore, upsert
 
 
-@dataclass
-class MetricsResult:
+class MetricsResult(BaseModel):
     hostname: str
     samples: int = 0
-    raised: list[str] = field(default_factory=list)
-    cleared: list[str] = field(default_factory=list)
-    trigger_ids: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    raised: list[str] = Field(default_factory=list)
+    cleared: list[str] = Field(default_factory=list)
+    trigger_ids: list[int] = Field(default_factory=list)
 
 
 def thresholds_from(settings: Settings) -> dict[str, Threshold]:

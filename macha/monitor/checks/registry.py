@@ -57,7 +57,7 @@ def _metrics(store: Store, settings: Settings, hostname: str) -> CheckRun:
     from macha.monitor.checks.metrics import run_metrics
 
     result = run_metrics(store, settings, hostname)
-    return CheckRun(result=result.to_dict(), follow_ups=_review_if(result.raised, hostname, "metrics"))
+    return CheckRun(result=result.model_dump(mode="json"), follow_ups=_review_if(result.raised, hostname, "metrics"))
 
 
 def _services(store: Store, settings: Settings, hostname: str) -> CheckRun:
@@ -66,7 +66,7 @@ def _services(store: Store, settings: Settings, hostname: str) -> CheckRun:
     result = run_services(store, settings, hostname)
     for note in result.notes:
         log.warning("services: %s", note)
-    return CheckRun(result=result.to_dict(), follow_ups=_review_if(result.failed, hostname, "services"))
+    return CheckRun(result=result.model_dump(mode="json"), follow_ups=_review_if(result.failed, hostname, "services"))
 
 
 def _classify(store: Store, settings: Settings, hostname: str) -> CheckRun:
@@ -80,7 +80,7 @@ def _classify(store: Store, settings: Settings, hostname: str) -> CheckRun:
     with SingleFlight(settings.effective_broker_url, f"classify:{hostname}", settings.lock_ttl) as lock:
         if not lock.acquired:
             return CheckRun(result={"hostname": hostname, "skipped": "a classifier run of this host is under way"})
-        result = classify_host(store, settings, hostname, make_backend(settings)).to_dict()
+        result = classify_host(store, settings, hostname, make_backend(settings)).model_dump(mode="json")
     return CheckRun(result=result, follow_ups=_review_if(result.get("raised"), hostname, "classifier"))
 
 
@@ -88,12 +88,12 @@ def _sar(store: Store, settings: Settings, hostname: str) -> CheckRun:
     """This host's SAR files into system_metrics (idempotent); what is missing (sysstat, files) is a note."""
     if not settings.enable_sar:
         return CheckRun(result={"hostname": hostname, "skipped": "enableSar is false"})
-    from macha.monitor.collect.sar import import_sar
+    from macha.monitor.checks.sar import import_sar
 
     report = import_sar(store, hostname, settings.sar_directory)
     for note in report.notes:
         log.warning("sar: %s", note)
-    return CheckRun(result=report.to_dict())
+    return CheckRun(result=report.model_dump(mode="json"))
 
 
 HOST_CHECKS: tuple[HostCheck, ...] = (

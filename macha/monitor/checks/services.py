@@ -7,8 +7,7 @@ configured unit systemd does not know is a warning in the result, not a crash.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from macha.config import Settings
@@ -22,17 +21,13 @@ from macha.store.models import ServiceStatus, TriggerEvent, utcnow
 from macha.store.ops import insert_ignore
 
 
-@dataclass
-class ServicesResult:
+class ServicesResult(BaseModel):
     hostname: str
     checked: int = 0
-    failed: list[str] = field(default_factory=list)
-    recovered: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    trigger_ids: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    failed: list[str] = Field(default_factory=list)
+    recovered: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    trigger_ids: list[int] = Field(default_factory=list)
 
 
 def _critical_units(settings: Settings, notes: list[str]) -> list[str]:

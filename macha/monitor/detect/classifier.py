@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -54,19 +53,15 @@ class Verdicts(BaseModel):
     items: list[Verdict] = Field(default_factory=list, max_length=50)
 
 
-@dataclass
-class ClassifyResult:
+class ClassifyResult(BaseModel):
     hostname: str
     scanned: int = 0
     classified: int = 0
     calls: int = 0
-    raised: list[int] = field(default_factory=list)
+    raised: list[int] = Field(default_factory=list)
     repeats: int = 0
     waiting: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    notes: list[str] = Field(default_factory=list)
 
 
 def _unmatched(s, hostname: str, after: int, since) -> list[tuple[int, int | None, str, str | None, Any]]:
@@ -83,7 +78,7 @@ def _unmatched(s, hostname: str, after: int, since) -> list[tuple[int, int | Non
 
 
 def classify_host(store: Store, settings: Settings, hostname: str, backend: Backend | None) -> ClassifyResult:
-    result = ClassifyResult(hostname)
+    result = ClassifyResult(hostname=hostname)
     now = utcnow()
     cfg = settings.classifier
     with store.session() as s:
