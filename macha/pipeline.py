@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 from macha.config import Settings
 from macha.context.recall import NoMemory
 from macha.context.snapshot import build_context
-from macha.core.followups import FollowUps
+from macha.core.followups import FollowUps, StepRun
 from macha.core.severity import Severity
-from macha.core.states import ActionStatus, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
+from macha.core.states import ActionStatus, ChatEvent, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
 from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
 from macha.monitor.collect.journal import JournalSource
@@ -126,13 +126,14 @@ def review_follow_ups(state: ChainState, settings: Settings) -> FollowUps:
     return follow
 
 
-def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False,
-                  schedule: Any = None, resend: Any = None) -> dict:
-    """One Layer 4 analysis. A model server that is down leaves the escalation requested (with the error) for the
-    reconciler to send again; nothing is lost."""
+def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False) -> StepRun:
+    """One Layer 4 analysis, and what it asks next: the actions the policy made ready (diagnostics its tools ran
+    and proposals of its answer) to their host, and an escalation attached to it that a failed run requested again.
+    A model server that is down leaves the escalation requested (with the error) for the reconciler to send again;
+    nothing is lost."""
     from macha.llm.base import LLMError
     from macha.meta.analysis import run_escalation
-    from macha.store.models import Escalation
+    from macha.store.models import Action, Escalation
 
     backend = make_backend(settings)
     if backend is None:
@@ -140,28 +141,28 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
             s.execute(update(Escalation)
                       .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.REQUESTED)
                       .values(error="no model is configured (llm.backend = none)", updated_at=utcnow()))
-        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": "no model is configured"}
+        return StepRun(result={"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED,
+                               "error": "no model is configured"})
+    follow = FollowUps()
     try:
         outcome = run_escalation(store, settings, escalation_id, backend, recall=memory_for(settings),
-                                 schedule=schedule, fallback=fallback)
+                                 follow=follow, fallback=fallback)
     except LLMError as exc:
         log.warning("escalation %s waits: %s", escalation_id, exc)
-        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": str(exc)}
-    for action in outcome.actions:
-        if action["status"] == ActionStatus.READY and schedule is not None:
-            with store.session() as s:
-                from macha.store.models import Action
-
-                host = s.get(Action, action["action_id"]).hostname
-            schedule(action["action_id"], host)
-    if outcome.reopened and resend is not None:
-        with store.session() as s:
-            resend(outcome.reopened, s.get(Escalation, outcome.reopened).kind)
-    return outcome.to_dict()
+        return StepRun(result={"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED,
+                               "error": str(exc)}, follow_ups=follow)
+    with store.session() as s:
+        for action in outcome.actions:
+            if action["status"] == ActionStatus.READY:
+                follow.execute.append((action["action_id"], s.get(Action, action["action_id"]).hostname))
+        if outcome.reopened:
+            follow.escalate.append((outcome.reopened, s.get(Escalation, outcome.reopened).kind))
+    return StepRun(result=outcome.to_dict(), follow_ups=follow)
 
 
-def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any = None) -> dict:
-    """Answer one chat question, streaming to its asker; a model server that is down is the answer's error."""
+def chat_step(store: Store, settings: Settings, message_id: int) -> StepRun:
+    """Answer one chat question, streaming to its asker; a model server that is down is the answer's error. What
+    it asks next: the diagnostics its tools made ready, to their host."""
     from macha.meta.chat import answer, redis_publisher
     from macha.store.models import ChatMessage
 
@@ -173,10 +174,13 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
             row = s.get(ChatMessage, message_id)
             if row is not None and row.status == ChatStatus.PENDING:
                 row.status, row.error = ChatStatus.FAILED, error
-        publish("error", error)
-        return {"message_id": message_id, "status": ChatStatus.FAILED, "error": error}
-    return answer(store, settings, message_id, backend, publish=publish, recall=memory_for(settings),
-                  schedule=schedule).to_dict()
+        publish(ChatEvent.ERROR, error)
+        return StepRun(result={"message_id": message_id, "status": ChatStatus.FAILED, "error": error})
+    # answer() says a failure in its result (and to the asker): what the tools made ready before it is sent too.
+    follow = FollowUps()
+    result = answer(store, settings, message_id, backend, publish=publish, recall=memory_for(settings),
+                    follow=follow)
+    return StepRun(result=result.to_dict(), follow_ups=follow)
 
 
 def request_background(store: Store, settings: Settings, hostname: str) -> tuple[int, str]:

@@ -22,6 +22,7 @@ from macha.actions.policy import Verdict, decide
 from macha.actions.observe import LOCAL, HostProbe
 from macha.actions.schemas import ProposedAction
 from macha.config import Settings, parse_duration
+from macha.core.risk import Risk
 from macha.core.states import ActionStatus, AuditEvent
 from macha.store.models import Action, utcnow
 
@@ -44,7 +45,7 @@ class ProposalResult:
     action: str
     status: ActionStatus
     reason: str
-    risk: str | None = None
+    risk: Risk | None = None
     merged: bool = False
     escalate: bool = False
 
@@ -135,9 +136,9 @@ def _storable(arguments: Any) -> dict[str, Any]:
     return json.loads(text)
 
 
-def _store(session: Session, settings: Settings, hostname: str, name: str, arguments: Any, risk: str | None, verdict: Verdict,
-           reason: str, proposer: str, level: str, review_id: int | None, evidence: dict[str, Any] | None,
-           proposal_reason: str, notes: list[str]) -> ProposalResult:
+def _store(session: Session, settings: Settings, hostname: str, name: str, arguments: Any, risk: Risk | None,
+           verdict: Verdict, reason: str, proposer: str, level: str, review_id: int | None,
+           evidence: dict[str, Any] | None, proposal_reason: str, notes: list[str]) -> ProposalResult:
     now = utcnow()
     ttl = parse_duration(settings.actions.approval_timeout)
     args = _storable(arguments)

@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from macha.config import Settings, parse_duration
 from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import truncate
+from macha.core.followups import FollowUps
 from macha.core.states import ActionStatus
 from macha.core.units import DEFAULT_SUFFIX
 from macha.store.db import Store
@@ -82,8 +83,9 @@ class ToolContext:
     hostname: str
     recall: Recall = NoMemory()
     proposer: str = "meta"
-    #: sends an action the policy made ready to its host (the analysis never waits for it)
-    schedule: Callable[[int, str], None] | None = None
+    #: Where the actions the policy made ready are collected, for the caller to send to their host (the analysis
+    #: never waits for them). The caller's own value: what was collected is sent even if the run fails later.
+    follow: FollowUps = field(default_factory=FollowUps)
     now: datetime = field(default_factory=utcnow)
 
 
@@ -195,8 +197,7 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
                                                           "reason": "asked for by the meta model"},
                          proposer=ctx.proposer)
     if result.status == ActionStatus.READY:
-        if ctx.schedule is not None:
-            ctx.schedule(result.action_id, ctx.hostname)
+        ctx.follow.execute.append((result.action_id, ctx.hostname))
         return (f"{a.name} scheduled on {ctx.hostname} as action #{result.action_id}; its output is not available "
                 "yet (it will be in the store for the next analysis)")
     return f"{a.name} not run: {result.status} ({result.reason})"
