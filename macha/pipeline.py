@@ -194,6 +194,43 @@ def request_background(store: Store, settings: Settings, hostname: str) -> tuple
         return esc.id, esc.status
 
 
+def background_step(store: Store, settings: Settings, hostname: str) -> StepRun:
+    """A periodic look at a host by the meta model: requested (unless one is waiting already), then sent behind
+    every other kind of work on the gpu queue."""
+    esc_id, status = request_background(store, settings, hostname)
+    follow = FollowUps(escalate=[(esc_id, EscalationKind.BACKGROUND)] if status == EscalationStatus.REQUESTED else [])
+    return StepRun(result={"hostname": hostname, "escalation_id": esc_id, "status": status}, follow_ups=follow)
+
+
+def review_tick_step(store: Store) -> StepRun:
+    """Every reviewInterval: the hosts that have unreviewed events go through context -> review."""
+    hosts = hosts_with_pending_events(store)
+    return StepRun(result={"hosts": hosts}, follow_ups=FollowUps(review_hosts=hosts))
+
+
+def reconcile_step(store: Store, settings: Settings) -> StepRun:
+    """The database is the truth: what a lost message left undone is sent again. Events no review covered after
+    reconcile_after seconds get a review; ready actions whose task was lost run (execution is idempotent); reviews
+    not yet in semantic memory are written; escalations are sent again, or to the review model's fallback."""
+    from macha.actions.approvals import stale_ready
+
+    stale = hosts_with_pending_events(store, timedelta(seconds=settings.reconcile_after))
+    if stale:
+        log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
+    ready = stale_ready(store, settings.actions.redeliver_after)
+    for action_id, hostname in ready:
+        log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
+    forgotten = reviews_to_remember(store, settings, timedelta(seconds=settings.reconcile_after))
+    retry, fallback = escalations_to_resend(store, settings)
+    for esc_id, _ in fallback:
+        log.warning("escalation %s: no gpu worker answered in %s s; the review model answers instead", esc_id,
+                    settings.meta.fallback_after)
+    return StepRun(result={"reviews": stale, "actions": [a for a, _ in ready], "remember": forgotten,
+                           "escalations": [e for e, _ in retry + fallback]},
+                   follow_ups=FollowUps(execute=ready, remember=forgotten, escalate=retry, fallback=fallback,
+                                        review_hosts=stale))
+
+
 def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """(retry, fallback): requested escalations whose run failed on the model server a while ago, or whose
     message may be lost (ten minutes untouched for a critical one, an hour for others), and runs that died with

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from macha import pipeline
 from macha.pipeline import ChainState
@@ -12,8 +11,6 @@ from macha.actions import approvals, executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
 from macha.core.errors import MachaError
-from macha.core.followups import FollowUps
-from macha.core.states import EscalationKind, EscalationStatus
 from macha.monitor.checks.registry import HOST_CHECKS, HostCheck
 from macha.store.db import get_store
 from workers.app import app, check_pipeline, settings
@@ -100,10 +97,9 @@ def escalate(escalation_id: int, fallback: bool = False) -> dict:
 @app.task(name="macha.background_analysis")
 def background_analysis(hostname: str) -> dict:
     """A periodic look at a host by the meta model, behind every other kind of work on the gpu queue."""
-    esc_id, status = pipeline.request_background(_store(), settings, hostname)
-    requested = status == EscalationStatus.REQUESTED
-    dispatch(app, FollowUps(escalate=[(esc_id, EscalationKind.BACKGROUND)] if requested else []))
-    return {"hostname": hostname, "escalation_id": esc_id, "status": status}
+    step = pipeline.background_step(_store(), settings, hostname)
+    dispatch(app, step.follow_ups)
+    return step.result
 
 
 @app.task(name="macha.chat_turn")
@@ -117,30 +113,17 @@ def chat_turn(message_id: int) -> dict:
 @app.task(name="macha.review_tick")
 def review_tick() -> list[str]:
     """Every reviewInterval: review hosts that have unreviewed events; nothing new, nothing sent."""
-    hosts = pipeline.hosts_with_pending_events(_store())
-    dispatch(app, FollowUps(review_hosts=hosts))
-    return hosts
+    step = pipeline.review_tick_step(_store())
+    dispatch(app, step.follow_ups)
+    return step.result["hosts"]
 
 
 @app.task(name="macha.reconcile")
 def reconcile() -> dict:
-    """The database is the truth: events no review covered after reconcile_after seconds get a review again, and
-    ready actions whose task was lost are sent again (execution is idempotent), and so are reviews not yet written
-    to semantic memory."""
-    stale = pipeline.hosts_with_pending_events(_store(), timedelta(seconds=settings.reconcile_after))
-    if stale:
-        log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
-    ready = approvals.stale_ready(_store(), settings.actions.redeliver_after)
-    for action_id, hostname in ready:
-        log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
-    forgotten = pipeline.reviews_to_remember(_store(), settings, timedelta(seconds=settings.reconcile_after))
-    retry, fallback = pipeline.escalations_to_resend(_store(), settings)
-    for esc_id, _ in fallback:
-        log.warning("escalation %s: no gpu worker answered in %s s; the review model answers instead", esc_id,
-                    settings.meta.fallback_after)
-    dispatch(app, FollowUps(execute=ready, remember=forgotten, escalate=retry, fallback=fallback, review_hosts=stale))
-    return {"reviews": stale, "actions": [a for a, _ in ready], "remember": forgotten,
-            "escalations": [e for e, _ in retry + fallback]}
+    """What a lost message left undone is sent again (pipeline.reconcile_step says what)."""
+    step = pipeline.reconcile_step(_store(), settings)
+    dispatch(app, step.follow_ups)
+    return step.result
 
 
 @app.task(name="macha.execute_action")
