@@ -112,8 +112,9 @@ class Validated:
     commands: list[list[str]]
     head: int | None = None
     tail: int | None = None
-    #: The risk this proposal carries: the entry's, or higher when what was observed escalates it.
-    risk: Risk = Risk.READ_ONLY
+    #: The risk this proposal carries: the entry's, or higher when what was observed escalates it (always set by
+    #: validate(); the policy takes None, like any unknown risk, for an error).
+    risk: Risk | None = None
     #: Why the risk is above the entry's, when it is.
     risk_reason: str | None = None
 

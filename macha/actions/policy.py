@@ -34,8 +34,8 @@ class Decision:
     reason: str
 
 
-def decide(level: str, risk: Risk | str) -> Decision:
-    """``risk``: a Risk, or its string as stored with an action."""
+def decide(level: str, risk: Risk | str | None) -> Decision:
+    """``risk``: a Risk, or its string as stored with an action; anything else (None too) is a ValueError."""
     if level not in RUNS_UP_TO:
         raise ValueError(f"unknown autonomy level {level!r}")
     if risk not in RISK_RANK:
@@ -50,7 +50,7 @@ def decide(level: str, risk: Risk | str) -> Decision:
                                    "it needs an operator's approval")
 
 
-def may_run(level: str, risk: Risk | str, *, approved: bool) -> Decision:
+def may_run(level: str, risk: Risk | str | None, *, approved: bool) -> Decision:
     """At approval and execution time: may this action run now? Approved actions may run unless observe."""
     decision = decide(level, risk)
     if decision.verdict is Verdict.EXECUTE:

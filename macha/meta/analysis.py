@@ -107,7 +107,7 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
     ``requested`` again, for the task to retry later (nothing is lost).
 
     Diagnostics the tools made ready during the run are added to ``follow`` as they happen, so that those of a
-    run that fails later are still sent (None: nobody sends them; they wait for the reconciler)."""
+    run whose model server fails later are still sent (None, or a crash: the reconciler sends them)."""
     from macha.llm.base import LLMError
 
     model = settings.review_model if fallback else settings.meta_model

@@ -83,8 +83,9 @@ class ToolContext:
     hostname: str
     recall: Recall = NoMemory()
     proposer: str = "meta"
-    #: Where the actions the policy made ready are collected, for the caller to send to their host (the analysis
-    #: never waits for them). The caller's own value: what was collected is sent even if the run fails later.
+    #: Where the actions the policy made ready are collected, for the caller to send to their host when the run
+    #: ends (the analysis never waits for them). The caller's own value, so that a run which fails later still has
+    #: them sent; ready actions whose message is never sent are the reconciler's (actions.redeliverAfter).
     follow: FollowUps = field(default_factory=FollowUps)
     now: datetime = field(default_factory=utcnow)
 
