@@ -14,9 +14,9 @@ from sqlalchemy import select, update
 from macha.config import Settings
 from macha.context.recall import NoMemory
 from macha.context.snapshot import build_context
-from macha.core.followups import FollowUps
+from macha.core.followups import FollowUps, StepRun
 from macha.core.severity import Severity
-from macha.core.states import ActionStatus, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
+from macha.core.states import ActionStatus, ChatEvent, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
 from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
 from macha.monitor.collect.journal import JournalSource, host_name, journal_hostnames
@@ -142,13 +142,14 @@ def review_follow_ups(state: ChainState, settings: Settings) -> FollowUps:
     return follow
 
 
-def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False,
-                  schedule: Any = None, resend: Any = None) -> dict:
-    """One Layer 4 analysis. A model server that is down leaves the escalation requested (with the error) for the
-    reconciler to send again; nothing is lost."""
+def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback: bool = False) -> StepRun:
+    """One Layer 4 analysis, and what it asks next: the actions the policy made ready (diagnostics its tools ran
+    and proposals of its answer) to their host, and an escalation attached to it that a failed run requested again.
+    A model server that is down leaves the escalation requested (with the error) for the reconciler to send again;
+    nothing is lost."""
     from macha.llm.base import LLMError
     from macha.meta.analysis import run_escalation
-    from macha.store.models import Escalation
+    from macha.store.models import Action, Escalation
 
     backend = make_backend(settings)
     if backend is None:
@@ -156,28 +157,28 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
             s.execute(update(Escalation)
                       .where(Escalation.id == escalation_id, Escalation.status == EscalationStatus.REQUESTED)
                       .values(error="no model is configured (llm.backend = none)", updated_at=utcnow()))
-        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": "no model is configured"}
+        return StepRun(result={"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED,
+                               "error": "no model is configured"})
+    follow = FollowUps()
     try:
         outcome = run_escalation(store, settings, escalation_id, backend, recall=memory_for(settings),
-                                 schedule=schedule, fallback=fallback)
+                                 follow=follow, fallback=fallback)
     except LLMError as exc:
         log.warning("escalation %s waits: %s", escalation_id, exc)
-        return {"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED, "error": str(exc)}
-    for action in outcome.actions:
-        if action["status"] == ActionStatus.READY and schedule is not None:
-            with store.session() as s:
-                from macha.store.models import Action
-
-                host = s.get(Action, action["action_id"]).hostname
-            schedule(action["action_id"], host)
-    if outcome.reopened and resend is not None:
-        with store.session() as s:
-            resend(outcome.reopened, s.get(Escalation, outcome.reopened).kind)
-    return outcome.model_dump(mode="json")
+        return StepRun(result={"escalation_id": escalation_id, "status": EscalationStatus.REQUESTED,
+                               "error": str(exc)}, follow_ups=follow)
+    with store.session() as s:
+        for action in outcome.actions:
+            if action["status"] == ActionStatus.READY:
+                follow.execute.append((action["action_id"], s.get(Action, action["action_id"]).hostname))
+        if outcome.reopened:
+            follow.escalate.append((outcome.reopened, s.get(Escalation, outcome.reopened).kind))
+    return StepRun(result=outcome.model_dump(mode="json"), follow_ups=follow)
 
 
-def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any = None) -> dict:
-    """Answer one chat question, streaming to its asker; a model server that is down is the answer's error."""
+def chat_step(store: Store, settings: Settings, message_id: int) -> StepRun:
+    """Answer one chat question, streaming to its asker; a model server that is down is the answer's error. What
+    it asks next: the diagnostics its tools made ready, to their host."""
     from macha.meta.chat import answer, redis_publisher
     from macha.store.models import ChatMessage
 
@@ -189,10 +190,13 @@ def chat_step(store: Store, settings: Settings, message_id: int, schedule: Any =
             row = s.get(ChatMessage, message_id)
             if row is not None and row.status == ChatStatus.PENDING:
                 row.status, row.error = ChatStatus.FAILED, error
-        publish("error", error)
-        return {"message_id": message_id, "status": ChatStatus.FAILED, "error": error}
-    return answer(store, settings, message_id, backend, publish=publish, recall=memory_for(settings),
-                  schedule=schedule).model_dump(mode="json")
+        publish(ChatEvent.ERROR, error)
+        return StepRun(result={"message_id": message_id, "status": ChatStatus.FAILED, "error": error})
+    # answer() says a failure in its result (and to the asker): what the tools made ready before it is sent too.
+    follow = FollowUps()
+    result = answer(store, settings, message_id, backend, publish=publish, recall=memory_for(settings),
+                    follow=follow)
+    return StepRun(result=result.model_dump(mode="json"), follow_ups=follow)
 
 
 def request_background(store: Store, settings: Settings, hostname: str) -> tuple[int, str]:
@@ -204,6 +208,45 @@ def request_background(store: Store, settings: Settings, hostname: str) -> tuple
                       "problems and risks in the last 24 hours", kind=EscalationKind.BACKGROUND,
                       key=f"background:{hostname}"[:64])
         return esc.id, esc.status
+
+
+def background_step(store: Store, settings: Settings, hostname: str) -> StepRun:
+    """A periodic look at a host by the meta model: requested (unless one is waiting already), then sent behind
+    every other kind of work on the gpu queue."""
+    esc_id, status = request_background(store, settings, hostname)
+    follow = FollowUps(escalate=[(esc_id, EscalationKind.BACKGROUND)] if status == EscalationStatus.REQUESTED else [])
+    return StepRun(result={"hostname": hostname, "escalation_id": esc_id, "status": status}, follow_ups=follow)
+
+
+def review_tick_step(store: Store) -> StepRun:
+    """Every reviewInterval: the hosts that have unreviewed events go through context -> review."""
+    hosts = hosts_with_pending_events(store)
+    return StepRun(result={"hosts": hosts}, follow_ups=FollowUps(review_hosts=hosts))
+
+
+def reconcile_step(store: Store, settings: Settings) -> StepRun:
+    """The database is the truth: what a lost message left undone is sent again. Events no review covered after
+    reconcile_after seconds get a review; ready actions whose task was lost run (execution is idempotent); reviews
+    not yet in semantic memory are written; escalations are sent again, or to the review model's fallback. Issues
+    quiet and healthy for issues.resolveAfter are resolved here too (every minute)."""
+    from macha.actions.approvals import stale_ready
+
+    stale = hosts_with_pending_events(store, timedelta(seconds=settings.reconcile_after))
+    if stale:
+        log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
+    ready = stale_ready(store, settings.actions.redeliver_after)
+    for action_id, hostname in ready:
+        log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
+    forgotten = reviews_to_remember(store, settings, timedelta(seconds=settings.reconcile_after))
+    retry, fallback = escalations_to_resend(store, settings)
+    for esc_id, _ in fallback:
+        log.warning("escalation %s: no gpu worker answered in %s s; the review model answers instead", esc_id,
+                    settings.meta.fallback_after)
+    resolved = resolve_issues_step(store, settings)
+    return StepRun(result={"reviews": stale, "actions": [a for a, _ in ready], "remember": forgotten,
+                           "escalations": [e for e, _ in retry + fallback], "issues_resolved": resolved},
+                   follow_ups=FollowUps(execute=ready, remember=forgotten, escalate=retry, fallback=fallback,
+                                        review_hosts=stale))
 
 
 def escalations_to_resend(store: Store, settings: Settings) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:

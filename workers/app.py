@@ -16,6 +16,7 @@ from kombu.transport import redis as kombu_redis
 from macha.config import Settings, load_settings
 from macha.context.tokens import use_cache_dir
 from macha.core.errors import MachaError
+from macha.core.states import EscalationKind
 from macha.monitor.checks.registry import HOST_CHECKS
 
 #: Message priorities (Redis: 0 runs first).
@@ -30,7 +31,7 @@ HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.index_config",
 #: Actions jump ahead of collection on their host's queue.
 PRIORITY_ACTION = 1
 #: The gpu queue's order: critical escalations, then chat, then other escalations, then background analyses.
-PRIORITY_GPU = {"critical": 0, "chat": 2, "escalation": 4, "background": 9}
+PRIORITY_GPU = {EscalationKind.CRITICAL: 0, "chat": 2, EscalationKind.ESCALATION: 4, EscalationKind.BACKGROUND: 9}
 
 
 def host_queue(hostname: str) -> str:
@@ -134,7 +135,8 @@ def send_execute(celery: Celery, action_id: int, hostname: str) -> None:
     )
 
 
-def send_escalate(celery: Celery, escalation_id: int, kind: str = "critical", *, fallback: bool = False) -> None:
+def send_escalate(celery: Celery, escalation_id: int, kind: str = EscalationKind.CRITICAL, *,
+                  fallback: bool = False) -> None:
     """Analyses run on the gpu queue, ordered by kind (stored first: the gpu worker may be offline). The review
     model's fallback runs on the review queue instead, at the top of it."""
     if fallback:
@@ -142,7 +144,7 @@ def send_escalate(celery: Celery, escalation_id: int, kind: str = "critical", *,
                          priority=PRIORITY_HIGHEST)
         return
     celery.send_task("macha.escalate", args=(escalation_id,), queue="gpu",
-                     priority=PRIORITY_GPU.get(kind, PRIORITY_GPU["escalation"]))
+                     priority=PRIORITY_GPU.get(kind, PRIORITY_GPU[EscalationKind.ESCALATION]))
 
 
 def send_chat(celery: Celery, message_id: int) -> None:

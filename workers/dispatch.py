@@ -1,5 +1,6 @@
 """The one place that sends what a step asked for next (a FollowUps value): actions to their host's queue,
-reviews to memory, escalations to the gpu queue, hosts to context -> review. Tasks call it last."""
+reviews to memory, escalations to the gpu queue (their review-model fallback to the review queue), hosts to
+context -> review. Tasks call it last."""
 
 from __future__ import annotations
 
@@ -22,5 +23,7 @@ def dispatch(celery: Celery, follow: FollowUps) -> None:
         celery.send_task("macha.remember_review", args=(review_id,))
     for escalation_id, kind in follow.escalate:
         send_escalate(celery, escalation_id, kind)
+    for escalation_id, kind in follow.fallback:
+        send_escalate(celery, escalation_id, kind, fallback=True)
     for hostname in follow.review_hosts:
         review_chain(celery, hostname, follow.review_reason).apply_async()

@@ -1,9 +1,9 @@
-"""Thin Celery tasks: load by id or name, call a plain function in macha/, return a small dict."""
+"""Thin Celery tasks: load by id or name, call a plain function in macha/, dispatch what it asks for next
+(workers/dispatch.py), return a small dict."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from macha import pipeline
 from macha.pipeline import ChainState
@@ -12,10 +12,9 @@ from macha.broker.client import SingleFlight
 from macha.broker.live import Feed, LiveKind
 from macha.config import load_settings
 from macha.core.errors import MachaError
-from macha.core.followups import FollowUps
 from macha.monitor.checks.registry import HOST_CHECKS, HostCheck
 from macha.store.db import get_store
-from workers.app import app, check_pipeline, send_escalate, send_execute, settings
+from workers.app import app, check_pipeline, settings
 from workers.dispatch import dispatch
 
 log = logging.getLogger(__name__)
@@ -95,55 +94,41 @@ def review(self, state: dict) -> dict:
 def escalate(escalation_id: int, fallback: bool = False) -> dict:
     """Layer 4 (queue gpu, ordered by kind): the meta model analyses the escalation with its read-only tools;
     actions the policy made ready go to their host. With ``fallback`` the review model answers, labelled."""
-    return pipeline.escalate_step(_store(), settings, escalation_id, fallback,
-                                  schedule=lambda action_id, host: send_execute(app, action_id, host),
-                                  resend=lambda esc_id, kind: send_escalate(app, esc_id, kind))
+    step = pipeline.escalate_step(_store(), settings, escalation_id, fallback)
+    dispatch(app, step.follow_ups)
+    return step.result
 
 
 @app.task(name="macha.background_analysis")
 def background_analysis(hostname: str) -> dict:
     """A periodic look at a host by the meta model, behind every other kind of work on the gpu queue."""
-    esc_id, status = pipeline.request_background(_store(), settings, hostname)
-    dispatch(app, FollowUps(escalate=[(esc_id, "background")] if status == "requested" else []))
-    return {"hostname": hostname, "escalation_id": esc_id, "status": status}
+    step = pipeline.background_step(_store(), settings, hostname)
+    dispatch(app, step.follow_ups)
+    return step.result
 
 
 @app.task(name="macha.chat_turn")
 def chat_turn(message_id: int) -> dict:
     """Answer one chat question (queue gpu, after critical escalations), streaming tokens to the asker."""
-    return pipeline.chat_step(_store(), settings, message_id,
-                              schedule=lambda action_id, host: send_execute(app, action_id, host))
+    step = pipeline.chat_step(_store(), settings, message_id)
+    dispatch(app, step.follow_ups)
+    return step.result
 
 
 @app.task(name="macha.review_tick")
 def review_tick() -> list[str]:
     """Every reviewInterval: review hosts that have unreviewed events; nothing new, nothing sent."""
-    hosts = pipeline.hosts_with_pending_events(_store())
-    dispatch(app, FollowUps(review_hosts=hosts))
-    return hosts
+    step = pipeline.review_tick_step(_store())
+    dispatch(app, step.follow_ups)
+    return step.result["hosts"]
 
 
 @app.task(name="macha.reconcile")
 def reconcile() -> dict:
-    """The database is the truth: events no review covered after reconcile_after seconds get a review again, and
-    ready actions whose task was lost are sent again (execution is idempotent), and so are reviews not yet written
-    to semantic memory. Issues quiet and healthy for issues.resolveAfter are resolved here too (every minute)."""
-    stale = pipeline.hosts_with_pending_events(_store(), timedelta(seconds=settings.reconcile_after))
-    if stale:
-        log.warning("re-enqueuing reviews for events left unreviewed: %s", ", ".join(stale))
-    ready = approvals.stale_ready(_store(), settings.actions.redeliver_after)
-    for action_id, hostname in ready:
-        log.warning("re-sending action %s to host %s: it is ready but has not run", action_id, hostname)
-    forgotten = pipeline.reviews_to_remember(_store(), settings, timedelta(seconds=settings.reconcile_after))
-    retry, fallback = pipeline.escalations_to_resend(_store(), settings)
-    resolved = pipeline.resolve_issues_step(_store(), settings)
-    dispatch(app, FollowUps(execute=ready, remember=forgotten, escalate=retry, review_hosts=stale))
-    for esc_id, kind in fallback:
-        log.warning("escalation %s: no gpu worker answered in %s s; the review model answers instead", esc_id,
-                    settings.meta.fallback_after)
-        send_escalate(app, esc_id, kind, fallback=True)
-    return {"reviews": stale, "actions": [a for a, _ in ready], "remember": forgotten,
-            "escalations": [e for e, _ in retry + fallback], "issues_resolved": resolved}
+    """What a lost message left undone is sent again (pipeline.reconcile_step says what)."""
+    step = pipeline.reconcile_step(_store(), settings)
+    dispatch(app, step.follow_ups)
+    return step.result
 
 
 @app.task(name="macha.execute_action")

@@ -20,12 +20,11 @@ from macha.actions.observe import DiskUse, HostProbe, UnitFacts
 from macha.actions.refusal import ActionRefused
 from macha.core import units
 from macha.core.errors import ConfigError
-from macha.core.units import UNIT_SUFFIXES, UnitNameError
+from macha.core.risk import RISK_RANK, RISKS, Risk
+from macha.core.units import UNIT_SUFFIXES, ActiveState, UnitNameError
 
 BUILTIN = Path(__file__).with_name("catalog.toml")
 
-RISKS: tuple[str, ...] = ("read-only", "low", "medium", "high", "critical")
-RISK_RANK = {name: rank for rank, name in enumerate(RISKS)}
 
 PARAM_TYPES = ("unit", "size", "age", "days", "count", "path", "diagnostic")
 
@@ -66,7 +65,7 @@ class Precondition:
 
 @dataclass(frozen=True)
 class Escalation:
-    to: str
+    to: Risk
     when: str
 
 
@@ -92,7 +91,7 @@ class Diagnostic:
 class Entry:
     name: str
     description: str
-    risk: str
+    risk: Risk
     privileged: bool
     timeout: int
     rollback: str
@@ -113,8 +112,9 @@ class Validated:
     commands: list[list[str]]
     head: int | None = None
     tail: int | None = None
-    #: The risk this proposal carries: the entry's, or higher when what was observed escalates it.
-    risk: str = ""
+    #: The risk this proposal carries: the entry's, or higher when what was observed escalates it (always set by
+    #: validate(); the policy takes None, like any unknown risk, for an error).
+    risk: Risk | None = None
     #: Why the risk is above the entry's, when it is.
     risk_reason: str | None = None
 
@@ -299,12 +299,12 @@ def _precondition(entry: Entry, args: dict[str, Any], facts: dict[str, UnitFacts
         if unit is None:
             raise ActionRefused(f"{entry.name}: no unit state to check its precondition against")
         if pre.check == "unit_failed":
-            if unit.active_state != "failed":
+            if unit.active_state != ActiveState.FAILED:
                 raise ActionRefused(f"{entry.name}: {unit.name} is {unit.active_state} ({unit.sub_state}), not failed,"
                                     " as systemctl show reports it here; a log line saying otherwise is not enough")
         # Down: failed, stopped, or waiting to be restarted after a failure.
-        elif not (unit.active_state in ("failed", "inactive")
-                  or (unit.active_state, unit.sub_state) == ("activating", "auto-restart")):
+        elif not (unit.active_state in (ActiveState.FAILED, ActiveState.INACTIVE)
+                  or (unit.active_state, unit.sub_state) == (ActiveState.ACTIVATING, "auto-restart")):
             raise ActionRefused(f"{entry.name}: {unit.name} is {unit.active_state} ({unit.sub_state}) as systemctl "
                                 "show reports it here, not failed or stopped; a log line saying otherwise is not "
                                 "enough")
@@ -319,7 +319,7 @@ def _precondition(entry: Entry, args: dict[str, Any], facts: dict[str, UnitFacts
             )
 
 
-def _escalated_risk(entry: Entry, facts: dict[str, UnitFacts]) -> tuple[str, str | None]:
+def _escalated_risk(entry: Entry, facts: dict[str, UnitFacts]) -> tuple[Risk, str | None]:
     esc = entry.escalate
     if esc is None:
         return entry.risk, None
@@ -408,7 +408,7 @@ def _entry(name: str, e: dict[str, Any]) -> Entry:
     pre = Precondition(**e["precondition"])
     if pre.check not in PRECONDITIONS:
         raise ValueError(f"action {name}: unknown precondition {pre.check!r} (one of {', '.join(PRECONDITIONS)})")
-    if pre.check == "none" and RISK_RANK["read-only"] < RISK_RANK[e["risk"]] < RISK_RANK["high"]:
+    if pre.check == "none" and Risk.READ_ONLY.rank < RISK_RANK[e["risk"]] < Risk.HIGH.rank:
         # A low or medium action may run under an autonomy level with no human: only what Macha itself observed
         # may start it.
         raise ValueError(f"action {name}: a {e['risk']} action needs a precondition Macha can observe")
@@ -418,12 +418,14 @@ def _entry(name: str, e: dict[str, Any]) -> Entry:
     if pre.check == "disk_pressure" and (pre.path is None) == (pre.param is None):
         raise ValueError(f"action {name}: precondition disk_pressure needs exactly one of path or param")
     esc = Escalation(**e["escalate"]) if "escalate" in e else None
-    if esc is not None and (esc.when != "reboots" or RISK_RANK.get(esc.to, -1) < RISK_RANK["critical"]):
+    if esc is not None and (esc.when != "reboots" or RISK_RANK.get(esc.to, -1) < Risk.CRITICAL.rank):
         raise ValueError(f"action {name}: escalate must be {{ to = \"critical\", when = \"reboots\" }}")
+    if esc is not None:
+        esc = Escalation(to=Risk(esc.to), when=esc.when)
     entry = Entry(
         name=name,
         description=e["description"],
-        risk=e["risk"],
+        risk=Risk(e["risk"]),
         privileged=bool(e.get("privileged", False)),
         timeout=int(e["timeout"]),
         rollback=e["rollback"],

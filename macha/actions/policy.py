@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from macha.actions.catalog import RISK_RANK, RISKS
+from macha.core.risk import RISK_RANK, RISKS, Risk
 
 
 class Verdict(StrEnum):
@@ -20,11 +20,11 @@ class Verdict(StrEnum):
 
 
 #: The highest risk each level runs without a human; None: nothing runs. Critical is never in reach.
-RUNS_UP_TO: dict[str, str | None] = {
+RUNS_UP_TO: dict[str, Risk | None] = {
     "observe": None,
-    "suggest": "read-only",
-    "auto-safe": "low",
-    "auto-full": "medium",
+    "suggest": Risk.READ_ONLY,
+    "auto-safe": Risk.LOW,
+    "auto-full": Risk.MEDIUM,
 }
 
 
@@ -34,21 +34,23 @@ class Decision:
     reason: str
 
 
-def decide(level: str, risk: str) -> Decision:
+def decide(level: str, risk: Risk | str | None) -> Decision:
+    """``risk``: a Risk, or its string as stored with an action; anything else (None too) is a ValueError."""
     if level not in RUNS_UP_TO:
         raise ValueError(f"unknown autonomy level {level!r}")
     if risk not in RISK_RANK:
         raise ValueError(f"unknown risk {risk!r}")
+    risk = Risk(risk)
     ceiling = RUNS_UP_TO[level]
     if ceiling is None:
         return Decision(Verdict.RECORD, "autonomy level observe: nothing runs; the proposal is recorded")
-    if RISK_RANK[risk] <= RISK_RANK[ceiling]:
+    if risk.rank <= ceiling.rank:
         return Decision(Verdict.EXECUTE, f"autonomy level {level} runs {_upto(ceiling)} actions; this one is {risk}")
     return Decision(Verdict.QUEUE, f"autonomy level {level} runs {_upto(ceiling)} actions; this one is {risk}: "
                                    "it needs an operator's approval")
 
 
-def may_run(level: str, risk: str, *, approved: bool) -> Decision:
+def may_run(level: str, risk: Risk | str | None, *, approved: bool) -> Decision:
     """At approval and execution time: may this action run now? Approved actions may run unless observe."""
     decision = decide(level, risk)
     if decision.verdict is Verdict.EXECUTE:
@@ -60,6 +62,5 @@ def may_run(level: str, risk: str, *, approved: bool) -> Decision:
     return Decision(Verdict.REFUSE, f"autonomy level {level}: nothing runs, approved or not")
 
 
-def _upto(ceiling: str) -> str:
-    allowed = RISKS[: RISK_RANK[ceiling] + 1]
-    return "/".join(allowed)
+def _upto(ceiling: Risk) -> str:
+    return "/".join(RISKS[: ceiling.rank + 1])

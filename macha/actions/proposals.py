@@ -21,6 +21,7 @@ from macha.actions.policy import Decision, Verdict, decide
 from macha.actions.observe import LOCAL, HostProbe
 from macha.actions.schemas import ProposedAction
 from macha.config import Settings, parse_duration
+from macha.core.risk import Risk
 from macha.core.states import ActionStatus, AuditEvent
 from macha.store.models import Action, utcnow
 
@@ -42,7 +43,7 @@ class ProposalResult(BaseModel):
     action: str
     status: ActionStatus
     reason: str
-    risk: str | None = None
+    risk: Risk | None = None
     merged: bool = False
     escalate: bool = False
 
@@ -142,9 +143,10 @@ def _storable(arguments: Any) -> dict[str, Any]:
     return json.loads(text)
 
 
-def _store(session: Session, settings: Settings, hostname: str, name: str, arguments: Any, risk: str | None, verdict: Verdict,
-           reason: str, proposer: str, level: str, review_id: int | None, evidence: dict[str, Any] | None,
-           proposal_reason: str, notes: list[str], decided_by: str | None = None) -> ProposalResult:
+def _store(session: Session, settings: Settings, hostname: str, name: str, arguments: Any, risk: Risk | None,
+           verdict: Verdict, reason: str, proposer: str, level: str, review_id: int | None,
+           evidence: dict[str, Any] | None, proposal_reason: str, notes: list[str],
+           decided_by: str | None = None) -> ProposalResult:
     now = utcnow()
     ttl = parse_duration(settings.actions.approval_timeout)
     args = _storable(arguments)

@@ -16,11 +16,13 @@ from macha.actions import approvals
 from macha.actions.audit import history
 from macha.cli.common import count_type, id_type, operator_name, parser, plain, run, settings_from, setup_logging
 from macha.core.errors import BrokerError
+from macha.core.risk import Risk
 from macha.read import approvals as read_approvals
 from macha.store.db import Store
 from macha.store.models import utcnow
 
-RISK_STYLE = {"read-only": "dim", "low": "cyan", "medium": "yellow", "high": "red", "critical": "bold red"}
+RISK_STYLE = {Risk.READ_ONLY: "dim", Risk.LOW: "cyan", Risk.MEDIUM: "yellow", Risk.HIGH: "red",
+              Risk.CRITICAL: "bold red"}
 
 
 def main() -> None:

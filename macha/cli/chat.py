@@ -17,7 +17,7 @@ from macha.broker.client import ensure_reachable, redis_client
 from macha.cli.common import EXIT_ERROR, id_type, parser, plain, run, seconds_type, settings_from, setup_logging
 from macha.config import Settings
 from macha.core.errors import MachaError
-from macha.core.states import ChatStatus
+from macha.core.states import ChatEvent, ChatStatus
 from macha.core.text import printable
 from macha.meta import chat
 from macha.store.db import Store
@@ -164,21 +164,21 @@ def _stream(console: Console, store: Store, settings: Settings, message_id: int,
                 # Model text must not drive the terminal. The shared sanitiser works character by character, so a
                 # sequence split over two chunks is disarmed as surely as a whole one.
                 text = printable(fields.get(b"text", b"").decode(errors="replace"))
-                if kind == "token":
+                if kind == ChatEvent.TOKEN:
                     parts.append(text)
                     if not console.is_terminal:
                         sys.stdout.write(text)
                         sys.stdout.flush()
                     else:
                         console.out(text, end="", highlight=False)
-                elif kind == "tool":
+                elif kind == ChatEvent.TOOL:
                     print(f"[tool] {text}", file=sys.stderr)
-                elif kind == "error":
+                elif kind == ChatEvent.ERROR:
                     if parts:
                         print(file=sys.stdout)
                     print(f"macha-chat: {printable(text, one_line=True)}", file=sys.stderr)
                     return EXIT_ERROR
-                elif kind == "done":
+                elif kind == ChatEvent.DONE:
                     if console.is_terminal and parts:
                         # Streamed as plain text; shown again rendered now that it is whole. Links are shown with
                         # their address, never as terminal hyperlinks whose text could hide where they lead.

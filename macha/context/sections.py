@@ -20,6 +20,7 @@ from macha.core.severity import SEVERITY_RANK
 from macha.core.states import ACTIVE_ISSUE, ActionStatus, EscalationStatus, ReviewResult
 from macha.monitor.templates import short_template
 from macha.core.text import one_line
+from macha.core.units import ActiveState
 from macha.store import relationships
 from macha.store.models import (
     Action,
@@ -239,7 +240,7 @@ def failing_services(s: Session, hostname: str) -> Content:
               .where(ServiceStatus.hostname == hostname).group_by(ServiceStatus.service_name).subquery())
     rows = s.execute(
         select(ServiceStatus).join(latest, ServiceStatus.id == latest.c.id)
-        .where(ServiceStatus.active_state == "failed").order_by(ServiceStatus.service_name)
+        .where(ServiceStatus.active_state == ActiveState.FAILED).order_by(ServiceStatus.service_name)
     ).scalars().all()
 
     def fine() -> Lines:

@@ -8,22 +8,18 @@ cut with a visible marker. The total, counted with the same tokenizer, never exc
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from macha.context import sections as sec
 from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import count, truncate
-from macha.llm.prompts import fence
+from macha.llm.prompts import fence_lines
 from macha.store.db import Store
 from macha.store.models import utcnow
 
 log = logging.getLogger(__name__)
 CUT = "[... {n} more line(s) cut to fit the context budget]"
-#: Every character str.splitlines breaks at. Inside one line of a section they are shown escaped: sections are
-#: cut line by line, and text from a log or a model must not start lines (or fake sections) of its own.
-_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass
@@ -52,13 +48,9 @@ class Window:
         return count(self.text)
 
 
-def _one_line(line: str) -> str:
-    return _LINE_BREAKS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                            else f"\\u{ord(m.group()):04x}", line)
-
-
 def _wrap(content: sec.Content, lines: list[str]) -> str:
-    return f"## {content.title}\n{fence(content.name, chr(10).join(_one_line(line) for line in lines))}"
+    # Sections are cut line by line: one stored line is one line here, whatever line breaks it holds.
+    return f"## {content.title}\n{fence_lines(content.name, lines)}"
 
 
 def render_section(content: sec.Content, allowance: int) -> Rendered:

@@ -3,6 +3,8 @@ workers/ sends. It crosses no queue itself; the ids in it do."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -13,9 +15,18 @@ class FollowUps(BaseModel):
     remember: list[int] = Field(default_factory=list)
     #: Escalations to send to Layer 4: (escalation id, kind: critical | escalation | background).
     escalate: list[tuple[int, str]] = Field(default_factory=list)
+    #: Escalations no gpu worker took in time, for the review model to answer instead: (escalation id, kind).
+    fallback: list[tuple[int, str]] = Field(default_factory=list)
     #: Hosts whose pending events go through context -> review, and why.
     review_hosts: list[str] = Field(default_factory=list)
     review_reason: str = "tick"
 
     def __bool__(self) -> bool:
-        return bool(self.execute or self.remember or self.escalate or self.review_hosts)
+        return bool(self.execute or self.remember or self.escalate or self.fallback or self.review_hosts)
+
+
+class StepRun(BaseModel):
+    """A step's result (what its task returns, JSON) and what is to be sent after it."""
+
+    result: dict[str, Any]
+    follow_ups: FollowUps = Field(default_factory=FollowUps)

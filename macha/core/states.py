@@ -70,6 +70,15 @@ class ChatStatus(StrEnum):
     FAILED = "failed"
 
 
+class ChatEvent(StrEnum):
+    """The type of an entry in a chat answer's Redis stream (macha:chat:<message id>), as the asker reads it."""
+
+    TOKEN = "token"  # a piece of the answer
+    TOOL = "tool"  # a tool call, as it happens
+    DONE = "done"  # the answer is stored (the text is its message id)
+    ERROR = "error"  # the answer failed (the text says why)
+
+
 class ReviewStatus(StrEnum):
     """reviews.status: how the host looks to the reviewer."""
 

@@ -8,6 +8,7 @@ the settings' validators, the rules reviewer and the meta model's tools.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Any
 
 #: Every unit type systemd knows.
@@ -17,6 +18,18 @@ UNIT_SUFFIXES: tuple[str, ...] = (
 #: The type systemctl assumes when a name has none.
 DEFAULT_SUFFIX = "service"
 UNIT_MAX = 255
+
+
+class ActiveState(StrEnum):
+    """systemd's ActiveState of a unit, as ``systemctl show`` and ``list-units`` report it (the states Macha
+    compares with; a unit may report others, kept as the string it is)."""
+
+    ACTIVE = "active"
+    RELOADING = "reloading"
+    INACTIVE = "inactive"
+    FAILED = "failed"
+    ACTIVATING = "activating"
+    DEACTIVATING = "deactivating"
 
 # systemd's unit-name grammar: ASCII letters, digits, ":", "-", "_", ".", "\" (for escapes), an optional
 # "@instance", and a known type suffix. A leading "-" is refused as well: it would read as an option.

@@ -1,9 +1,11 @@
-"""Prompts are files (macha/llm/prompts/*.j2); what several of them say alike (the untrusted-data rule's opening,
-the catalog listing) is a partial in prompts/partials/, included by path from the one loader below. Untrusted
-text enters them only through fence()."""
+"""Prompts are files (macha/llm/prompts/*.j2); what several of them say alike (the untrusted-data rule, the
+catalog listing) is a partial in prompts/partials/, included by path from the one loader below. Untrusted text
+enters them only through fence() (or fence_lines(), for text shown line by line)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,9 @@ PROMPTS = Path(__file__).with_name("prompts")
 _env = Environment(loader=FileSystemLoader(PROMPTS), undefined=StrictUndefined, autoescape=False,
                    keep_trailing_newline=True)
 OPEN, CLOSE = "<<<DATA {label}>>>", "<<<END DATA>>>"
+#: Every character str.splitlines breaks at. Inside one line of fenced lines they are shown escaped: text from a
+#: log or a model must not start lines (a fake section, a fake numbered item) of its own.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def fence(label: str, text: str) -> str:
@@ -20,6 +25,17 @@ def fence(label: str, text: str) -> str:
     safe = text.replace("<<<", "‹‹‹").replace(">>>", "›››")
     clean_label = "".join(c for c in label if c.isalnum() or c in " _-")[:40]
     return f"{OPEN.format(label=clean_label)}\n{safe}\n{CLOSE}"
+
+
+def _one_line(line: str) -> str:
+    """The line with every line break in it escaped (\\n, \\x85, \\u2028...)."""
+    return _LINE_BREAKS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", line)
+
+
+def fence_lines(label: str, lines: Iterable[str]) -> str:
+    """Untrusted lines, one per line (breaks inside a line escaped), fenced as data."""
+    return fence(label, "\n".join(_one_line(line) for line in lines))
 
 
 def render(name: str, **values: Any) -> str:

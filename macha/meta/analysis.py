@@ -10,7 +10,6 @@ attaches to that analysis instead of starting another.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -22,6 +21,7 @@ from macha.config import Settings
 from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import count, observe
 from macha.context.window import build_window
+from macha.core.followups import FollowUps
 from macha.core.severity import Severity
 from macha.core.states import EscalationKind, EscalationStatus
 from macha.llm.base import Backend
@@ -29,7 +29,7 @@ from macha.llm.parse import parse_json_as
 from macha.llm.prompts import fence, render
 from macha.llm.schemas import model_schema
 from macha.meta import tools
-from macha.meta.loop import Limits, run_loop
+from macha.meta.loop import Limits, Stopped, run_loop
 from macha.meta.schemas import MetaAnalysis
 from macha.review.escalation import same_issue, stale_after
 from macha.review.issues import link_actions
@@ -99,10 +99,13 @@ def _known_event_ids(store: Store, hostname: str, ids: list[int]) -> list[int]:
 
 
 def run_escalation(store: Store, settings: Settings, escalation_id: int, backend: Backend, *,
-                   recall: Recall = NoMemory(), schedule: Callable[[int, str], None] | None = None,
+                   recall: Recall = NoMemory(), follow: FollowUps | None = None,
                    fallback: bool = False) -> AnalysisOutcome:
     """Analyse one escalation. Raises LLMError when the model server cannot be used: the escalation is then
-    ``requested`` again, for the task to retry later (nothing is lost)."""
+    ``requested`` again, for the task to retry later (nothing is lost).
+
+    Diagnostics the tools made ready during the run are added to ``follow`` as they happen, so that those of a
+    run whose model server fails later are still sent (None, or a crash: the reconciler sends them)."""
     from macha.llm.base import LLMError
 
     model = settings.review_model if fallback else settings.meta_model
@@ -112,7 +115,8 @@ def run_escalation(store: Store, settings: Settings, escalation_id: int, backend
     label = (f"answered by the review model {model}, not the meta model: no gpu worker took this escalation "
              f"within {settings.meta.fallback_after} s") if fallback else None
     try:
-        outcome = _analyse(store, settings, esc, backend, model, recall, schedule, label)
+        outcome = _analyse(store, settings, esc, backend, model, recall,
+                           follow if follow is not None else FollowUps(), label)
     except LLMError as exc:
         _release(store, esc.id, EscalationStatus.REQUESTED, str(exc))
         raise
@@ -151,8 +155,7 @@ def reopen_attached(store: Store, escalation_id: int) -> int | None:
 
 
 def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend, model: str, recall: Recall,
-             schedule: Callable[[int, str], None] | None,
-             label: str | None) -> AnalysisOutcome:
+             follow: FollowUps, label: str | None) -> AnalysisOutcome:
     plan, key = prompt_budget(store, backend, settings, model)
     now = utcnow()
     system = render("meta_system", hostname=esc.hostname, catalog=catalog_lines(), tools=", ".join(tools.TOOLS),
@@ -168,13 +171,13 @@ def _analyse(store: Store, settings: Settings, esc: Escalation, backend: Backend
     user = render("meta", **values, sections=window.text)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     ctx = tools.ToolContext(store, settings, esc.hostname, recall=recall, proposer=f"meta:{model}"[:64],
-                            schedule=schedule, now=now, issue_id=esc.issue_id)
+                            follow=follow, now=now, issue_id=esc.issue_id)
     limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
                     settings.meta.tool_result_tokens, plan.answer_tokens)
     loop = run_loop(backend, model, messages, ctx, limits, num_ctx=plan.num_ctx)
     observe(store, key, count(system) + count(user), loop.prompt_tokens if loop.calls == 1 else None)
 
-    analysis, error = parse_json_as(loop.content, MetaAnalysis) if loop.stopped == "answered" else (None, None)
+    analysis, error = parse_json_as(loop.content, MetaAnalysis) if loop.stopped == Stopped.ANSWERED else (None, None)
     raw = [loop.content]
     schema = model_schema(MetaAnalysis)
     final_messages = loop.messages + ([{"role": "assistant", "content": loop.content}] if loop.content else [])

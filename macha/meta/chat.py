@@ -18,11 +18,12 @@ from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import count, truncate
 from macha.context.window import build_window
 from macha.core.errors import MachaError
-from macha.core.states import ChatStatus
+from macha.core.followups import FollowUps
+from macha.core.states import ChatEvent, ChatStatus
 from macha.llm.base import Backend, LLMError
 from macha.llm.prompts import fence, render
 from macha.meta import tools
-from macha.meta.loop import Limits, run_loop
+from macha.meta.loop import Limits, Stopped, run_loop
 from macha.review.model_turn import catalog_lines, prompt_budget
 from macha.store.db import Store
 from macha.store.models import Action, ChatMessage, Conversation, Escalation, utcnow
@@ -127,8 +128,9 @@ def _history(store: Store, conv_id: int, before_id: int, budget: int) -> list[di
 
 def answer(store: Store, settings: Settings, message_id: int, backend: Backend, *,
            publish: Callable[[str, str], None], recall: Recall = NoMemory(),
-           schedule: Callable[[int, str], None] | None = None) -> ChatAnswer:
-    """Answer one pending question; every outcome, a failure too, is stored and published ("done" / "error")."""
+           follow: FollowUps | None = None) -> ChatAnswer:
+    """Answer one pending question; every outcome, a failure too, is stored and published (done / error).
+    Diagnostics the tools made ready are added to ``follow`` as they happen (sent even if the answer fails)."""
     with store.session() as s:
         msg = s.get(ChatMessage, message_id)
         if msg is None:
@@ -144,7 +146,7 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
         question = msg.content
     try:
         return _answer(store, settings, message_id, conv, question, backend, publish, recall,
-                       schedule)
+                       follow if follow is not None else FollowUps())
     except BaseException as exc:
         # Whatever stopped it (a store error, the task's time limit), the asker hears it and the question is
         # marked, not left "answering".
@@ -152,7 +154,7 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
         with store.session() as s:
             s.execute(update(ChatMessage).where(ChatMessage.id == message_id)
                       .values(status=ChatStatus.FAILED, error=error[:2000]))
-        publish("error", error)
+        publish(ChatEvent.ERROR, error)
         if isinstance(exc, Exception):
             return ChatAnswer(message_id=message_id, answer_id=None, status=ChatStatus.FAILED, error=error)
         raise
@@ -160,7 +162,7 @@ def answer(store: Store, settings: Settings, message_id: int, backend: Backend, 
 
 def _answer(store: Store, settings: Settings, message_id: int, conv: Conversation, question: str,
             backend: Backend, publish: Callable[[str, str], None], recall: Recall,
-            schedule: Callable[[int, str], None] | None) -> ChatAnswer:
+            follow: FollowUps) -> ChatAnswer:
     model = settings.meta_model
     plan, key = prompt_budget(store, backend, settings, model)
     system = render("chat_system", hostname=conv.hostname, catalog=catalog_lines(),
@@ -177,20 +179,20 @@ def _answer(store: Store, settings: Settings, message_id: int, conv: Conversatio
                  {"role": "assistant", "content": "Understood. What would you like to know?"}]
                 + history + [{"role": "user", "content": question}])
     ctx = tools.ToolContext(store, settings, conv.hostname, recall=recall, proposer=f"chat:{model}"[:64],
-                            schedule=schedule)
+                            follow=follow)
     limits = Limits(settings.meta.max_tool_calls, settings.meta.max_tokens, settings.meta.time_limit,
                     settings.meta.tool_result_tokens, plan.answer_tokens)
     loop = run_loop(backend, model, messages, ctx, limits, num_ctx=plan.num_ctx,
-                    on_token=lambda t: publish("token", t),
-                    on_tool=lambda o: publish("tool", f"{o.name} {json.dumps(o.arguments)[:200]}"
+                    on_token=lambda t: publish(ChatEvent.TOKEN, t),
+                    on_tool=lambda o: publish(ChatEvent.TOOL, f"{o.name} {json.dumps(o.arguments)[:200]}"
                                               + (" (refused)" if o.refused else "")))
     content = loop.content
-    if loop.stopped != "answered":
-        publish("token", "\n")
+    if loop.stopped != Stopped.ANSWERED:
+        publish(ChatEvent.TOKEN, "\n")
         final = backend.chat(model, loop.messages + [{"role": "user", "content":
                              "Answer my question now with what you found, without more tools."}],
                              num_ctx=plan.num_ctx, max_tokens=plan.answer_tokens,
-                             on_token=lambda t: publish("token", t))
+                             on_token=lambda t: publish(ChatEvent.TOKEN, t))
         content = final.content
     with store.session() as s:
         reply = ChatMessage(conversation_id=conv.id, role="assistant", content=truncate(content, 20000) or "",
@@ -200,7 +202,7 @@ def _answer(store: Store, settings: Settings, message_id: int, conv: Conversatio
         s.get(Conversation, conv.id).updated_at = utcnow()
         s.flush()
         reply_id = reply.id
-    publish("done", str(reply_id))
+    publish(ChatEvent.DONE, str(reply_id))
     return ChatAnswer(message_id=message_id, answer_id=reply_id, status=ChatStatus.ANSWERED, content=content,
                       tool_calls=loop.tool_calls)
 
@@ -215,7 +217,7 @@ def redis_publisher(url: str, message_id: int) -> Callable[[str, str], None]:
     def publish(kind: str, text: str) -> None:
         try:
             client.xadd(key, {"type": kind, "text": text}, maxlen=100_000, approximate=True)
-            if kind in ("done", "error"):
+            if kind in (ChatEvent.DONE, ChatEvent.ERROR):
                 client.expire(key, STREAM_TTL_S)
         except Exception as exc:  # noqa: BLE001 - streaming is a courtesy; the answer is stored regardless
             log.warning("chat stream %s: %s", key, exc)

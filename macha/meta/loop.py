@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from macha.context.tokens import truncate
@@ -24,6 +25,15 @@ class Limits:
     answer_tokens: int
 
 
+class Stopped(StrEnum):
+    """Why the tool loop ended: the model answered, or a limit was reached (then it is asked to answer)."""
+
+    ANSWERED = "answered"
+    TOOL_LIMIT = "tool_limit"
+    TOKEN_LIMIT = "token_limit"
+    TIME_LIMIT = "time_limit"
+
+
 @dataclass
 class LoopResult:
     messages: list[dict[str, Any]]
@@ -31,8 +41,7 @@ class LoopResult:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: int = 0
     refused: int = 0
-    #: answered | tool_limit | token_limit | time_limit
-    stopped: str = "answered"
+    stopped: Stopped = Stopped.ANSWERED
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
@@ -72,7 +81,7 @@ def run_loop(backend: Backend, model: str, messages: list[dict[str, Any]], ctx: 
         result.completion_tokens += reply.completion_tokens or 0
         result.content = reply.content
         if not reply.tool_calls:
-            result.stopped = "answered"
+            result.stopped = Stopped.ANSWERED
             return result
         room = limits.max_tool_calls - result.tool_calls
         outcomes = []
@@ -93,11 +102,11 @@ def run_loop(backend: Backend, model: str, messages: list[dict[str, Any]], ctx: 
         result.messages += _tool_messages(backend, reply.tool_calls, outcomes,
                                           truncate(reply.content, limits.tool_result_tokens))
         if room <= 0:
-            result.stopped = "tool_limit"
+            result.stopped = Stopped.TOOL_LIMIT
             return result
         if result.completion_tokens >= limits.max_tokens:
-            result.stopped = "token_limit"
+            result.stopped = Stopped.TOKEN_LIMIT
             return result
         if time.monotonic() >= deadline:
-            result.stopped = "time_limit"
+            result.stopped = Stopped.TIME_LIMIT
             return result

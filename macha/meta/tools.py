@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from macha.config import Settings, parse_duration
 from macha.context.recall import NoMemory, Recall
 from macha.context.tokens import truncate
+from macha.core.followups import FollowUps
 from macha.core.states import ActionStatus
 from macha.core.units import lookup_names
 from macha.store.db import Store
@@ -82,8 +83,10 @@ class ToolContext:
     hostname: str
     recall: Recall = NoMemory()
     proposer: str = "meta"
-    #: sends an action the policy made ready to its host (the analysis never waits for it)
-    schedule: Callable[[int, str], None] | None = None
+    #: Where the actions the policy made ready are collected, for the caller to send to their host when the run
+    #: ends (the analysis never waits for them). The caller's own value, so that a run which fails later still has
+    #: them sent; ready actions whose message is never sent are the reconciler's (actions.redeliverAfter).
+    follow: FollowUps = field(default_factory=FollowUps)
     now: datetime = field(default_factory=utcnow)
     #: the issue under analysis: the diagnostics it runs belong to it
     issue_id: int | None = None
@@ -200,8 +203,7 @@ def run_diagnostic(ctx: ToolContext, a: RunDiagnostic) -> str:
                          proposer=ctx.proposer)
         link_actions(s, ctx.issue_id, [result.action_id])
     if result.status == ActionStatus.READY:
-        if ctx.schedule is not None:
-            ctx.schedule(result.action_id, ctx.hostname)
+        ctx.follow.execute.append((result.action_id, ctx.hostname))
         return (f"{a.name} scheduled on {ctx.hostname} as action #{result.action_id}; its output is not available "
                 "yet (it will be in the store for the next analysis)")
     return f"{a.name} not run: {result.status} ({result.reason})"

@@ -14,16 +14,18 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from macha.config import Settings
+from macha.core.severity import Severity
+from macha.core.states import EscalationKind, EscalationStatus
 from macha.store.models import Escalation, TriggerEvent, utcnow
 
-KINDS = ("critical", "escalation", "background")
+#: The kinds, the most urgent first (the order a waiting escalation's kind is raised by).
+KINDS: tuple[str, ...] = tuple(k.value for k in EscalationKind)
 
 
 def worst_events(events: Iterable[TriggerEvent]) -> list[TriggerEvent]:
     """The critical and high events (all of them when there are none): what names the issue."""
     events = list(events)
-    rank = {"critical": 0, "high": 1}
-    return [e for e in events if e.severity in rank] or events
+    return [e for e in events if e.severity in (Severity.CRITICAL, Severity.HIGH)] or events
 
 
 def event_group(event: TriggerEvent) -> tuple[str | None, str | None]:
@@ -58,24 +60,25 @@ def same_issue(session: Session, settings: Settings, hostname: str, key: str | N
     recent = now - timedelta(seconds=settings.meta.dedup_window)
     q = select(Escalation).where(
         Escalation.hostname == hostname, Escalation.issue_key == key,
-        or_(Escalation.status == "requested",
-            (Escalation.status == "running") & (Escalation.started_at >= now - stale_after(settings)),
-            (Escalation.status == "done") & (Escalation.finished_at >= recent)))
+        or_(Escalation.status == EscalationStatus.REQUESTED,
+            (Escalation.status == EscalationStatus.RUNNING) & (Escalation.started_at >= now - stale_after(settings)),
+            (Escalation.status == EscalationStatus.DONE) & (Escalation.finished_at >= recent)))
     if exclude is not None:
         q = q.where(Escalation.id != exclude)
     return session.execute(q.order_by(Escalation.id).limit(1)).scalar_one_or_none()
 
 
-def request(session: Session, settings: Settings, hostname: str, reason: str, *, kind: str = "escalation",
+def request(session: Session, settings: Settings, hostname: str, reason: str, *, kind: str = EscalationKind.ESCALATION,
             review_id: int | None = None, key: str | None = None) -> Escalation:
     """Store an escalation; one of an issue already under analysis (or just analysed) is stored as attached."""
     if kind not in KINDS:
         raise ValueError(f"escalation kind must be one of {KINDS}")
     first = same_issue(session, settings, hostname, key)
     esc = Escalation(hostname=hostname, review_id=review_id, reason=reason[:4000], kind=kind, issue_key=key,
-                     status="attached" if first else "requested", attached_to=first.id if first else None)
+                     status=EscalationStatus.ATTACHED if first else EscalationStatus.REQUESTED,
+                     attached_to=first.id if first else None)
     session.add(esc)
-    if first is not None and first.status == "requested":
+    if first is not None and first.status == EscalationStatus.REQUESTED:
         # Not analysed yet: the analysis will read this reason too, and a critical one makes it critical.
         first.reason = f"{first.reason}\n(also: {reason})"[:4000]
         if KINDS.index(kind) < KINDS.index(first.kind):

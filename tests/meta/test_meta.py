@@ -15,6 +15,7 @@ from macha import pipeline
 from macha.actions.executor import execute
 from macha.config import load_settings
 from macha.context.window import build_window
+from macha.core.followups import FollowUps
 from macha.llm.base import LLMUnavailable
 from macha.llm.factory import make_backend
 from macha.meta.analysis import run_escalation
@@ -173,7 +174,7 @@ def test_the_review_model_may_answer_when_no_gpu_worker_does(host, fake) -> None
     retry, fallback = pipeline.escalations_to_resend(store, settings)
     assert fallback == [(esc_id, "critical")] and retry == []
     fake.default = {"content": valid_analysis()}
-    outcome = pipeline.escalate_step(store, settings, esc_id, fallback=True)
+    outcome = pipeline.escalate_step(store, settings, esc_id, fallback=True).result
     assert outcome["status"] == "done"
     assert {c["model"] for c in fake.chats()} == {"qwen3:4b"}
     esc = _esc(store, esc_id)
@@ -208,11 +209,12 @@ def test_a_tool_answer_is_bounded_and_a_bad_argument_is_an_answer_not_a_crash(ho
 
 def test_run_diagnostic_is_policy_checked_and_scheduled_without_waiting(host, fake) -> None:
     store, settings = host
-    scheduled: list[tuple[int, str]] = []
+    follow = FollowUps()
     esc_id = _escalation(store, settings)
     fake.push({"tool_calls": [tool_call("run_diagnostic", name="df_h"), tool_call("run_diagnostic", name="rm_rf")]},
               {"content": valid_analysis()})
-    run_escalation(store, settings, esc_id, make_backend(settings), schedule=lambda a, h: scheduled.append((a, h)))
+    run_escalation(store, settings, esc_id, make_backend(settings), follow=follow)
+    scheduled = follow.execute
     esc = _esc(store, esc_id)
     ok, unknown = esc.transcript
     assert "scheduled on h1 as action #" in ok["result"]
@@ -226,7 +228,7 @@ def test_run_diagnostic_is_policy_checked_and_scheduled_without_waiting(host, fa
     assert execute(store, settings, rows[0].id).status == "succeeded"
     again = _escalation(store, settings, reason="disk again")
     fake.push({"tool_calls": [tool_call("run_diagnostic", name="df_h")]}, {"content": valid_analysis()})
-    run_escalation(store, settings, again, make_backend(settings), schedule=lambda a, h: scheduled.append((a, h)))
+    run_escalation(store, settings, again, make_backend(settings), follow=follow)
     (reused,) = _esc(store, again).transcript
     assert f"output of df_h (action #{rows[0].id}" in reused["result"] and "Filesystem" in reused["result"]
     assert scheduled == [(rows[0].id, "h1")]  # nothing new scheduled

@@ -18,7 +18,7 @@ from macha.core.secrets import own_token
 from macha.store.db import Store
 from macha.store.models import ActionAudit
 from macha.web.app import create_app
-from macha.web.auth import COOKIE, Authority
+from macha.web.auth import Authority
 
 PASSWORDS = {"alice": "alice-pw", "victor": "victor-pw"}
 

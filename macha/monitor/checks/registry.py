@@ -14,21 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from macha.broker.client import SingleFlight
 from macha.config import Settings
-from macha.core.followups import FollowUps
+from macha.core.followups import FollowUps, StepRun
 from macha.store.db import Store
 
 log = logging.getLogger(__name__)
-
-
-class CheckRun(BaseModel):
-    """A check's result (what its task returns) and what is to be sent after it."""
-
-    result: dict[str, Any]
-    follow_ups: FollowUps = Field(default_factory=FollowUps)
 
 
 @dataclass(frozen=True)
@@ -41,7 +32,7 @@ class HostCheck:
     enabled: Callable[[Settings], bool]
     #: Seconds between runs; also how long a queued run stays valid before the next one supersedes it.
     every: Callable[[Settings], float]
-    run: Callable[[Store, Settings, str], CheckRun]
+    run: Callable[[Store, Settings, str], StepRun]
     #: A systemd calendar expression (e.g. "*:00/10") instead of ``every``, when the check runs on the clock.
     calendar: Callable[[Settings], str] | None = None
     #: True: on the queue of the host it checks (it reads that machine). False: on the review queue (it reads the
@@ -53,47 +44,47 @@ def _review_if(raised: Any, hostname: str, reason: str) -> FollowUps:
     return FollowUps(review_hosts=[hostname], review_reason=reason) if raised else FollowUps()
 
 
-def _metrics(store: Store, settings: Settings, hostname: str) -> CheckRun:
+def _metrics(store: Store, settings: Settings, hostname: str) -> StepRun:
     from macha.monitor.checks.metrics import run_metrics
 
     result = run_metrics(store, settings, hostname)
-    return CheckRun(result=result.model_dump(mode="json"), follow_ups=_review_if(result.raised, hostname, "metrics"))
+    return StepRun(result=result.model_dump(mode="json"), follow_ups=_review_if(result.raised, hostname, "metrics"))
 
 
-def _services(store: Store, settings: Settings, hostname: str) -> CheckRun:
+def _services(store: Store, settings: Settings, hostname: str) -> StepRun:
     from macha.monitor.checks.services import run_services
 
     result = run_services(store, settings, hostname)
     for note in result.notes:
         log.warning("services: %s", note)
-    return CheckRun(result=result.model_dump(mode="json"), follow_ups=_review_if(result.failed, hostname, "services"))
+    return StepRun(result=result.model_dump(mode="json"), follow_ups=_review_if(result.failed, hostname, "services"))
 
 
-def _classify(store: Store, settings: Settings, hostname: str) -> CheckRun:
+def _classify(store: Store, settings: Settings, hostname: str) -> StepRun:
     """Error lines no pattern knows, sorted by the small trigger model; what it raises is reviewed as usual."""
     if not settings.use_trigger_model:
-        return CheckRun(result={"hostname": hostname, "skipped": "useTriggerModel is false"})
+        return StepRun(result={"hostname": hostname, "skipped": "useTriggerModel is false"})
     from macha.llm.factory import make_backend
     from macha.monitor.detect.classifier import classify_host
 
     # One run per host at a time: runs overlapping would ask the model twice and race its budget.
     with SingleFlight(settings.effective_broker_url, f"classify:{hostname}", settings.lock_ttl) as lock:
         if not lock.acquired:
-            return CheckRun(result={"hostname": hostname, "skipped": "a classifier run of this host is under way"})
+            return StepRun(result={"hostname": hostname, "skipped": "a classifier run of this host is under way"})
         result = classify_host(store, settings, hostname, make_backend(settings)).model_dump(mode="json")
-    return CheckRun(result=result, follow_ups=_review_if(result.get("raised"), hostname, "classifier"))
+    return StepRun(result=result, follow_ups=_review_if(result.get("raised"), hostname, "classifier"))
 
 
-def _sar(store: Store, settings: Settings, hostname: str) -> CheckRun:
+def _sar(store: Store, settings: Settings, hostname: str) -> StepRun:
     """This host's SAR files into system_metrics (idempotent); what is missing (sysstat, files) is a note."""
     if not settings.enable_sar:
-        return CheckRun(result={"hostname": hostname, "skipped": "enableSar is false"})
+        return StepRun(result={"hostname": hostname, "skipped": "enableSar is false"})
     from macha.monitor.checks.sar import import_sar
 
     report = import_sar(store, hostname, settings.sar_directory)
     for note in report.notes:
         log.warning("sar: %s", note)
-    return CheckRun(result=report.model_dump(mode="json"))
+    return StepRun(result=report.model_dump(mode="json"))
 
 
 HOST_CHECKS: tuple[HostCheck, ...] = (

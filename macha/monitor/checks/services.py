@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from macha.config import Settings
 from macha.core.severity import Severity
-from macha.core.units import UnitNameError, normalise
+from macha.core.units import ActiveState, UnitNameError, normalise
 from macha.monitor.checks.journal import ensure_host
 from macha.monitor.collect.services import ServiceError, UnitState, failed_units, show
 from macha.monitor.detect.triggers import state_trigger
@@ -61,18 +61,18 @@ def run_services(store: Store, settings: Settings, hostname: str | None = None) 
         last = _last_states(s, hostname)
         # Units that failed before and are no longer listed as failed (and are not shown) recovered too.
         for unit, previous in last.items():
-            if previous == "failed" and unit not in states:
-                states[unit] = UnitState(unit, "loaded", "inactive", "dead")
+            if previous == ActiveState.FAILED and unit not in states:
+                states[unit] = UnitState(unit, "loaded", ActiveState.INACTIVE, "dead")
         for st in states.values():
             s.add(ServiceStatus(time=now, hostname=hostname, service_name=st.unit, status=st.sub,
                                 active_state=st.active,
                                 meta={"load": st.load, "result": st.result, "restarts": st.restarts}))
             before = last.get(st.unit)
-            if st.active == "failed" and before != "failed":
+            if st.active == ActiveState.FAILED and before != ActiveState.FAILED:
                 severity = Severity.CRITICAL if st.unit in critical else Severity.HIGH
                 reason = f"{st.unit} failed (result: {st.result or 'unknown'}; was {before or 'not seen'})"
                 result.failed.append(st.unit)
-            elif st.active != "failed" and before == "failed":
+            elif st.active != ActiveState.FAILED and before == ActiveState.FAILED:
                 severity, reason = Severity.INFO, f"{st.unit} recovered: now {st.active}/{st.sub}"
                 result.recovered.append(st.unit)
             else:

@@ -19,7 +19,7 @@ from sqlalchemy import exists, func, select
 from macha.config import Settings, parse_duration
 from macha.llm.base import Backend, LLMError
 from macha.llm.parse import parse_json_as
-from macha.llm.prompts import fence, render
+from macha.llm.prompts import fence_lines, render
 from macha.llm.schemas import model_schema
 from macha.monitor.detect.grouping import store_triggers
 from macha.store.db import Store
@@ -147,8 +147,8 @@ def _ask(store: Store, settings: Settings, hostname: str, backend: Backend, unkn
                                 f"{len(unknown) - start} template(s) wait for the next run")
             break
         batch = unknown[start:start + cfg.batch_size]
-        lines = "\n".join(f"{n}: {examples.get(tid, templates.get(tid, ''))[:400]}" for n, tid in enumerate(batch, 1))
-        prompt = render("classifier", hostname=hostname, lines=fence("log lines", lines))
+        lines = [f"{n}: {examples.get(tid, templates.get(tid, ''))[:400]}" for n, tid in enumerate(batch, 1)]
+        prompt = render("classifier", hostname=hostname, lines=fence_lines("log lines", lines))
         try:
             reply = backend.chat(settings.trigger_model, [{"role": "user", "content": prompt}],
                                  schema=model_schema(Verdicts), num_ctx=min(settings.context_size, 8192),
