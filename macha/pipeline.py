@@ -16,7 +16,8 @@ from macha.context.recall import NoMemory
 from macha.context.snapshot import build_context
 from macha.core.followups import FollowUps, StepRun
 from macha.core.severity import Severity
-from macha.core.states import ActionStatus, ChatEvent, ChatStatus, EscalationKind, EscalationStatus, ReviewResult
+from macha.core.states import (ActionStatus, ChatEvent, ChatStatus, EscalationKind, EscalationStatus, LiveKind,
+                               ReviewResult)
 from macha.llm.factory import make_backend
 from macha.monitor.checks.journal import CheckResult, run_check
 from macha.monitor.collect.journal import JournalSource, host_name, journal_hostnames
@@ -139,6 +140,12 @@ def review_follow_ups(state: ChainState, settings: Settings) -> FollowUps:
         follow.escalate.append((outcome["escalation_id"], outcome.get("escalation_kind") or EscalationKind.ESCALATION))
     elif outcome.get("escalation_attached_to") and outcome.get("escalation_kind") == EscalationKind.CRITICAL:
         follow.escalate.append((outcome["escalation_attached_to"], EscalationKind.CRITICAL))
+    if outcome.get("review_id"):
+        follow.tell(LiveKind.REVIEW, state.hostname, review_id=outcome["review_id"], status=outcome.get("status"))
+    if any(a.get("status") == ActionStatus.PENDING for a in outcome.get("actions", [])):
+        follow.tell(LiveKind.APPROVAL, state.hostname)
+    if outcome.get("issue_id"):
+        follow.tell(LiveKind.ISSUE, state.hostname, issue_id=outcome["issue_id"])
     return follow
 
 
@@ -173,6 +180,11 @@ def escalate_step(store: Store, settings: Settings, escalation_id: int, fallback
                 follow.execute.append((action["action_id"], s.get(Action, action["action_id"]).hostname))
         if outcome.reopened:
             follow.escalate.append((outcome.reopened, s.get(Escalation, outcome.reopened).kind))
+        esc = s.get(Escalation, escalation_id)
+        if esc is not None:
+            follow.tell(LiveKind.ANALYSIS, esc.hostname, escalation_id=escalation_id, status=outcome.status)
+        if any(a.get("status") == ActionStatus.PENDING for a in outcome.actions):
+            follow.tell(LiveKind.APPROVAL, esc.hostname if esc is not None else "")
     return StepRun(result=outcome.model_dump(mode="json"), follow_ups=follow)
 
 
@@ -197,6 +209,27 @@ def chat_step(store: Store, settings: Settings, message_id: int) -> StepRun:
     result = answer(store, settings, message_id, backend, publish=publish, recall=memory_for(settings),
                     follow=follow)
     return StepRun(result=result.model_dump(mode="json"), follow_ups=follow)
+
+
+def execute_step(store: Store, settings: Settings, action_id: int, hostname: str) -> StepRun:
+    """Run one ready action (the executor re-checks the policy and runs it at most once) and say how it went."""
+    from macha.actions import executor
+
+    outcome = executor.execute(store, settings, action_id)
+    return StepRun(result=outcome.model_dump(mode="json"),
+                   follow_ups=FollowUps().tell(LiveKind.ACTION, hostname, action_id=action_id, status=outcome.status))
+
+
+def expire_step(store: Store) -> StepRun:
+    """Approvals past approvalTimeout expire; the pages showing them are told."""
+    from macha.actions.approvals import expire_due
+
+    expired = expire_due(store)
+    follow = FollowUps()
+    if expired:
+        log.info("expired unapproved actions: %s", expired)
+        follow.tell(LiveKind.APPROVAL, "*")  # every host's approval lists
+    return StepRun(result={"expired": expired}, follow_ups=follow)
 
 
 def request_background(store: Store, settings: Settings, hostname: str) -> tuple[int, str]:

@@ -1,11 +1,12 @@
 """The one place that sends what a step asked for next (a FollowUps value): actions to their host's queue,
 reviews to memory, escalations to the gpu queue (their review-model fallback to the review queue), hosts to
-context -> review. Tasks call it last."""
+context -> review, and notices of what was stored to the live feed. Tasks call it last."""
 
 from __future__ import annotations
 
 from celery import Celery, chain
 
+from macha.broker.live import Feed
 from macha.core.followups import FollowUps
 from workers.app import send_escalate, send_execute
 
@@ -17,6 +18,11 @@ def review_chain(celery: Celery, hostname: str, reason: str) -> chain:
 
 
 def dispatch(celery: Celery, follow: FollowUps) -> None:
+    if follow.announce:
+        # First: the rows are committed, and a page refreshing now finds them.
+        feed = Feed(celery.conf.broker_url)
+        for notice in follow.announce:
+            feed.publish(notice.kind, notice.host, **notice.fields)
     for action_id, hostname in follow.execute:
         send_execute(celery, action_id, hostname)
     for review_id in follow.remember:

@@ -7,9 +7,8 @@ import logging
 
 from macha import pipeline
 from macha.pipeline import ChainState
-from macha.actions import approvals, executor
+from macha.actions import executor
 from macha.broker.client import SingleFlight
-from macha.broker.live import Feed, LiveKind
 from macha.config import load_settings
 from macha.core.errors import MachaError
 from macha.monitor.checks.registry import HOST_CHECKS, HostCheck
@@ -48,9 +47,6 @@ def _host_check_task(check: HostCheck):
 
     def run(hostname: str) -> dict:
         outcome = check.run(_store(), settings, hostname)
-        if outcome.follow_ups.review_hosts:
-            # It raised events (thresholds, service states, classifier verdicts): followers read them now.
-            Feed(settings.effective_broker_url).publish(LiveKind.EVENTS, hostname)
         dispatch(app, outcome.follow_ups)
         return outcome.result
 
@@ -139,15 +135,16 @@ def execute_action(action_id: int, hostname: str) -> dict:
         current = load_settings()
     except MachaError as exc:
         return executor.refuse(_store(), action_id, f"settings cannot be read: {exc}").model_dump(mode="json")
-    return executor.execute(_store(), current, action_id).model_dump(mode="json")
+    step = pipeline.execute_step(_store(), current, action_id, hostname)
+    dispatch(app, step.follow_ups)
+    return step.result
 
 
 @app.task(name="macha.expire_approvals")
 def expire_approvals() -> list[int]:
-    expired = approvals.expire_due(_store())
-    if expired:
-        log.info("expired unapproved actions: %s", expired)
-    return expired
+    step = pipeline.expire_step(_store())
+    dispatch(app, step.follow_ups)
+    return step.result["expired"]
 
 
 

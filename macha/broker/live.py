@@ -14,29 +14,19 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import Any
 
 import redis
 
 from macha.broker.client import describe, redis_client
+from macha.core.states import LiveKind
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Feed", "LiveKind", "STREAM", "last_id", "read_after", "subscribe"]
+
 STREAM = "macha:live"
 MAX_ENTRIES = 10_000
-
-
-class LiveKind(StrEnum):
-    """What an entry is about."""
-
-    EVENTS = "events"  # new log and trigger events of a host
-    REVIEW = "review"
-    ANALYSIS = "analysis"
-    APPROVAL = "approval"  # an action queued, approved, rejected or expired
-    ACTION = "action"  # an action's outcome
-    METRICS = "metrics"  # a sample of a host's metrics
-    ISSUE = "issue"  # an issue opened, acknowledged, resolved or reopened
 
 
 class Feed:

@@ -84,6 +84,7 @@ def _main(args: Any) -> int:
     if command == "approve":
         action = approvals.approve(store, settings, args.id, _actor())
         note = _send(settings, action)
+        _announce(settings, action)
         if args.json:
             print(json.dumps({"action": action, "note": note}, indent=2, default=str))
         else:
@@ -92,6 +93,7 @@ def _main(args: Any) -> int:
         return 0
     if command == "reject":
         action = approvals.reject(store, args.id, _actor(), args.reason)
+        _announce(settings, action)
         if args.json:
             print(json.dumps({"action": action}, indent=2, default=str))
         else:
@@ -115,6 +117,14 @@ def _main(args: Any) -> int:
             _render_history(console, items)
         return 0
     raise AssertionError(command)
+
+
+def _announce(settings: Any, action: dict[str, Any]) -> None:
+    """Open dashboards refresh their approval lists (a broker that is down only loses the notice)."""
+    from macha.broker.live import Feed
+    from macha.core.states import LiveKind
+
+    Feed(settings.effective_broker_url).publish(LiveKind.APPROVAL, action["hostname"], action_id=action["id"])
 
 
 def _send(settings: Any, action: dict[str, Any]) -> str:

@@ -7,6 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from macha.core.states import LiveKind
+
+
+class Notice(BaseModel):
+    """A line for the live feed, sent after the step's commit: what was stored, for which host (ids, no records)."""
+
+    kind: LiveKind
+    host: str
+    fields: dict[str, int | str | None] = Field(default_factory=dict)
+
 
 class FollowUps(BaseModel):
     #: Actions the policy made ready: (action id, the host whose queue runs it).
@@ -20,9 +30,16 @@ class FollowUps(BaseModel):
     #: Hosts whose pending events go through context -> review, and why.
     review_hosts: list[str] = Field(default_factory=list)
     review_reason: str = "tick"
+    #: What the pages and followers are told was stored (the live feed).
+    announce: list[Notice] = Field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.execute or self.remember or self.escalate or self.fallback or self.review_hosts)
+        return bool(self.execute or self.remember or self.escalate or self.fallback or self.review_hosts
+                    or self.announce)
+
+    def tell(self, kind: LiveKind, host: str, **fields: int | str | None) -> FollowUps:
+        self.announce.append(Notice(kind=kind, host=host, fields=fields))
+        return self
 
 
 class StepRun(BaseModel):

@@ -132,3 +132,15 @@ class HealthColour(StrEnum):
     YELLOW = "yellow"
     RED = "red"
     GREY = "grey"
+
+
+class LiveKind(StrEnum):
+    """What an entry of the live feed (macha/broker/live.py) is about: what the pages and followers refresh."""
+
+    EVENTS = "events"  # new log and trigger events of a host
+    REVIEW = "review"
+    ANALYSIS = "analysis"
+    APPROVAL = "approval"  # an action queued, approved, rejected or expired
+    ACTION = "action"  # an action's outcome
+    METRICS = "metrics"  # a sample of a host's metrics
+    ISSUE = "issue"  # an issue opened, acknowledged, resolved or reopened

@@ -31,6 +31,6 @@ def celery_dispatch(settings: Settings) -> Dispatch:
             # Ready in the database either way: the worker's reconciler sends ready actions whose task is missing.
             return f"ready; it runs when the worker is back ({exc})"
         hosts = ", ".join(sorted({host for _, host in follow.execute}))
-        return f"sent to the worker of {hosts}"
+        return f"sent to the worker of {hosts}" if hosts else "announced"
 
     return send

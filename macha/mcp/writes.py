@@ -19,7 +19,7 @@ from macha.actions.observe import LOCAL, HostProbe
 from macha.actions.proposals import propose
 from macha.config import Settings
 from macha.core.followups import FollowUps
-from macha.core.states import ActionStatus
+from macha.core.states import ActionStatus, LiveKind
 from macha.store.db import Store
 
 #: Sends what the proposal made ready to the host's worker (workers.dispatch in the server process).
@@ -57,6 +57,11 @@ def submit(store: Store, settings: Settings, client: str, host: str, action: str
         autonomy_level=settings.autonomy_level,
         judged_as="an operator (mcpServer.respectAutonomy = false)" if operator else "the review model's proposals",
     )
-    if result.status == ActionStatus.READY and dispatch is not None:
-        outcome.sent = dispatch(FollowUps(execute=[(result.action_id, host)]))
+    if dispatch is not None and result.status in (ActionStatus.READY, ActionStatus.PENDING):
+        follow = FollowUps().tell(LiveKind.APPROVAL, host, action_id=result.action_id)
+        if result.status == ActionStatus.READY:
+            follow.execute.append((result.action_id, host))
+        sent = dispatch(follow)
+        if result.status == ActionStatus.READY:
+            outcome.sent = sent
     return outcome

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from macha.actions import approvals
 from macha.actions.audit import history
+from macha.broker.live import Feed
+from macha.core.states import LiveKind
 from macha.core.ids import MAX_ID
 from macha.meta import chat
 from macha.read import approvals as read_approvals
@@ -170,11 +172,15 @@ def decide(request: Request, action_id: int, session: WebSession, reject_reason:
     store, settings = _store(request), request.app.state.settings
     try:
         if reject_reason is not None:
-            return approvals.reject(store, action_id, session.actor, reject_reason), ""
-        action = approvals.approve(store, settings, action_id, session.actor)
+            action, note = approvals.reject(store, action_id, session.actor, reject_reason), ""
+        else:
+            action = approvals.approve(store, settings, action_id, session.actor)
+            note = request.app.state.send_execute(action["id"], action["hostname"])
     except approvals.ApprovalError as exc:
         raise Problem(404 if str(exc).startswith("no action") else 409, str(exc)) from None
-    return action, request.app.state.send_execute(action["id"], action["hostname"])
+    # Every open page showing the approval lists refreshes (other operators' too).
+    Feed(settings.effective_broker_url).publish(LiveKind.APPROVAL, action["hostname"], action_id=action["id"])
+    return action, note
 
 
 def plain(value: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from macha.broker.client import SingleFlight
 from macha.config import Settings
 from macha.core.followups import FollowUps, StepRun
+from macha.core.states import LiveKind
 from macha.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -41,14 +42,18 @@ class HostCheck:
 
 
 def _review_if(raised: Any, hostname: str, reason: str) -> FollowUps:
-    return FollowUps(review_hosts=[hostname], review_reason=reason) if raised else FollowUps()
+    """Events it raised are reviewed (as the review policy says) and shown at once."""
+    if not raised:
+        return FollowUps()
+    return FollowUps(review_hosts=[hostname], review_reason=reason).tell(LiveKind.EVENTS, hostname)
 
 
 def _metrics(store: Store, settings: Settings, hostname: str) -> StepRun:
     from macha.monitor.checks.metrics import run_metrics
 
     result = run_metrics(store, settings, hostname)
-    return StepRun(result=result.model_dump(mode="json"), follow_ups=_review_if(result.raised, hostname, "metrics"))
+    follow = _review_if(result.raised, hostname, "metrics").tell(LiveKind.METRICS, hostname)
+    return StepRun(result=result.model_dump(mode="json"), follow_ups=follow)
 
 
 def _services(store: Store, settings: Settings, hostname: str) -> StepRun:
