@@ -55,7 +55,8 @@ REQUIRED = {
 #: What a line of each family the issue names must fire, in wordings other than the catalog's examples (other
 #: versions, other programs): the patterns must generalise, not only recognise their own examples.
 HELD_OUT = [
-    ("sshd-session[31337]: Failed password for invalid user admin from 198.51.100.4 port 50000 ssh2", "ssh_invalid_user"),
+    ("sshd-session[31337]: Failed password for invalid user admin from 198.51.100.4 port 50000 ssh2",
+     "ssh_invalid_user"),
     ("Connection closed by invalid user admin 198.51.100.4 port 50000 [preauth]", None),
     ("Accepted keyboard-interactive/pam for root from 192.0.2.44 port 61000 ssh2", "ssh_root_login"),
     ("Invalid user ubnt from 198.51.100.4 port 40000", "ssh_invalid_user"),

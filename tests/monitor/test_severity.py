@@ -24,7 +24,8 @@ REDIS_SAVE = "1234:M 29 Nov 2026 10:00:05.456 # Background saving error"
 THROTTLE = "CPU2: Core temperature above threshold, cpu clock throttled (total events = 1)"
 FLOPPY = "blk_update_request: I/O error, dev fd0, sector 0"
 PG_STARTING = "FATAL:  the database system is starting up"
-ACPI = "ACPI BIOS Error (bug): Could not resolve symbol [\\_SB.PCI0.SAT0.SPT4._GTF.DSSP], AE_NOT_FOUND (20230628/psargs-330)"
+ACPI = ("ACPI BIOS Error (bug): Could not resolve symbol [\\_SB.PCI0.SAT0.SPT4._GTF.DSSP], AE_NOT_FOUND "
+        "(20230628/psargs-330)")
 
 
 def _run(db_url: str, tmp_path: Path, journal: Path, **kw) -> tuple[Store, dict, dict]:

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from macha.core.errors import ConfigError
-from macha.monitor.detect.catalog import Pattern, UnnamedRule, load_builtin, load_unnamed, load_with_user, unnamed_with_user
+from macha.monitor.detect.catalog import (
+    Pattern,
+    UnnamedRule,
+    load_builtin,
+    load_unnamed,
+    load_with_user,
+    unnamed_with_user,
+)
 
 log = logging.getLogger(__name__)
 

@@ -58,9 +58,9 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
     if known is not None:
         severity = _capped(severity, known.severity)
     unit = entry.unit or entry.identifier
-    meta: dict[str, Any] = {**entry.fields(), "matched": 1 if matches else 0}
     # Whether a pattern matched: a repeat joins its group without a trigger row of its own, and the classifier
     # must still know the line was matched (a known-benign line counts: it is recognised).
+    meta: dict[str, Any] = {**entry.fields(), "matched": 1 if matches else 0}
     if known is not None:
         meta["benign"] = {"id": known.id, "reason": known.reason}
     if rule is not None:
