@@ -561,7 +561,8 @@ class Settings(BaseSettings):
         default_factory=_default_thresholds, description="metric name (or glob) -> raiseAt, clearAt, sustain, severity"
     )
     patterns_file: Path | None = Field(
-        None, description="a TOML file of extra journal patterns ([[pattern]] tables, as in the built-in catalog)"
+        None, description="a TOML file of extra journal patterns, benign lines and unnamed-line rules ([[pattern]], "
+                          "[[benign]], [[unnamed]] tables, as in the built-in catalog)"
     )
     journal_directory: str | None = Field(
         None, description="read this journal directory (journalctl -D) instead of the system journal"

@@ -21,7 +21,8 @@ from macha.monitor.templates import forget_miners
 from macha.store.db import Store
 from macha.store.models import ClassifiedTemplate, ClassifierCall, TriggerEvent
 
-DISK = "smartd[{pid}]: Device: /dev/sda [SAT], {n} Currently unreadable (pending) sectors"
+#: A disk line no pattern names (the catalog knows smartd's own wordings): the model's to judge.
+DISK = "smartd[{pid}]: Device: /dev/sda [SAT], vendor log page 0x30 reports {n} retries on head 2"
 CRON = "CRON[{pid}]: (root) error (grandchild #{n} failed with exit status 1)"
 
 

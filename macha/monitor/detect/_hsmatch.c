@@ -47,8 +47,9 @@ typedef struct {
     PyObject *values;        /* tuple: what stands for each pattern in a result */
     PyObject *sets;          /* dict: mask bytes -> tuple of values */
     PyObject *empty;         /* the result for a line without a match */
-    /* With up to 64 patterns a mask is one word: an open-addressing cache in front of the dict. */
-    uint64_t cache_key[CACHE_SLOTS];
+    /* A direct-mapped cache in front of the dict, for masks of any number of words: a line costs a hash and a
+     * compare, not a bytes object and a dict lookup (with more than 64 patterns that lookup was most of it). */
+    uint64_t *cache_keys;             /* CACHE_SLOTS masks of ``words`` words */
     PyObject *cache_val[CACHE_SLOTS]; /* borrowed from ``sets`` */
 } Scanner;
 
@@ -96,6 +97,7 @@ static void Scanner_dealloc(Scanner *self) {
     if (self->batch_db) hs_free_database(self->batch_db);
     PyMem_Free(self->prefilter);
     PyMem_Free(self->crossing);
+    PyMem_Free(self->cache_keys);
     PyMem_Free(self->mask);
     PyMem_Free(self->masks);
     PyMem_Free(self->state);
@@ -157,10 +159,11 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     self->prefilter = PyMem_Calloc(self->words, sizeof(uint64_t));
     self->crossing = PyMem_Calloc(self->words, sizeof(uint64_t));
     self->mask = PyMem_Calloc(self->words, sizeof(uint64_t));
+    self->cache_keys = PyMem_Calloc((size_t)CACHE_SLOTS * self->words, sizeof(uint64_t));
     const char **src = PyMem_Calloc(n, sizeof(char *));
     unsigned int *fl = PyMem_Calloc(n, sizeof(unsigned int));
     unsigned int *ids = PyMem_Calloc(n, sizeof(unsigned int));
-    int ok = self->sets && self->prefilter && self->crossing && self->mask && src && fl && ids;
+    int ok = self->sets && self->prefilter && self->crossing && self->mask && self->cache_keys && src && fl && ids;
     if (!ok) PyErr_NoMemory();
     int may_be_empty = 0;
     for (Py_ssize_t i = 0; ok && i < n; i++) {
@@ -199,16 +202,18 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     return ok ? 0 : -1;
 }
 
-static inline size_t cache_slot(uint64_t key) {
-    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 56) % CACHE_SLOTS;
+static inline size_t cache_slot(const uint64_t *mask, Py_ssize_t words) {
+    uint64_t h = 0;
+    for (Py_ssize_t w = 0; w < words; w++) h = (h ^ mask[w]) * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 56) % CACHE_SLOTS;
 }
 
 /* The shared tuple of values for ``mask`` (borrowed). */
 static PyObject *set_for_mask(Scanner *self, const uint64_t *mask) {
-    if (self->words == 1) {
-        size_t slot = cache_slot(mask[0]);
-        if (self->cache_val[slot] && self->cache_key[slot] == mask[0]) return self->cache_val[slot];
-    }
+    size_t bytes = (size_t)self->words * sizeof(uint64_t);
+    size_t slot = cache_slot(mask, self->words);
+    uint64_t *cached = self->cache_keys + slot * (size_t)self->words;
+    if (self->cache_val[slot] && memcmp(cached, mask, bytes) == 0) return self->cache_val[slot];
     PyObject *key = PyBytes_FromStringAndSize((const char *)mask, self->words * sizeof(uint64_t));
     if (!key) return NULL;
     PyObject *found = PyDict_GetItemWithError(self->sets, key);
@@ -235,9 +240,8 @@ static PyObject *set_for_mask(Scanner *self, const uint64_t *mask) {
         }
     }
     Py_DECREF(key);
-    if (found && self->words == 1) {
-        size_t slot = cache_slot(mask[0]);
-        self->cache_key[slot] = mask[0];
+    if (found) {
+        memcpy(cached, mask, bytes);
         self->cache_val[slot] = found;
     }
     return found;

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from macha.core.errors import ConfigError
-from macha.monitor.detect.catalog import Pattern, load_catalog, load_with_user
+from macha.monitor.detect.catalog import (
+    Pattern,
+    UnnamedRule,
+    load_builtin,
+    load_unnamed,
+    load_with_user,
+    unnamed_with_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +41,13 @@ except ImportError:  # pragma: no cover
 
 
 class Matcher:
-    """Finds the catalog patterns a message matches, in catalog order."""
+    """Finds the catalog patterns (and known-benign entries) a message matches, in catalog order. It carries the
+    rules for lines that no pattern names (``unnamed``; the built-in ones unless given)."""
 
-    def __init__(self, patterns: list[Pattern], engine: Literal["auto", "re2", "python"] = "auto"):
+    def __init__(self, patterns: list[Pattern], engine: Literal["auto", "re2", "python"] = "auto",
+                 unnamed: list[UnnamedRule] | None = None):
         self.patterns = patterns
+        self.unnamed = load_unnamed() if unnamed is None else unnamed
         self._set = None
         if engine in ("auto", "re2") and _re2 is not None and patterns:
             regex_set = _re2.Set.SearchSet(_re2.Options())
@@ -271,7 +281,7 @@ _by_file: dict[str, tuple[Matcher, list[str]]] = {}
 def default_matcher() -> Matcher:
     global _default
     if _default is None:
-        _default = Matcher(load_catalog())
+        _default = Matcher(load_builtin())
     return _default
 
 
@@ -282,5 +292,6 @@ def matcher_for(user_file: Path | None) -> tuple[Matcher, list[str]]:
     key = str(user_file)
     if key not in _by_file:
         patterns, problems = load_with_user(user_file)
-        _by_file[key] = (Matcher(patterns), problems)
+        unnamed, more = unnamed_with_user(user_file)
+        _by_file[key] = (Matcher(patterns, unnamed=unnamed), problems + more)
     return _by_file[key]

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from macha.core.severity import Severity, worst
+from macha.core.severity import SEVERITY_RANK, Severity, worst
 from macha.monitor.collect.journal import JournalEntry
 from macha.monitor.detect.grouping import AUTH_PATTERNS, auth_source
 from macha.monitor.detect.catalog import Pattern
 from macha.monitor.detect.matcher import Matcher
 
-# syslog priorities: 0 emerg, 1 alert, 2 crit, 3 err, 4 warning ...
-PRIORITY_SEVERITY = {0: Severity.CRITICAL, 1: Severity.CRITICAL, 2: Severity.HIGH, 3: Severity.MEDIUM, 4: Severity.LOW}
 _NUMBERS = re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{8,}\b|\d+", re.I)
 
 
@@ -37,19 +36,35 @@ class Detection:
 
 
 def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str,
-           matches: list[Pattern] | None = None) -> Detection | None:
-    """None for entries that are neither a pattern match nor of error priority (they are not kept). ``matches``:
-    the patterns the entry matched, when the caller matched a whole batch at once."""
+           matches: Sequence[Pattern] | None = None) -> Detection | None:
+    """None for entries that no pattern, benign entry or unnamed-line rule keeps. ``matches``: the patterns the
+    entry matched, when the caller matched a whole batch at once.
+
+    Severity is what the line says happened: the worst pattern it matches, whatever its journal PRIORITY (a
+    kernel segfault is logged at info, a service's stdout is info). A line no pattern names gets the first
+    unnamed-line rule (data) that applies to its PRIORITY and words, at most medium. A known-benign line is kept
+    at its benign entry's severity (below high), with the reason on its events."""
     if matches is None:
         matches = matcher.match(entry.message)
-    prio_severity = PRIORITY_SEVERITY.get(entry.priority) if entry.priority is not None else None
-    if not matches and (entry.priority is None or entry.priority > 3):
+    alarms = [p for p in matches if not p.benign]
+    known = next((p for p in matches if p.benign), None)
+    rule = None if alarms else next((r for r in matcher.unnamed if r.applies(entry.priority, entry.message)), None)
+    if not alarms and known is None and rule is None:
         return None
-    if matches:
-        severity = worst(p.severity for p in matches)
+    if alarms:
+        severity = worst(p.severity for p in alarms)
     else:
-        severity = prio_severity or Severity.MEDIUM
+        severity = rule.severity if rule is not None else known.severity
+    if known is not None:
+        severity = _capped(severity, known.severity)
     unit = entry.unit or entry.identifier
+    # Whether a pattern matched: a repeat joins its group without a trigger row of its own, and the classifier
+    # must still know the line was matched (a known-benign line counts: it is recognised).
+    meta: dict[str, Any] = {**entry.fields(), "matched": 1 if matches else 0}
+    if known is not None:
+        meta["benign"] = {"id": known.id, "reason": known.reason}
+    if rule is not None:
+        meta["unnamed_rule"] = rule.id
     log_row = {
         "time": entry.time,
         "hostname": hostname,
@@ -58,25 +73,32 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
         "unit": unit,
         "source": source_key,
         "entry_key": entry_key(entry),
-        # Whether a pattern matched: a repeat joins its group without a trigger row of its own, and the
-        # classifier must still know the line was matched.
-        "metadata": {**entry.fields(), "matched": 1 if matches else 0},
+        "metadata": meta,
     }
-    triggers = [
-        _trigger(entry, hostname, unit, "journal_pattern", p.id, p.severity, p.subsystem, p.description)
-        for p in matches
-    ]
+    triggers = []
+    for p in alarms:
+        if known is None:
+            t = _trigger(entry, hostname, unit, "journal_pattern", p.id, p.severity, p.subsystem, p.description)
+        else:
+            t = _trigger(entry, hostname, unit, "journal_pattern", p.id, _capped(p.severity, known.severity),
+                         p.subsystem, f"{p.description}; known benign ({known.reason})")
+            t["metadata"]["benign"] = {"id": known.id, "reason": known.reason}
+        triggers.append(t)
     for t in triggers:
         if t["pattern_id"] in AUTH_PATTERNS and (src := auth_source(entry.message)):
             # From the whole message: the reason keeps only its first 300 characters.
             t["metadata"]["source"] = src
-    # An emergency/alert/critical line that no pattern knows is still worth a review.
-    if not matches and entry.priority is not None and entry.priority <= 2:
-        triggers.append(
-            _trigger(entry, hostname, unit, "journal_priority", f"priority_{entry.priority}", severity, "journal",
-                     f"journal priority {entry.priority}")
-        )
+    # A line no pattern names is raised only when its rule says so (an emergency line, alarming words), and
+    # never when a benign entry recognises it.
+    if rule is not None and rule.raise_event and known is None:
+        triggers.append(_trigger(entry, hostname, unit, "journal_unnamed", rule.id, rule.severity, "journal",
+                                 rule.description))
     return Detection(log_row, triggers)
+
+
+def _capped(severity: str, ceiling: str) -> Severity:
+    """The less severe of the two: a known-benign line is never raised above its entry's severity."""
+    return Severity(max(severity, ceiling, key=SEVERITY_RANK.__getitem__))
 
 
 #: The process id of systemd's system manager. Only it speaks for system units ("x.service: Failed ..."); a user's
