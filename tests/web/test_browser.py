@@ -14,6 +14,7 @@ import uuid
 import httpx
 import pytest
 from fakes.systemctl import FakeSystemctl
+from helpers import FIXTURES
 from helpers.browser import chromium_path, screenshot
 from helpers.journal import Entry
 from helpers.processes import free_port, macha_env, run_cli, wait_for
@@ -40,7 +41,7 @@ def dashboard(tmp_path, state_dir, macha_ai, make_journal):
     journal = make_journal([
         Entry("nginx.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD),
         Entry("app@1.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD),
-    ])
+    ], hostname=env["MACHA_HOSTNAME"])  # this host's own journal: its actions run on this host's queue
     check = run_cli("macha-check", "--journal-file", str(journal), env=env)
     assert check.returncode == 1, check.stderr
     token = (state_dir / "secrets" / "web-token").read_text().strip()
@@ -246,3 +247,45 @@ def test_every_page_renders_with_live_charts(dashboard, browser) -> None:
     page.goto(f"{d['base']}/api/docs")
     page.wait_for_selector(".swagger-ui .opblock")  # the API's own description, served locally
     screenshot(page, "api-docs")
+
+
+def test_an_oom_appears_on_the_open_timeline_without_a_reload(tmp_path, state_dir, macha_ai, browser) -> None:
+    from sqlalchemy import select
+
+    from macha.config import load_settings
+    from macha.store.db import Store
+    from macha.store.models import TriggerEvent
+
+    port = free_port()
+    env = macha_env(state_dir, MACHA_HOSTNAME=f"o{os.getpid()}-{state_dir.name[-8:]}",
+                    MACHA_WEB_INTERFACE__ENABLE="true", MACHA_WEB_INTERFACE__PORT=str(port))
+    ai = macha_ai(env)
+    ai.wait_ready()
+    base = f"http://localhost:{port}"
+    wait_for(lambda: _up(base), 60, "the dashboard to answer")
+    token = (state_dir / "secrets" / "web-token").read_text().strip()
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    page.goto(f"{base}/login?next=/events")
+    page.fill("input[name=token]", token)
+    page.click("#login-token")
+    page.wait_for_url(f"{base}/events")
+    page.wait_for_selector("#live-state.on")
+    assert "Out of memory" not in page.inner_text("#events")
+    page.evaluate("() => { window.__same_page = true; }")  # gone if the page reloads
+    seen = page.evaluate_handle("""() => new Promise((resolve) => {
+        const check = () => document.querySelector('#events').textContent.includes('Out of memory')
+            ? resolve(performance.timeOrigin + performance.now()) : requestAnimationFrame(check);
+        check();
+    })""")
+    check = run_cli("macha-check", "--journal-file", str(FIXTURES / "oom.journal"), env=env)
+    assert check.returncode == 1, check.stderr
+    shown_at = seen.json_value() / 1000
+    assert page.evaluate("window.__same_page") is True
+    store = Store(load_settings(state_dir=state_dir).effective_database_url)
+    with store.session() as s:
+        stored_at = s.execute(select(TriggerEvent.stored_at).where(TriggerEvent.pattern_id == "oom_kill")
+                              ).scalars().first()
+    store.dispose()
+    assert stored_at is not None
+    assert shown_at - stored_at.timestamp() < 2.0, f"shown {shown_at - stored_at.timestamp():.2f} s after it was stored"
+    screenshot(page, "events-live")
