@@ -292,7 +292,7 @@ class InterfaceKeeper:
             self.proc = None
             if time.monotonic() - self.started > 60:
                 self.backoff = 1.0  # it ran for a while: a fresh failure, not a loop
-            log.error("%s ended (exit code %s); starting it again in %.0f s", self.name, code, self.backoff)
+            log.error("%s stopped (exit code %s); starting it again in %.0f s", self.name, code, self.backoff)
             self.retry_at = time.monotonic() + self.backoff
             self.backoff = min(self.backoff * 2, INTERFACE_BACKOFF_MAX)
         if time.monotonic() >= self.retry_at:
@@ -323,10 +323,10 @@ def interface_keepers(settings: Settings, env: dict[str, str], *, web: bool = Tr
     # SIGTERM when macha-ai dies (a parent-death signal, like the workers): uvicorn then closes cleanly.
     keepers = []
     if web and settings.web_interface.enable:
-        keepers.append(InterfaceKeeper("the dashboard (macha-web)",
+        keepers.append(InterfaceKeeper("the dashboard",
                                        tied_argv([sys.executable, "-m", "macha.cli.web"], signal.SIGTERM), env))
     if mcp and settings.mcp_server.enable:
-        keepers.append(InterfaceKeeper("the MCP server (macha-mcp)",
+        keepers.append(InterfaceKeeper("the MCP server",
                                        tied_argv([sys.executable, "-m", "macha.mcp"], signal.SIGTERM), env))
     return keepers
 
