@@ -94,8 +94,11 @@ def main() -> None:
                                 .some((td) => td.textContent.includes(marker));
                             const check = () => found() ? resolve(performance.timeOrigin + performance.now())
                                                         : requestAnimationFrame(check);
+                            setTimeout(() => resolve(-1), 30000);
                             check();
                         })""", marker) / 1000
+                    if seen_at < 0:
+                        raise SystemExit(f"the line {marker!r} did not appear on the page within 30 s")
                     with store.session() as s:
                         row = s.execute(select(TriggerEvent).where(TriggerEvent.trigger_reason.contains(marker))
                                         ).scalar()

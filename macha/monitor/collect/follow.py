@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from macha.broker.live import Feed
+from macha.core.states import LiveKind
 from macha.config import GroupingSettings, Settings
 from macha.core.errors import JournalError, MachaError
 from macha.core.severity import SEVERITY_RANK, Severity
@@ -53,8 +55,9 @@ class FollowStats:
 class Follower:
     def __init__(self, store: Store, hostname: str, source: JournalSource, request_check: Callable[[], None],
                  matcher: Matcher | None = None, max_message: int = 16384,
-                 grouping: GroupingSettings | None = None):
+                 grouping: GroupingSettings | None = None, feed: Feed | None = None):
         self.store, self.hostname, self.source = store, hostname, source
+        self.feed = feed
         self.grouping = grouping
         self.request_check = request_check
         self.matcher = matcher or default_matcher()
@@ -80,6 +83,9 @@ class Follower:
         with self.store.session() as s:
             inserted, _, _ = insert_detections(s, [detection], self.grouping)
         self.stats.stored += len(inserted)
+        if inserted and self.feed is not None:
+            # Committed: open pages and followers show it now, before the live check reviews it.
+            self.feed.publish(LiveKind.EVENTS, self.hostname)
         self._owe_check()
         return True
 
@@ -153,6 +159,7 @@ def follow(settings: Settings, should_stop: Callable[[], bool],
 
         matcher, _ = matcher_for(settings.patterns_file)
         return Follower(store, settings.hostname, source, request_live_check, matcher,
-                        settings.journal_max_message, settings.grouping).run(should_stop=should_stop)
+                        settings.journal_max_message, settings.grouping,
+                        feed=Feed(settings.effective_broker_url)).run(should_stop=should_stop)
     finally:
         store.dispose()
