@@ -243,7 +243,9 @@ def test_under_suggest_restart_service_waits_for_approval_and_nothing_restarts(i
                                                                     "reason": "it was OOM-killed"}))
     out = body(result)
     assert out["status"] == "pending" and out["approval_id"] == out["action_id"] and out["risk"] == "medium"
-    assert systemctl.calls("restart") == [] and sent.follow == []
+    # Nothing sent to run; the dashboards are told an approval waits.
+    assert systemctl.calls("restart") == [] and [f.execute for f in sent.follow] == [[]]
+    assert [n.kind for f in sent.follow for n in f.announce] == ["approval"]
     with incident.session() as s:
         action = s.get(Action, out["approval_id"])
         assert action.proposer == "mcp:claude" and action.arguments == {"unit": "postgresql.service"}
@@ -291,7 +293,7 @@ def test_without_respect_autonomy_the_client_counts_as_an_operator(incident: Sto
     out = body(call(server, lambda c: c.call_tool("restart_service", {"host": HOST, "unit": "postgresql",
                                                                       "reason": "OOM"})))
     assert out["status"] == "ready" and out["approval_id"] is None and "operator" in out["judged_as"]
-    assert sent.follow == [FollowUps(execute=[(out["action_id"], HOST)])]
+    assert [f.execute for f in sent.follow] == [[(out["action_id"], HOST)]]
     with incident.session() as s:
         action = s.get(Action, out["action_id"])
         assert action.decided_by == "mcp:ops-bot"
