@@ -272,14 +272,17 @@ def test_an_oom_appears_on_the_open_timeline_without_a_reload(tmp_path, state_di
     page.wait_for_selector("#live-state.on")
     assert "Out of memory" not in page.inner_text("#events")
     page.evaluate("() => { window.__same_page = true; }")  # gone if the page reloads
-    seen = page.evaluate_handle("""() => new Promise((resolve) => {
+    # Watch from now on, in the page's own clock (wall time, like the stored_at the database keeps).
+    page.evaluate("""() => { window.__seen = new Promise((resolve) => {
         const check = () => document.querySelector('#events').textContent.includes('Out of memory')
             ? resolve(performance.timeOrigin + performance.now()) : requestAnimationFrame(check);
+        setTimeout(() => resolve(-1), 60000);
         check();
-    })""")
+    }); }""")
     check = run_cli("macha-check", "--journal-file", str(FIXTURES / "oom.journal"), env=env)
     assert check.returncode == 1, check.stderr
-    shown_at = seen.json_value() / 1000
+    shown_at = page.evaluate("window.__seen") / 1000
+    assert shown_at > 0, "the OOM never appeared on the open page"
     assert page.evaluate("window.__same_page") is True
     store = Store(load_settings(state_dir=state_dir).effective_database_url)
     with store.session() as s:
