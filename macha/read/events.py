@@ -274,6 +274,8 @@ class TriggerQuery(BaseModel):
     unreviewed: bool = False
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
     after_id: int = Field(0, ge=0)
+    #: only these events (a review's or an analysis's evidence)
+    ids: list[int] | None = Field(None, max_length=MAX_LIMIT)
 
 
 class TriggerRow(BaseModel):
@@ -312,6 +314,8 @@ def list_triggers(store: Store, q: TriggerQuery) -> list[TriggerRow]:
         conds.append(t.review_id.is_(None))
     if q.after_id:
         conds.append(t.id > q.after_id)
+    if q.ids is not None:
+        conds.append(t.id.in_(q.ids))
     stmt = stmt.where(and_(True, *conds))
     stmt = stmt.order_by(t.id.asc() if q.after_id else t.id.desc()).limit(q.limit)
     with store.session() as s:

@@ -34,6 +34,14 @@ def _store(request: Request) -> Any:
     return request.app.state.store
 
 
+def _evidence(request: Request, hostname: str, event_ids: list[int]) -> list[events.TriggerRow]:
+    """The events a review or an analysis names, with their journal lines, oldest first."""
+    if not event_ids:
+        return []
+    q = query(events.TriggerQuery, host=hostname, ids=event_ids[-events.MAX_LIMIT:], limit=events.MAX_LIMIT)
+    return events.list_triggers(_store(request), q)[::-1]
+
+
 @router.get("/", response_class=HTMLResponse)
 def fleet(request: Request, session: WebSession = Depends(viewer)) -> Response:
     return page(request, "fleet.html", session, hosts=hosts.list_hosts(_store(request)),
@@ -78,11 +86,7 @@ def reviews_page(request: Request, host: str | None = None, session: WebSession 
 @router.get("/reviews/{review_id}", response_class=HTMLResponse)
 def review_page(request: Request, review_id: str, session: WebSession = Depends(viewer)) -> Response:
     r = found(reviews.get_review, _store(request), row_id(review_id, "review"))
-    evidence = []
-    if r.event_ids:
-        q = query(events.TriggerQuery, host=r.hostname, limit=500)
-        evidence = [t for t in events.list_triggers(_store(request), q) if t.id in set(r.event_ids)]
-    return page(request, "review.html", session, r=r, evidence=evidence)
+    return page(request, "review.html", session, r=r, evidence=_evidence(request, r.hostname, r.event_ids))
 
 
 @router.get("/analyses", response_class=HTMLResponse)
@@ -94,12 +98,7 @@ def analyses_page(request: Request, host: str | None = None, session: WebSession
 @router.get("/analyses/{analysis_id}", response_class=HTMLResponse)
 def analysis_page(request: Request, analysis_id: str, session: WebSession = Depends(viewer)) -> Response:
     a = found(analyses.get_analysis, _store(request), row_id(analysis_id, "analysis"))
-    evidence = []
-    if a.event_ids:
-        wanted = set(a.event_ids)
-        q = query(events.TriggerQuery, host=a.hostname, limit=500)
-        evidence = [t for t in events.list_triggers(_store(request), q) if t.id in wanted]
-    return page(request, "analysis.html", session, a=a, evidence=evidence)
+    return page(request, "analysis.html", session, a=a, evidence=_evidence(request, a.hostname, a.event_ids))
 
 
 @router.get("/chat", response_class=HTMLResponse)

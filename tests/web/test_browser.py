@@ -10,6 +10,7 @@ import pwd
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -29,26 +30,19 @@ SYSTEMD = {"identifier": "systemd", "pid": 1, "uid": 0, "transport": "journal", 
 def dashboard(tmp_path, state_dir, macha_ai, make_journal):
     """A macha-ai with its dashboard on a free port and two restarts waiting for approval."""
     fake = FakeSystemctl(tmp_path / "bin")
-    port = free_port()
-    env = macha_env(state_dir, MACHA_HOSTNAME=f"w{os.getpid()}-{state_dir.name[-8:]}",
-                    MACHA_AUTONOMY_LEVEL="suggest", MACHA_WEB_INTERFACE__ENABLE="true",
-                    MACHA_WEB_INTERFACE__PORT=str(port))
+    env = macha_env(state_dir, MACHA_HOSTNAME=f"w{os.getpid()}-{state_dir.name[-8:]}", MACHA_AUTONOMY_LEVEL="suggest")
     env["PATH"] = f"{fake.bindir}:{env['PATH']}"
-    ai = macha_ai(env)
-    ai.wait_ready()
-    base = f"http://localhost:{port}"
-    wait_for(lambda: _up(base), 60, "the dashboard to answer")
+    base, token = _serve(macha_ai, env)
     journal = make_journal([
         Entry("nginx.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD),
         Entry("app@1.service: Failed with result 'exit-code'.", priority=3, **SYSTEMD),
     ], hostname=env["MACHA_HOSTNAME"])  # this host's own journal: its actions run on this host's queue
     check = run_cli("macha-check", "--journal-file", str(journal), env=env)
     assert check.returncode == 1, check.stderr
-    token = (state_dir / "secrets" / "web-token").read_text().strip()
     pending = httpx.get(f"{base}/api/v1/approvals", headers={"Authorization": f"Bearer {token}"}).json()
     ids = {p["arguments"]["unit"]: p["id"] for p in pending}
     assert set(ids) == {"nginx.service", "app@1.service"}
-    return {"base": base, "port": port, "token": token, "ids": ids, "fake": fake, "env": env, "ai": ai}
+    return {"base": base, "port": int(base.rsplit(":", 1)[1]), "token": token, "ids": ids, "fake": fake, "env": env}
 
 
 def _up(base: str) -> bool:
@@ -56,6 +50,28 @@ def _up(base: str) -> bool:
         return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _serve(macha_ai, env: dict[str, str]) -> tuple[str, str]:
+    """A macha-ai with its dashboard on a free port: (base URL, login token)."""
+    port = free_port()
+    env.update(MACHA_WEB_INTERFACE__ENABLE="true", MACHA_WEB_INTERFACE__PORT=str(port))
+    ai = macha_ai(env)
+    ai.wait_ready()
+    base = f"http://localhost:{port}"
+    wait_for(lambda: _up(base), 60, "the dashboard to answer")
+    return base, (Path(env["MACHA_STATE_DIR"]) / "secrets" / "web-token").read_text().strip()
+
+
+def _logged_in(browser, base: str, token: str, path: str, viewport: dict | None = None):
+    """A page of a session logged in with the token, at ``path``, its WebSocket open."""
+    page = browser.new_page(viewport=viewport or {"width": 1200, "height": 800})
+    page.goto(f"{base}/login?next={path}")
+    page.fill("input[name=token]", token)
+    page.click("#login-token")
+    page.wait_for_url(f"{base}{path}")
+    page.wait_for_selector("#live-state.on")
+    return page
 
 
 @pytest.fixture
@@ -180,22 +196,11 @@ def test_guards_against_other_sites(dashboard) -> None:
 
 
 def test_chat_page_streams_the_answer_as_text(tmp_path, state_dir, macha_ai, fake, browser) -> None:
-    port = free_port()
-    env = macha_env(state_dir, MACHA_HOSTNAME=f"c{os.getpid()}-{state_dir.name[-8:]}", MACHA_OLLAMA_URL=fake.url,
-                    MACHA_WEB_INTERFACE__ENABLE="true", MACHA_WEB_INTERFACE__PORT=str(port))
+    env = macha_env(state_dir, MACHA_HOSTNAME=f"c{os.getpid()}-{state_dir.name[-8:]}", MACHA_OLLAMA_URL=fake.url)
     answer = "Memory is fine. <img src=x onerror=alert(1)> Nothing to approve; swap is idle and no unit failed."
     fake.default = {"content": answer}
-    ai = macha_ai(env)
-    ai.wait_ready()
-    base = f"http://localhost:{port}"
-    wait_for(lambda: _up(base), 60, "the dashboard to answer")
-    token = (state_dir / "secrets" / "web-token").read_text().strip()
-    page = browser.new_page(viewport={"width": 1100, "height": 700})
-    page.goto(f"{base}/login?next=/chat")
-    page.fill("input[name=token]", token)
-    page.click("#login-token")
-    page.wait_for_url(f"{base}/chat")
-    page.wait_for_selector("#live-state.on")
+    base, token = _serve(macha_ai, env)
+    page = _logged_in(browser, base, token, "/chat", {"width": 1100, "height": 700})
     page.evaluate("""() => { window.__tokens = 0; document.body.addEventListener('macha-chat-token',
                      e => { if (e.detail.kind === 'token') window.__tokens++; }); }""")
     page.fill("#question", "How is memory?")
@@ -225,11 +230,7 @@ def test_every_page_renders_with_live_charts(dashboard, browser) -> None:
                                             MetricSample("memory_percent", 61.0, "%"),
                                             MetricSample("disk_percent", 71.0, "%", {"mount": "/"})])
     store.dispose()
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    page.goto(f"{d['base']}/login")
-    page.fill("input[name=token]", d["token"])
-    page.click("#login-token")
-    page.wait_for_url(f"{d['base']}/")
+    page = _logged_in(browser, d["base"], d["token"], "/")
     assert host in page.inner_text("#hosts")
     screenshot(page, "fleet")
     page.click(f"#hosts a[href='/hosts/{host}']")
@@ -256,20 +257,9 @@ def test_an_oom_appears_on_the_open_timeline_without_a_reload(tmp_path, state_di
     from macha.store.db import Store
     from macha.store.models import TriggerEvent
 
-    port = free_port()
-    env = macha_env(state_dir, MACHA_HOSTNAME=f"o{os.getpid()}-{state_dir.name[-8:]}",
-                    MACHA_WEB_INTERFACE__ENABLE="true", MACHA_WEB_INTERFACE__PORT=str(port))
-    ai = macha_ai(env)
-    ai.wait_ready()
-    base = f"http://localhost:{port}"
-    wait_for(lambda: _up(base), 60, "the dashboard to answer")
-    token = (state_dir / "secrets" / "web-token").read_text().strip()
-    page = browser.new_page(viewport={"width": 1200, "height": 800})
-    page.goto(f"{base}/login?next=/events")
-    page.fill("input[name=token]", token)
-    page.click("#login-token")
-    page.wait_for_url(f"{base}/events")
-    page.wait_for_selector("#live-state.on")
+    env = macha_env(state_dir, MACHA_HOSTNAME=f"o{os.getpid()}-{state_dir.name[-8:]}")
+    base, token = _serve(macha_ai, env)
+    page = _logged_in(browser, base, token, "/events")
     assert "Out of memory" not in page.inner_text("#events")
     page.evaluate("() => { window.__same_page = true; }")  # gone if the page reloads
     # Watch from now on, in the page's own clock (wall time, like the stored_at the database keeps).
