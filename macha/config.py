@@ -411,6 +411,22 @@ class ClassifierSettings(_Section):
     )
 
 
+class DetectionSettings(_Section):
+    """Layer 1 judgement beyond the pattern catalog: novelty (message templates never seen on a host)."""
+
+    novelty: bool = Field(True, description="raise error-ish lines whose template this host never showed before")
+    novelty_learning: Duration = Field(
+        "24h", description="how long a host's templates are only learned, from the first one seen, before a new "
+        "one is an event"
+    )
+    novelty_new_for: PositiveDuration = Field(
+        "24h", description="how long a template stays new (its error-ish lines raise) unless marked benign sooner"
+    )
+    novelty_rate_limit: Duration = Field(
+        "1h", description="at most one novelty event per unit this often"
+    )
+
+
 class IssueSettings(_Section):
     """Issues: the events, reviews, analyses and actions of one problem on one host (macha-issues)."""
 
@@ -555,6 +571,7 @@ class Settings(BaseSettings):
     error_rate: ErrorRateSettings = Field(default_factory=ErrorRateSettings)
     grouping: GroupingSettings = Field(default_factory=GroupingSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     collect_metrics: bool = Field(True, description="sample CPU, memory, disks, load and PSI every triggerInterval")
     check_services: bool = Field(True, description="check criticalServices and failed units every triggerInterval")
     thresholds: dict[str, ThresholdSettings] = Field(

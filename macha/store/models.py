@@ -508,3 +508,59 @@ class IssueAudit(Base):
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     __table_args__ = (Index("ix_issue_audit_issue", "issue_id", "time"),)
+
+
+class NoveltyHost(Base):
+    """When novelty began learning a host's templates: a new one is an event only after the learning period."""
+
+    __tablename__ = "novelty_hosts"
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    learning_since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NoveltyTemplate(Base):
+    """Novelty's record of one of a host's message templates (a log_templates cluster): when its first error-ish
+    or kept line came, and whether an operator said it is benign (learned: it never raises again)."""
+
+    __tablename__ = "novelty_templates"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    cluster_id: Mapped[int] = mapped_column(Integer)
+    # The journal time of its first line (not the time it was read), so that a replayed journal learns as it ran.
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_unit: Mapped[str | None] = mapped_column(String(255))
+    benign: Mapped[bool] = mapped_column(Boolean, default=False)
+    benign_by: Mapped[str | None] = mapped_column(String(128))
+    benign_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Novelty events its lines raised.
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (UniqueConstraint("hostname", "cluster_id", name="uq_novelty_templates_cluster"),)
+
+
+class NoveltyUnit(Base):
+    """The last novelty event of a unit: the rate limit is per unit, in the store, so a restart re-raises nothing."""
+
+    __tablename__ = "novelty_units"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    unit: Mapped[str] = mapped_column(String(255))
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("hostname", "unit", name="uq_novelty_units_unit"),)
+
+
+class TemplateAudit(Base):
+    """Append-only: who marked a template benign, and why (the migration makes UPDATE and DELETE fail)."""
+
+    __tablename__ = "template_audit"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    hostname: Mapped[str] = mapped_column(String(255))
+    # log_templates.id: what the operator named
+    template_id: Mapped[int] = mapped_column(BigInteger)
+    cluster_id: Mapped[int] = mapped_column(Integer)
+    # benign
+    event: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    template: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (Index("ix_template_audit_host_time", "hostname", "time"),)

@@ -12,12 +12,12 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from macha.broker.live import Feed, LiveKind
-from macha.config import GroupingSettings, Settings, parse_duration
+from macha.config import DetectionSettings, GroupingSettings, Settings, parse_duration
 from macha.core.severity import Severity
 from macha.core.text import cap, one_line, storable_value
 from macha.monitor.collect.hostinfo import host_facts
 from macha.monitor.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
-from macha.monitor.detect import error_rate
+from macha.monitor.detect import error_rate, novelty
 from macha.monitor.detect.grouping import store_triggers
 from macha.monitor.detect.matcher import Matcher, matcher_for
 from macha.monitor.detect.triggers import Detection, detect, fingerprint
@@ -132,7 +132,8 @@ def _ingest(
     for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size,
                               max_message=settings.journal_max_message):
         stored_before = result.new_log_events + result.new_triggers + result.repeats
-        store_batch(store, result, matcher, source.key, batch, total_before, settings.grouping)
+        store_batch(store, result, matcher, source.key, batch, total_before, settings.grouping,
+                    settings.detection)
         if result.new_log_events + result.new_triggers + result.repeats > stored_before:
             # After the batch's commit: a follower woken now finds it in the database.
             feed.publish(LiveKind.EVENTS, result.hostname)
@@ -177,6 +178,8 @@ def _insert_detections(s: Session, detections: list[Detection], grouping: Groupi
     for d in detections:
         by_host.setdefault(d.log_row["hostname"], []).append(d.log_row)
     for hostname, rows in by_host.items():
+        # Rows that novelty already mined carry their template.
+        rows = [r for r in rows if "template_id" not in r]
         for row, template_id in zip(rows, assign_templates(s, hostname, [r["message"] for r in rows])):
             row["template_id"] = template_id
     inserted = insert_ignore(s, LogEvent.__table__, [d.log_row for d in detections], returning=("id", "entry_key"))
@@ -246,7 +249,8 @@ def _is_error(d: Detection) -> bool:
 
 
 def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key: str, batch: list,
-                total_before: int, grouping: GroupingSettings | None = None) -> None:
+                total_before: int, grouping: GroupingSettings | None = None,
+                detection: DetectionSettings | None = None) -> None:
     """Detect and store one batch of journal entries; its events and the cursor commit in one transaction."""
     severities: Counter[str] = Counter(result.severity_counts)
     # The whole batch through the pattern engine at once (one Hyperscan pass when it is installed).
@@ -256,6 +260,8 @@ def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key:
     result.error_counts.update(d.log_row["unit"] or "?" for d in detections if _is_error(d))
     refused: list[str] = []
     with store.session() as s:
+        detections = novelty.observe(s, detection or DetectionSettings(), result.hostname, source_key, batch,
+                                     detections)
         inserted, new_triggers, repeats = insert_detections(s, detections, grouping, refused)
         upsert(
             s,
