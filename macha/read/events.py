@@ -111,6 +111,8 @@ class Trigger(BaseModel):
     severity: Severity
     reason: str
     count: int
+    #: the template a novelty event is about (log_templates.id): an operator may mark it benign
+    template_id: int | None = None
 
 
 class EventRow(BaseModel):
@@ -200,8 +202,10 @@ def _priority(meta: dict[str, Any] | None) -> int | None:
 
 
 def _trigger(t: TriggerEvent) -> Trigger:
+    template = (t.meta or {}).get("template_id")
     return Trigger(id=t.id, pattern=t.pattern_id, trigger_type=t.trigger_type, severity=Severity(t.severity),
-                   reason=t.trigger_reason, count=t.count or 1)
+                   reason=t.trigger_reason, count=t.count or 1,
+                   template_id=template if isinstance(template, int) and not isinstance(template, bool) else None)
 
 
 def _log_row(e: LogEvent, triggers: list[TriggerEvent]) -> EventRow:

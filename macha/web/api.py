@@ -13,6 +13,7 @@ from macha.broker.live import Feed
 from macha.core.states import LiveKind
 from macha.core.ids import MAX_ID
 from macha.meta import chat
+from macha.monitor.detect import novelty
 from macha.read import approvals as read_approvals
 from macha.read import analyses, events, hosts, metrics, reviews
 from macha.web.deps import Problem, found, operator, query, row_id, viewer
@@ -121,6 +122,34 @@ def api_audit(request: Request, host: str | None = None, action: int | None = No
                 for r in history(s, action_id=action, hostname=host, limit=limit)]
 
 
+@router.get("/templates")
+def api_templates(request: Request, host: str | None = None, all: bool = False, limit: int = 100,
+                  session: WebSession = Depends(viewer)) -> list[novelty.TemplateInfo]:
+    """The hosts' message templates as novelty sees them: the new ones (the default), or every one."""
+    if not 1 <= limit <= 1000:
+        raise Problem(422, "bad parameter limit: from 1 to 1000")
+    return novelty.list_templates(_store(request), request.app.state.settings.detection, host or None,
+                                  only_new=not all, limit=limit)
+
+
+@router.post("/templates/{template_id}/benign")
+async def api_template_benign(request: Request, template_id: str,
+                              session: WebSession = Depends(operator)) -> dict[str, Any]:
+    """Mark a template benign: learned, its lines never raise a novelty event again. An optional JSON body
+    {"reason": "..."} goes to the audit with the session's account."""
+    n = row_id(template_id, "template")
+    reason = ""
+    if await request.body():
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("reason", ""), str):
+            raise Problem(422, 'bad parameter reason: send no body or a JSON body {"reason": "..."}')
+        reason = body.get("reason", "")
+    return {"template": plain(mark_benign(request, n, session, reason))}
+
+
 class ChatRequest(BaseModel):
     """A question for the meta model: in a conversation, or starting one about a host or an approval."""
 
@@ -181,6 +210,14 @@ def decide(request: Request, action_id: int, session: WebSession, reject_reason:
     # Every open page showing the approval lists refreshes (other operators' too).
     Feed(settings.effective_broker_url).publish(LiveKind.APPROVAL, action["hostname"], action_id=action["id"])
     return action, note
+
+
+def mark_benign(request: Request, template_id: int, session: WebSession, reason: str) -> novelty.TemplateInfo:
+    """As ``macha-templates benign`` does, audited under the session's account."""
+    try:
+        return novelty.mark_benign(_store(request), template_id, session.actor, reason)
+    except novelty.NoveltyError as exc:
+        raise Problem(404, str(exc)) from None
 
 
 def plain(value: Any) -> Any:

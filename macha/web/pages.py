@@ -12,9 +12,9 @@ from fastapi.templating import Jinja2Templates
 from macha.core.severity import Severity
 from macha.read import approvals as read_approvals
 from macha.read import analyses, events, hosts, metrics, reviews
-from macha.web.api import action_detail, decide, plain
+from macha.web.api import action_detail, decide, mark_benign, plain
 from macha.web.auth import WebSession
-from macha.web.deps import found, operator, query, row_id, viewer
+from macha.web.deps import found, local_path, operator, query, row_id, viewer
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
@@ -136,3 +136,11 @@ def reject_form(request: Request, action_id: str, reason: str = Form(""),
     n = row_id(action_id, "action")
     decide(request, n, session, reason)
     return RedirectResponse(f"/approvals/{n}?done=rejected", status_code=303)
+
+
+@router.post("/templates/{template_id}/benign")
+def benign_form(request: Request, template_id: str, reason: str = Form(""), next: str = Form("/events"),
+                session: WebSession = Depends(operator)) -> Response:
+    """The events page's "mark benign" button on a novelty event: back to the page it came from."""
+    mark_benign(request, row_id(template_id, "template"), session, reason)
+    return RedirectResponse(local_path(next), status_code=303)
