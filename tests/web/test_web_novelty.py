@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
