@@ -4,6 +4,7 @@ PostgreSQL; --follow woken by a real broker."""
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import subprocess
 import time
@@ -91,17 +92,20 @@ def test_logs_escape_hostile_text(db_url: str, make_journal, tmp_path: Path) -> 
 
 
 def _read_until(proc: subprocess.Popen, want: str, timeout: float) -> str:
+    """What the process wrote until a whole line holding ``want`` came. Read from the pipe itself: a readline()
+    on the text wrapper may buffer lines that select() then never reports, and the wanted one waits unseen."""
+    fd = proc.stdout.fileno()
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    seen = ""
+    sel.register(fd, selectors.EVENT_READ)
+    seen = b""
     end = time.monotonic() + timeout
-    while want not in seen and time.monotonic() < end:
+    while not (want.encode() in seen and seen.endswith(b"\n")) and time.monotonic() < end:
         if sel.select(timeout=0.2):
-            chunk = proc.stdout.readline()
+            chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break
             seen += chunk
-    return seen
+    return seen.decode()
 
 
 def test_follow_shows_new_events_as_the_pipeline_stores_them(env: dict[str, str], db_url: str, redis_url: str,

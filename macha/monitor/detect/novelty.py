@@ -103,13 +103,15 @@ def observe(s: Session, cfg: DetectionSettings, hostname: str, source_key: str, 
     kept. Runs in the batch's transaction; returns the detections to store."""
     if not cfg.novelty or not batch:
         return detections
-    kept = {d.log_row["entry_key"]: d for d in detections}
+    # By cursor: hashing every line's entry key would cost more than the rest of this for a quiet batch.
+    kept = {d.log_row["metadata"].get("cursor"): d for d in detections}
     lines: list[tuple[JournalEntry, str, Detection | None]] = []
     for e in batch:
-        key = entry_key(e)
-        d = kept.get(key)
-        if d is not None or error_ish(e.priority, e.message):
-            lines.append((e, key, d))
+        d = kept.get(e.cursor)
+        if d is not None:
+            lines.append((e, d.log_row["entry_key"], d))
+        elif error_ish(e.priority, e.message):
+            lines.append((e, entry_key(e), None))
     if not lines:
         return detections
     ids = assign_templates(s, hostname, [e.message for e, _, _ in lines])
@@ -246,19 +248,27 @@ def list_templates(store: Store, cfg: DetectionSettings, host: str | None = None
             .order_by(nt.first_seen.desc().nulls_last(), lt.id.desc()))
     if host:
         stmt = stmt.where(lt.hostname == host)
+    if only_new:
+        # The newest first: the new ones of each host come before its learned ones, so reading stops early.
+        stmt = stmt.where(nt.benign.is_(False), nt.first_seen.is_not(None))
+    else:
+        stmt = stmt.limit(limit)
+    out: list[TemplateInfo] = []
     with store.session() as s:
         since = dict(s.execute(select(NoveltyHost.hostname, NoveltyHost.learning_since)).all())
-        rows = s.execute(stmt).all()
-    out = []
-    for r in rows:
-        state = _state(cfg, since.get(r.hostname), r)
-        if only_new and state != "new":
-            continue
-        out.append(TemplateInfo(id=r.id, hostname=r.hostname, template=r.template, lines=r.size,
-                                first_seen=r.first_seen, first_unit=r.first_unit, state=state, events=r.events or 0,
-                                benign_by=r.benign_by, benign_at=r.benign_at))
-        if len(out) >= limit:
-            break
+        result = s.execute(stmt.execution_options(yield_per=500))
+        try:
+            for r in result:
+                state = _state(cfg, since.get(r.hostname), r)
+                if only_new and state != "new":
+                    continue
+                out.append(TemplateInfo(id=r.id, hostname=r.hostname, template=r.template, lines=r.size,
+                                        first_seen=r.first_seen, first_unit=r.first_unit, state=state,
+                                        events=r.events or 0, benign_by=r.benign_by, benign_at=r.benign_at))
+                if len(out) >= limit:
+                    break
+        finally:
+            result.close()
     return out
 
 
