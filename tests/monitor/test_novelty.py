@@ -6,6 +6,8 @@ the macha-templates command run as a process, and after a restart)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,12 +143,25 @@ def test_rate_limit_benign_mark_and_restart(db_url, make_journal, tmp_path, monk
     assert proc.returncode == 2 and proc.stderr.startswith("macha-templates: there is no template 999999")
     assert "Traceback" not in proc.stderr
 
-    # A restart: new connections, no miner in memory; the mark and the unit's last event come back from the store.
+    # A restart: a new process checks the next file; the mark and billing's last event come back from the store
+    # (the other new template, 15 minutes after that event, is within the rate limit).
+    journal = make_journal([app("ledger checksum mismatch in segment 9", 3),
+                            app("ledger index rebuild refused: locked", 4)], name="d.journal",
+                           offsets_usec=[t + 50 * MIN, t + 55 * MIN])
+    code = ("import sys; from macha.config import load_settings; from macha.store.db import Store; "
+            "from macha.monitor.checks.journal import run_check; "
+            "from macha.monitor.collect.journal import JournalSource; "
+            "s = load_settings(hostname='h1', detection={'novelty_learning': '1h', 'novelty_rate_limit': '30m'}); "
+            "r = run_check(Store(s.effective_database_url), s, hostname='h1', source=JournalSource.file(sys.argv[1])); "
+            "print(r.entries_read, r.new_log_events)")
+    proc = subprocess.run([sys.executable, "-c", code, str(journal)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split() == ["2", "1"], proc.stderr
+    assert len(novel(store)) == 2  # benign: learned
+    # And this process restarts too: new connections, no miner in memory.
     store.dispose()
     forget_miners()
     store = Store(db_url)
-    check(store, cfg, make_journal, "d.journal", [(t + 90 * MIN, app("ledger checksum mismatch in segment 9", 3))])
-    assert len(novel(store)) == 2  # benign: learned
     # The other new template is not benign: past the rate limit it raises.
     check(store, cfg, make_journal, "e.journal", [(t + 95 * MIN, app("ledger index rebuild refused: full", 4))])
     events = novel(store)
