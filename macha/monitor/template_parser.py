@@ -1,0 +1,190 @@
+"""A Drain-like template parser that keeps a message's wording apart from its values.
+
+Drain merges two lines of one length when enough of their tokens agree, so ``link up`` and ``link down`` (or
+``session opened`` and ``session closed``) end up as one ``link <*>`` template: the word that says what happened is
+lost. Here a token that is a plain word is part of the message's shape until its position has held
+``WORDS_BEFORE_VARIABLE`` different words in otherwise-equal templates (user names, unit names, device names): then
+those templates are merged into one with ``<*>`` there, and the merged-away ids are reported so that what was
+stored under them can be moved to the surviving id. Tokens with digits, masked values and other mixed tokens vary
+as in Drain.
+
+Lines are split on whitespace and after ``=``, so that ``user=root`` compares as the key ``user=`` and the word
+``root``; a template keeps the spacing of its first line, so its text reads like the log line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+WILDCARD = "<*>"
+#: Share of a template's tokens a line must match (wildcards match anything) to join it.
+SIMILARITY = 0.5
+#: Different words seen at one position of otherwise-equal templates before that position is a variable.
+WORDS_BEFORE_VARIABLE = 4
+#: Most tokens kept in a template (a 16 KiB line would otherwise be a 16 KiB template).
+MAX_TOKENS = 80
+#: Distinct masked lines remembered for the exact-match shortcut before it is emptied.
+MAX_REMEMBERED = 50_000
+
+_TOKEN = re.compile(r"[^\s=]+=?|=")
+_WORD = re.compile(r"[A-Za-z]+(?:[-_'][A-Za-z]+)*")
+
+
+def tokenize(text: str) -> tuple[list[str], list[bool]]:
+    """The tokens of ``text`` and, for each, whether whitespace came before it (to write the template back)."""
+    tokens: list[str] = []
+    spaced: list[bool] = []
+    end = 0
+    for m in _TOKEN.finditer(text):
+        tokens.append(m.group())
+        spaced.append(m.start() > end)
+        end = m.end()
+        if len(tokens) == MAX_TOKENS:
+            break
+    if spaced:
+        spaced[0] = False
+    return tokens, spaced
+
+
+def render(tokens: list[str], spaced: list[bool]) -> str:
+    return "".join((" " + t) if s else t for t, s in zip(tokens, spaced))
+
+
+def _is_word(token: str) -> bool:
+    return _WORD.fullmatch(token) is not None
+
+
+def _same_stem(a: str, b: str) -> bool:
+    """``sda`` / ``sdb``: one name with a different last letter is an instance, not another word."""
+    return len(a) == len(b) >= 3 and a[:-1] == b[:-1]
+
+
+def _group_key(tokens: list[str]) -> tuple[int, str]:
+    first = tokens[0] if tokens else ""
+    if first and not (_is_word(first) or first.startswith("<")):
+        first = WILDCARD
+    return len(tokens), first
+
+
+@dataclass
+class Cluster:
+    cluster_id: int
+    tokens: list[str]
+    spaced: list[bool]
+    size: int = 0
+
+    def template(self) -> str:
+        return render(self.tokens, self.spaced)
+
+
+@dataclass
+class _Match:
+    similarity: float
+    same: int
+    conflicts: list[int]
+
+
+def _compare(template: list[str], tokens: list[str]) -> _Match:
+    same = wild = 0
+    conflicts: list[int] = []
+    for i, (t, x) in enumerate(zip(template, tokens)):
+        if t == x:
+            same += 1
+        elif t == WILDCARD:
+            wild += 1
+        elif _is_word(t) and _is_word(x) and not _same_stem(t, x):
+            conflicts.append(i)
+    n = len(tokens) or 1
+    return _Match((same + wild) / n, same, conflicts)
+
+
+@dataclass
+class Parser:
+    """Per-host template state: clusters by id, grouped by (token count, first token)."""
+
+    clusters: dict[int, Cluster] = field(default_factory=dict)
+    groups: dict[tuple[int, str], list[Cluster]] = field(default_factory=dict)
+    last_id: int = 0
+    #: merged-away id -> surviving id, for ids handed out before the merge
+    aliases: dict[int, int] = field(default_factory=dict)
+    _exact: dict[str, int] = field(default_factory=dict)
+
+    def load(self, cluster_id: int, template: str, size: int) -> None:
+        """Restore a stored template (ids are never reused, so the counter follows every row given)."""
+        self.last_id = max(self.last_id, cluster_id)
+        if not template:
+            return
+        tokens, spaced = tokenize(template)
+        self._insert(Cluster(cluster_id, tokens, spaced, size))
+
+    def resolve(self, cluster_id: int) -> int:
+        while cluster_id in self.aliases:
+            cluster_id = self.aliases[cluster_id]
+        return cluster_id
+
+    def add(self, text: str) -> tuple[int, list[int]]:
+        """Place a masked line: its cluster id, and the ids this line's arrival merged into that cluster."""
+        known = self._exact.get(text)
+        if known is not None:
+            cluster = self.clusters[self.resolve(known)]
+            cluster.size += 1
+            return cluster.cluster_id, []
+        tokens, spaced = tokenize(text)
+        group = self.groups.setdefault(_group_key(tokens), [])
+        best: Cluster | None = None
+        best_key = (-1.0, -1)
+        for cluster in group:
+            m = _compare(cluster.tokens, tokens)
+            if not m.conflicts and m.similarity >= SIMILARITY and (m.similarity, m.same) > best_key:
+                best, best_key = cluster, (m.similarity, m.same)
+        merged_away: list[int] = []
+        if best is not None:
+            for i, (t, x) in enumerate(zip(best.tokens, tokens)):
+                if t != x and t != WILDCARD:
+                    best.tokens[i] = WILDCARD
+            best.size += 1
+            cluster = best
+        else:
+            self.last_id += 1
+            cluster = Cluster(self.last_id, tokens, spaced, 1)
+            self._insert(cluster)
+            cluster, merged_away = self._merge_family(cluster, group)
+        if len(self._exact) >= MAX_REMEMBERED:
+            self._exact.clear()
+        self._exact[text] = cluster.cluster_id
+        return cluster.cluster_id, merged_away
+
+    def _insert(self, cluster: Cluster) -> None:
+        self.clusters[cluster.cluster_id] = cluster
+        self.groups.setdefault(_group_key(cluster.tokens), []).append(cluster)
+
+    def _merge_family(self, new: Cluster, group: list[Cluster]) -> tuple[Cluster, list[int]]:
+        """Merge ``new`` with the templates that differ from it by one word at one position, once that position
+        has held enough different words to be a name rather than part of the message."""
+        by_position: dict[int, list[Cluster]] = {}
+        for cluster in group:
+            if cluster is new:
+                continue
+            m = _compare(cluster.tokens, new.tokens)
+            if len(m.conflicts) == 1 and m.similarity + 1 / len(new.tokens) >= SIMILARITY:
+                by_position.setdefault(m.conflicts[0], []).append(cluster)
+        for position, family in by_position.items():
+            words = {c.tokens[position] for c in family} | {new.tokens[position]}
+            if len(words) < WORDS_BEFORE_VARIABLE:
+                continue
+            members = [*family, new]
+            keep = min(members, key=lambda c: c.cluster_id)
+            away = [c.cluster_id for c in members if c is not keep]
+            for other in members:
+                if other is keep:
+                    continue
+                for i, (t, x) in enumerate(zip(keep.tokens, other.tokens)):
+                    if t != x:
+                        keep.tokens[i] = WILDCARD
+                keep.size += other.size
+                self.aliases[other.cluster_id] = keep.cluster_id
+                del self.clusters[other.cluster_id]
+                group.remove(other)
+            return keep, away
+        return new, []
