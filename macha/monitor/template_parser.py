@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 WILDCARD = "<*>"
-#: Share of a template's tokens a line must match (wildcards match anything) to join it.
+#: Share of a line's tokens that must equal a template's constant tokens for the line to join it (as in Drain, a
+#: wildcard accepts any token but does not count as agreement, so that a template of wildcards attracts nothing).
 SIMILARITY = 0.5
 #: Different words seen at one position of otherwise-equal templates before that position is a variable.
 WORDS_BEFORE_VARIABLE = 4
@@ -51,6 +53,7 @@ def render(tokens: list[str], spaced: list[bool]) -> str:
     return "".join((" " + t) if s else t for t, s in zip(tokens, spaced))
 
 
+@lru_cache(maxsize=1 << 16)
 def _is_word(token: str) -> bool:
     return _WORD.fullmatch(token) is not None
 
@@ -78,25 +81,38 @@ class Cluster:
         return render(self.tokens, self.spaced)
 
 
-@dataclass
-class _Match:
-    similarity: float
-    same: int
-    conflicts: list[int]
-
-
-def _compare(template: list[str], tokens: list[str]) -> _Match:
+def _fit(template: list[str], tokens: list[str], allowed: int) -> tuple[int, int] | None:
+    """(agreeing tokens, wildcards) if ``tokens`` may join ``template``: no word conflict and at most ``allowed``
+    tokens that neither agree nor fall on a wildcard. Stops at the first reason not to."""
     same = wild = 0
-    conflicts: list[int] = []
-    for i, (t, x) in enumerate(zip(template, tokens)):
+    for t, x in zip(template, tokens):
         if t == x:
             same += 1
         elif t == WILDCARD:
             wild += 1
-        elif _is_word(t) and _is_word(x) and not _same_stem(t, x):
-            conflicts.append(i)
-    n = len(tokens) or 1
-    return _Match((same + wild) / n, same, conflicts)
+        else:
+            allowed -= 1
+            if allowed < 0 or (_is_word(t) and _is_word(x) and not _same_stem(t, x)):
+                return None
+    return same, wild
+
+
+def _one_word_apart(template: list[str], tokens: list[str], allowed: int) -> int | None:
+    """The position of the only word that differs between ``template`` and ``tokens``, if they would otherwise
+    join (at most ``allowed`` other tokens neither agree nor fall on a wildcard)."""
+    position = None
+    for i, (t, x) in enumerate(zip(template, tokens)):
+        if t == x or t == WILDCARD:
+            continue
+        if _is_word(t) and _is_word(x) and not _same_stem(t, x):
+            if position is not None:
+                return None
+            position = i
+        else:
+            allowed -= 1
+            if allowed < 0:
+                return None
+    return position
 
 
 @dataclass
@@ -110,10 +126,11 @@ class Parser:
     aliases: dict[int, int] = field(default_factory=dict)
     _exact: dict[str, int] = field(default_factory=dict)
 
-    def load(self, cluster_id: int, template: str, size: int) -> None:
+    def load(self, cluster_id: int, template: str, size: int, merged_into: int | None = None) -> None:
         """Restore a stored template (ids are never reused, so the counter follows every row given)."""
         self.last_id = max(self.last_id, cluster_id)
-        if not template:
+        if merged_into is not None:
+            self.aliases[cluster_id] = merged_into
             return
         tokens, spaced = tokenize(template)
         self._insert(Cluster(cluster_id, tokens, spaced, size))
@@ -133,11 +150,12 @@ class Parser:
         tokens, spaced = tokenize(text)
         group = self.groups.setdefault(_group_key(tokens), [])
         best: Cluster | None = None
-        best_key = (-1.0, -1)
+        best_key = (-1, -1)
+        need = SIMILARITY * len(tokens)
         for cluster in group:
-            m = _compare(cluster.tokens, tokens)
-            if not m.conflicts and m.similarity >= SIMILARITY and (m.similarity, m.same) > best_key:
-                best, best_key = cluster, (m.similarity, m.same)
+            fit = _fit(cluster.tokens, tokens, int(len(tokens) - need))
+            if fit is not None and fit[0] >= need and fit > best_key:
+                best, best_key = cluster, fit
         merged_away: list[int] = []
         if best is not None:
             for i, (t, x) in enumerate(zip(best.tokens, tokens)):
@@ -163,12 +181,13 @@ class Parser:
         """Merge ``new`` with the templates that differ from it by one word at one position, once that position
         has held enough different words to be a name rather than part of the message."""
         by_position: dict[int, list[Cluster]] = {}
+        allowed = int(len(new.tokens) * (1 - SIMILARITY))
         for cluster in group:
             if cluster is new:
                 continue
-            m = _compare(cluster.tokens, new.tokens)
-            if len(m.conflicts) == 1 and m.similarity + 1 / len(new.tokens) >= SIMILARITY:
-                by_position.setdefault(m.conflicts[0], []).append(cluster)
+            position = _one_word_apart(cluster.tokens, new.tokens, allowed)
+            if position is not None:
+                by_position.setdefault(position, []).append(cluster)
         for position, family in by_position.items():
             words = {c.tokens[position] for c in family} | {new.tokens[position]}
             if len(words) < WORDS_BEFORE_VARIABLE:

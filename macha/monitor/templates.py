@@ -16,24 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drain3.masking import LogMasker, MaskingInstruction
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from macha.monitor.template_masks import mask
 from macha.monitor.template_parser import Parser
 from macha.store.models import LogEvent, LogTemplate, TemplateState, utcnow
 from macha.store.ops import insert_ignore, upsert_many
 
-#: Variable parts masked before mining, most specific first. Which masks and what depth / similarity to use
-#: was measured against Loghub's labelled templates (tests/test_compact.py reports the agreement).
-MASKS: tuple[tuple[str, str], ...] = (
-    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
-    (r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?![\w.])", "IP"),
-    (r"(?<![\w:])(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}(?![\w:])", "MAC"),
-    (r"\b0x[0-9a-fA-F]+\b", "HEX"),
-    (r"(?<![\w/])(?:/[\w.@+-]+){2,}/?", "PATH"),
-    (r"(?<![\w.-])[-+]?\d+(?:\.\d+)?(?:[kKMGTP]i?B?|ms|s|%)?(?![\w.-])", "NUM"),
-)
 #: Longest message mined; the rest of a huge line adds nothing to its template.
 MAX_MINED_CHARS = 2000
 
@@ -43,14 +33,13 @@ class HostMiner:
     hostname: str
     version: int
     parser: Parser
-    masker: LogMasker
     #: clusters created or changed since the last flush: written to log_templates with the batch
     dirty: set[int] = field(default_factory=set)
     #: ids merged into another since the last flush: their stored events move to the surviving id
     merged: set[int] = field(default_factory=set)
 
     def add(self, message: str) -> int:
-        cluster_id, merged_away = self.parser.add(self.masker.mask(message[:MAX_MINED_CHARS]))
+        cluster_id, merged_away = self.parser.add(mask(message[:MAX_MINED_CHARS]))
         self.dirty.add(cluster_id)
         self.merged.update(merged_away)
         return cluster_id
@@ -59,27 +48,18 @@ class HostMiner:
         return self.parser.clusters[self.parser.resolve(cluster_id)].template()
 
 
-def new_masker() -> LogMasker:
-    return LogMasker([MaskingInstruction(p, name) for p, name in MASKS], "<", ">")
-
-
-def mask(message: str) -> str:
-    return _MASKER.mask(message)
-
-
-_MASKER = new_masker()
 _miners: dict[str, HostMiner] = {}
 
 
 def _load(session: Session, hostname: str, version: int) -> HostMiner:
     parser = Parser()
     rows = session.execute(
-        select(LogTemplate.cluster_id, LogTemplate.template, LogTemplate.size)
+        select(LogTemplate.cluster_id, LogTemplate.template, LogTemplate.size, LogTemplate.merged_into)
         .where(LogTemplate.hostname == hostname).order_by(LogTemplate.cluster_id)
     ).all()
-    for cluster_id, template, size in rows:
-        parser.load(cluster_id, template, size)
-    return HostMiner(hostname, version, parser, new_masker())
+    for cluster_id, template, size, merged_into in rows:
+        parser.load(cluster_id, template, size, merged_into)
+    return HostMiner(hostname, version, parser)
 
 
 def _locked_miner(session: Session, hostname: str) -> HostMiner:
@@ -116,23 +96,25 @@ def assign_templates(session: Session, hostname: str, messages: Sequence[str],
     # Until commit the in-memory miner is ahead of the store: forget it if anything below fails.
     _miners.pop(hostname, None)
     parser = miner.parser
-    ids = [parser.resolve(miner.add(m)) for m in messages]
+    # Resolved after the whole batch: a merge late in the batch also moves the ids handed out earlier in it.
+    ids = [miner.add(m) for m in messages]
+    ids = [parser.resolve(i) for i in ids]
     rows = []
     for cid in sorted(miner.dirty | miner.merged):
         cluster = parser.clusters.get(cid)
         if cluster is None:  # merged away: the row stays, empty, so that the id is never handed out again
             rows.append({"hostname": hostname, "cluster_id": cid, "template": "", "size": 0,
-                         "first_seen": now, "last_seen": now})
+                         "merged_into": parser.resolve(cid), "first_seen": now, "last_seen": now})
         else:
             rows.append({"hostname": hostname, "cluster_id": cid, "template": cluster.template(),
-                         "size": cluster.size, "first_seen": now, "last_seen": now})
+                         "size": cluster.size, "merged_into": None, "first_seen": now, "last_seen": now})
     for old in sorted(miner.merged):
         session.execute(update(LogEvent).where(LogEvent.hostname == hostname, LogEvent.template_id == old)
                         .values(template_id=parser.resolve(old)))
     miner.dirty.clear()
     miner.merged.clear()
     upsert_many(session, LogTemplate.__table__, rows, keys=["hostname", "cluster_id"],
-                update=["template", "size", "last_seen"])
+                update=["template", "size", "merged_into", "last_seen"])
     _remember_after_commit(session, miner)
     return ids
 
@@ -153,7 +135,7 @@ def forget_miners() -> None:
 
 def mine_offline(messages: Sequence[str]) -> tuple[list[int], dict[int, str]]:
     """Mine messages without a store (benchmarks, agreement with labelled data): ids and final templates."""
-    miner = HostMiner("-", 0, Parser(), new_masker())
+    miner = HostMiner("-", 0, Parser())
     ids = [miner.add(m) for m in messages]
     return [miner.parser.resolve(i) for i in ids], {cid: c.template() for cid, c in miner.parser.clusters.items()}
 
