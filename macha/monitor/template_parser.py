@@ -26,27 +26,59 @@ SIMILARITY = 0.5
 WORDS_BEFORE_VARIABLE = 4
 #: Most tokens kept in a template (a 16 KiB line would otherwise be a 16 KiB template).
 MAX_TOKENS = 80
+#: Whitespace-separated values in a row (each with a digit) that make one list token (_VALUE_RUN finds them).
+VALUE_RUN = 3
 #: Distinct masked lines remembered for the exact-match shortcut before it is emptied.
 MAX_REMEMBERED = 50_000
 
+_DIGIT = re.compile(r"\d")
+_VALUE_RUN = re.compile(r"(?<!\S)[^\s<\d]*\d\S*\s+[^\s<\d]*\d\S*\s+[^\s<\d]*\d")
 _TOKEN = re.compile(r"[^\s=]+=?|=")
-_WORD = re.compile(r"[A-Za-z]+(?:[-_'][A-Za-z]+)*")
+_WORD = re.compile(r"[^\d<>]+")
 
 
 def tokenize(text: str) -> tuple[list[str], list[bool]]:
     """The tokens of ``text`` and, for each, whether whitespace came before it (to write the template back)."""
-    tokens: list[str] = []
-    spaced: list[bool] = []
-    end = 0
-    for m in _TOKEN.finditer(text):
-        tokens.append(m.group())
-        spaced.append(m.start() > end)
-        end = m.end()
-        if len(tokens) == MAX_TOKENS:
-            break
-    if spaced:
-        spaced[0] = False
-    return tokens, spaced
+    if "=" in text:
+        tokens: list[str] = []
+        spaced: list[bool] = []
+        end = 0
+        for m in _TOKEN.finditer(text):
+            tokens.append(m.group())
+            spaced.append(m.start() > end)
+            end = m.end()
+            if len(tokens) == MAX_TOKENS:
+                break
+        if spaced:
+            spaced[0] = False
+    else:  # the common case, without the regular expression
+        tokens = text.split(maxsplit=MAX_TOKENS)[:MAX_TOKENS]
+        spaced = [bool(tokens)] * len(tokens)
+        if spaced:
+            spaced[0] = False
+    if _VALUE_RUN.search(text) is None:
+        return tokens, spaced
+    return _join_value_runs(tokens, spaced)
+
+
+def _join_value_runs(tokens: list[str], spaced: list[bool]) -> tuple[list[str], list[bool]]:
+    """A list of values (``blk_1 blk_2 blk_3 ...``) is one token: its length varies, its meaning does not."""
+    out: list[str] = []
+    out_spaced: list[bool] = []
+    run = 0
+    for token, space in zip(tokens, spaced):
+        value = _DIGIT.search(token) is not None and not token.startswith("<")
+        run = run + 1 if value and (space or not out) else (1 if value else 0)
+        if run >= VALUE_RUN and space:
+            if run == VALUE_RUN:  # the run just got long enough: fold its first tokens together
+                first = len(out) - (VALUE_RUN - 1)
+                out[first:] = [" ".join(out[first:])]
+                out_spaced[first + 1:] = []
+            out[-1] += " " + token
+            continue
+        out.append(token)
+        out_spaced.append(space)
+    return out, out_spaced
 
 
 def render(tokens: list[str], spaced: list[bool]) -> str:
@@ -59,8 +91,9 @@ def _is_word(token: str) -> bool:
 
 
 def _same_stem(a: str, b: str) -> bool:
-    """``sda`` / ``sdb``: one name with a different last letter is an instance, not another word."""
-    return len(a) == len(b) >= 3 and a[:-1] == b[:-1]
+    """``sda`` / ``sdb``, ``[LNKA]`` / ``[LNKC]``: one name with one letter changed is an instance, not another
+    word."""
+    return len(a) == len(b) >= 3 and sum(x != y for x, y in zip(a, b)) == 1
 
 
 def _group_key(tokens: list[str]) -> tuple[int, str]:
