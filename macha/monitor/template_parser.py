@@ -29,7 +29,7 @@ MAX_TOKENS = 80
 #: Whitespace-separated values in a row (each with a digit) that make one list token (_VALUE_RUN finds them).
 VALUE_RUN = 3
 #: Distinct masked lines remembered for the exact-match shortcut before it is emptied.
-MAX_REMEMBERED = 50_000
+MAX_REMEMBERED = 10_000
 
 _DIGIT = re.compile(r"\d")
 _VALUE_RUN = re.compile(r"(?<!\S)[^\s<\d]*\d\S*\s+[^\s<\d]*\d\S*\s+[^\s<\d]*\d")
