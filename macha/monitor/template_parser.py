@@ -2,11 +2,10 @@
 
 Drain merges two lines of one length when enough of their tokens agree, so ``link up`` and ``link down`` (or
 ``session opened`` and ``session closed``) end up as one ``link <*>`` template: the word that says what happened is
-lost. Here a token that is a plain word is part of the message's shape until its position has held
-``WORDS_BEFORE_VARIABLE`` different words in otherwise-equal templates (user names, unit names, device names): then
-those templates are merged into one with ``<*>`` there, and the merged-away ids are reported so that what was
-stored under them can be moved to the surviving id. Tokens with digits, masked values and other mixed tokens vary
-as in Drain.
+lost. Here a token without digits or masked values is wording, part of the message's shape, until its position has
+held ``WORDS_BEFORE_VARIABLE`` different ones in otherwise-equal templates (user names, unit names, device names):
+then those templates are merged into the oldest with ``<*>`` there, and the merged-away ids are reported so that
+what was stored under them can be moved to the surviving id. Tokens with digits or masked values vary as in Drain.
 
 Lines are split on whitespace and after ``=``, so that ``user=root`` compares as the key ``user=`` and the word
 ``root``; a template keeps the spacing of its first line, so its text reads like the log line.
@@ -34,6 +33,7 @@ MAX_REMEMBERED = 10_000
 _DIGIT = re.compile(r"\d")
 _VALUE_RUN = re.compile(r"(?<!\S)[^\s<\d]*\d\S*\s+[^\s<\d]*\d\S*\s+[^\s<\d]*\d")
 _TOKEN = re.compile(r"[^\s=]+=?|=")
+#: wording: no digit and no masked value (<IP>, <*>)
 _WORD = re.compile(r"[^\d<>]+")
 
 
@@ -85,7 +85,7 @@ def render(tokens: list[str], spaced: list[bool]) -> str:
     return "".join((" " + t) if s else t for t, s in zip(tokens, spaced))
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _is_word(token: str) -> bool:
     return _WORD.fullmatch(token) is not None
 

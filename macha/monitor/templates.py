@@ -2,11 +2,12 @@
 the context window can show a burst of 2,000 lines as one "N x <template>" line with a GROUP BY.
 
 The miner's state is the host's rows in ``log_templates`` (id and template text per cluster); the parser
-(``template_parser``) is rebuilt from them in each process. When the parser merges templates (a word position that
-turned out to hold names), the events stored under the merged-away ids move to the surviving id in the same
-transaction, and the merged-away rows stay with an empty template so that their ids are never reused. No pickled object is read back from the database. ``template_state.version``
-tells a process that another one changed the templates, and bumping it first in the storing transaction
-serialises miners of one host (it takes the row's lock on PostgreSQL, the write lock on SQLite).
+(``template_parser``) is rebuilt from them in each process. No pickled object is read back from the database.
+When the parser merges templates (a word position that turned out to hold names), the events stored under the
+merged-away ids move to the surviving id in the same transaction, and the merged-away rows stay, empty, with
+``merged_into`` set, so that their ids are never reused and an id handed out earlier can still be followed.
+``template_state.version`` tells a process that another one changed the templates, and bumping it first in the
+storing transaction serialises miners of one host (it takes the row's lock on PostgreSQL, the write lock on SQLite).
 """
 
 from __future__ import annotations
