@@ -131,7 +131,7 @@ class LogEvent(Base):
     source: Mapped[str] = mapped_column(String(1024))
     # Identifies the journal entry so that a re-read stores nothing twice.
     entry_key: Mapped[str] = mapped_column(String(64))
-    # The message's template (drain3 cluster id of this host, see LogTemplate), mined as the event is stored.
+    # The message's template (cluster id of this host, see LogTemplate), mined as the event is stored.
     template_id: Mapped[int | None] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     __table_args__ = (
@@ -375,8 +375,9 @@ class ErrorRate(Base):
 
 
 class LogTemplate(Base):
-    """One message template of a host (a drain3 cluster). These rows are the miner's whole state: the prefix tree
-    is rebuilt from them, so no pickled object is ever loaded from the database."""
+    """One message template of a host. These rows are the miner's whole state: the parser is rebuilt from them, so
+    no pickled object is ever loaded from the database. A template merged into another keeps its row (its id is
+    never handed out again) with an empty template and ``merged_into`` set to the surviving id."""
 
     __tablename__ = "log_templates"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -386,6 +387,7 @@ class LogTemplate(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    merged_into: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (UniqueConstraint("hostname", "cluster_id", name="uq_log_templates_cluster"),)
 
 
