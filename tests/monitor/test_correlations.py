@@ -46,7 +46,9 @@ def test_the_builtin_file_has_the_three_rules_each_with_examples_that_fire_and_t
     assert {"likely_compromise", "crash_loop", "disk_full_cascade"} <= {r.id for r in RULES}
     for rule in RULES:
         assert any(e.fires for e in rule.examples) and any(not e.fires for e in rule.examples), rule.id
+        # Catalog patterns, signals, or a metric threshold's events (metric_raise:NAME).
         known = {p.id for p in default_matcher().patterns} | {s.id for s in SIGNALS}
+        known |= {p for p in rule.patterns if p.startswith("metric_raise:")}
         assert rule.patterns <= known, f"{rule.id} names unknown patterns {rule.patterns - known}"
 
 
@@ -211,4 +213,25 @@ def test_follow_ons_reviewed_after_their_root_join_its_issue(db_url) -> None:
     assert two.issue_id == one.issue_id
     with store.session() as s:
         assert s.execute(select(Issue)).scalars().all().__len__() == 1
+    store.dispose()
+
+
+def test_a_full_disk_by_its_metric_then_a_database_write_failure_is_one_root_cause(db_url, tmp_path) -> None:
+    from macha.monitor.checks.metrics import run_metrics
+    from macha.monitor.collect.metrics import MetricSample
+    from macha.store.models import utcnow
+
+    store = Store(db_url)
+    settings = load_settings(state_dir=tmp_path / "state", hostname="db1", database_url=db_url)
+    metrics = run_metrics(store, settings, "db1", samples=[MetricSample("disk_percent", 99.0, "%", {"mount": "/var"})])
+    assert metrics.raised == ["disk_percent{mount=/var}"]
+    line = JournalEntry(cursor="pg1", time=utcnow(), message='PANIC:  could not write to file "pg_wal/x": '
+                        "No space left on device", priority=2, unit="postgresql.service", identifier="postgres",
+                        pid=812, comm=None, boot_id=None, hostname=None, transport="stdout", uid=71)
+    store_batch(store, CheckResult(hostname="db1", source="src", reason="test"), default_matcher(), "src", [line], 0)
+    events = _events(store, "db1")
+    roots = [e for e in events if e.pattern_id == "disk_full_cascade"]
+    assert len(roots) == 1 and "disk_percent{mount=/var} is 99" in roots[0].trigger_reason
+    metric = next(e for e in events if e.trigger_type == "metric_threshold")
+    assert metric.meta.get("root_event_id") == roots[0].id
     store.dispose()

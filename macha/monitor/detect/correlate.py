@@ -256,12 +256,12 @@ class Correlator:
         """The signal ids each message matches (one pass of the pattern engine over the batch)."""
         if self._signal_matcher is None:
             return [()] * len(messages)
-        return [tuple(p.id for p in found) for found in self._signal_matcher.match_many(messages)]
+        return [tuple(p.id for p in found) if found else () for found in self._signal_matcher.match_many(messages)]
 
     def wants(self, pattern_ids: Sequence[str]) -> bool:
         return any(p in self._by_pattern for p in pattern_ids)
 
-    def observe(self, s: Session, entries: list[tuple[dict[str, Any], int, list[str]]],
+    def observe(self, s: Session, entries: list[tuple[dict[str, Any], int | None, list[str]]],
                 trigger_rows: list[dict[str, Any]], now: datetime | None = None) -> list[tuple[int, str]]:
         """Apply the rules to entries just stored: (log row, log event id, the pattern and signal ids it matched),
         with the trigger rows they gave (stored already, as new events or repeats of open ones). Returns the root
@@ -389,19 +389,19 @@ class Window:
         return taken
 
 
-def _events_of(s: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, str], int]:
+def _events_of(s: Session, rows: list[dict[str, Any]]) -> dict[tuple[int | None, str], int]:
     """(log event id, pattern id) -> the trigger event its row became, or the open group it joined as a repeat
     (the newest event of its host and fingerprint: the one grouping just used)."""
-    rows = [r for r in rows if r.get("log_event_id") is not None]
     if not rows:
         return {}
-    found: dict[tuple[int, str], int] = {}
-    log_ids = sorted({r["log_event_id"] for r in rows})
+    found: dict[tuple[int | None, str], int] = {}
+    # A state's event (a metric) has no log event: it is found by its fingerprint, as a repeat is.
+    log_ids = sorted({r["log_event_id"] for r in rows if r.get("log_event_id") is not None})
     for start in range(0, len(log_ids), 500):  # bounded IN lists: SQLite caps bound parameters
         for tid, log_id, pid in s.execute(select(TriggerEvent.id, TriggerEvent.log_event_id, TriggerEvent.pattern_id)
                                           .where(TriggerEvent.log_event_id.in_(log_ids[start:start + 500]))):
             found[(log_id, pid)] = tid
-    repeats = [r for r in rows if (r["log_event_id"], r["pattern_id"]) not in found]
+    repeats = [r for r in rows if (r.get("log_event_id"), r["pattern_id"]) not in found]
     if repeats:
         groups = {(host, fp): tid for host, fp, tid in s.execute(
             select(TriggerEvent.hostname, TriggerEvent.fingerprint, func.max(TriggerEvent.id))
@@ -410,7 +410,7 @@ def _events_of(s: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, str], 
             .group_by(TriggerEvent.hostname, TriggerEvent.fingerprint))}
         for r in repeats:
             if (r["hostname"], r["fingerprint"]) in groups:
-                found[(r["log_event_id"], r["pattern_id"])] = groups[(r["hostname"], r["fingerprint"])]
+                found[(r.get("log_event_id"), r["pattern_id"])] = groups[(r["hostname"], r["fingerprint"])]
     return found
 
 
