@@ -176,7 +176,7 @@ class TriggerEvent(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     hostname: Mapped[str] = mapped_column(String(255))
-    # journal_pattern | metric_threshold | service_state | error_rate | classifier
+    # journal_pattern | metric_threshold | service_state | error_rate | classifier | auth_storm | correlation
     trigger_type: Mapped[str] = mapped_column(String(32))
     trigger_reason: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers.journal import BASE_USEC, Entry
+from helpers.journal import Entry
 from sqlalchemy import select
 
 from macha.config import load_settings
