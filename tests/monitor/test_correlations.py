@@ -235,3 +235,23 @@ def test_a_full_disk_by_its_metric_then_a_database_write_failure_is_one_root_cau
     metric = next(e for e in events if e.trigger_type == "metric_threshold")
     assert metric.meta.get("root_event_id") == roots[0].id
     store.dispose()
+
+
+def test_a_root_cause_raised_after_its_first_event_was_reviewed_joins_that_events_issue(db_url) -> None:
+    store = Store(db_url)
+    ensure_host(store, "h")
+    result = CheckResult(hostname="h", source="src", reason="test")
+    store_batch(store, result, default_matcher(), "src",
+                [_entry(0, 0, "backup.service", "tar: x: Cannot write: No space left on device")], 0)
+    one = run_review(store, "h")
+    assert one.issue_id is not None
+    store_batch(store, result, default_matcher(), "src",
+                [_entry(1, 30, "postgresql.service", 'PANIC:  could not write to file "x": No space left on device')], 0)
+    two = run_review(store, "h")
+    assert two.issue_id == one.issue_id
+    with store.session() as s:
+        issues = s.execute(select(Issue)).scalars().all()
+        assert len(issues) == 1 and issues[0].severity == "critical"
+        root = s.execute(select(TriggerEvent).where(TriggerEvent.trigger_type == "correlation")).scalar_one()
+        assert root.issue_id == one.issue_id
+    store.dispose()

@@ -247,6 +247,8 @@ class Correlator:
         self.rules = rules
         self.signals = signals
         self._signal_matcher = Matcher(signals, unnamed=[]) if signals else None
+        #: patterns whose events a rule links to its root: only theirs are looked up
+        self._folded = frozenset(p for r in rules for st in r.steps if st.fold for p in st.patterns)
         self._by_pattern: dict[str, list[Rule]] = {}
         for r in rules:
             for p in r.patterns:
@@ -269,7 +271,7 @@ class Correlator:
         entries = [e for e in entries if self.wants(e[2])]
         if not entries:
             return []
-        events = _events_of(s, [t for t in trigger_rows if t.get("pattern_id") in self._by_pattern])
+        events = _events_of(s, [t for t in trigger_rows if t.get("pattern_id") in self._folded])
         stored = [{"log_row": row, "log_id": log_id, "patterns": ids,
                    "events": {p: events[(log_id, p)] for p in ids if (log_id, p) in events}}
                   for row, log_id, ids in entries]
