@@ -255,3 +255,24 @@ def test_a_root_cause_raised_after_its_first_event_was_reviewed_joins_that_event
         root = s.execute(select(TriggerEvent).where(TriggerEvent.trigger_type == "correlation")).scalar_one()
         assert root.issue_id == one.issue_id
     store.dispose()
+
+
+def test_the_window_orders_hits_by_their_time_not_by_when_they_were_stored() -> None:
+    from macha.monitor.detect.correlate import Hit, Window
+
+    rule = next(r for r in RULES if r.id == "likely_compromise")
+
+    def hit(step: int, at: int) -> Hit:
+        return Hit(step=step, time=T0 + timedelta(seconds=at), entry=f"e{step}-{at}", log_id=None, event_ids=[],
+                   fields={"source": "203.0.113.9"}, text="")
+
+    # The login stored before the failures that came before it (another process stored them later): a compromise.
+    w = Window(rule, [], None, None)
+    outcomes = [w.add(hit(1, 100))] + [w.add(hit(0, at)) for at in (10, 20, 30, 40, 50)]
+    assert outcomes[-1] == "fired" and outcomes[:-1] == [None] * 5
+    # A login before the failures is no compromise, in whatever order they come.
+    w = Window(rule, [], None, None)
+    assert [w.add(hit(1, 0))] + [w.add(hit(0, at)) for at in (10, 20, 30, 40, 50)] == [None] * 6
+    # Older than the window: forgotten.
+    w = Window(rule, [], None, None)
+    assert [w.add(hit(0, at)) for at in (0, 1, 2, 3, 4)] + [w.add(hit(1, 4 + rule.window + 10))] == [None] * 6

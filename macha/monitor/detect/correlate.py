@@ -279,8 +279,8 @@ class Correlator:
         for item in stored:
             row = item["log_row"]
             ids = item["patterns"]
+            fields = _fields(row)
             for rule in {r.id: r for p in ids for r in self._by_pattern.get(p, ())}.values():
-                fields = _fields(row)
                 key = "-" if rule.key == "host" else fields.get(rule.key)
                 if not key:
                     continue
@@ -346,6 +346,8 @@ class Window:
         self.window = timedelta(seconds=rule.window)
         #: the hits that completed the sequence, when it has just fired
         self.fired_with: list[Hit] = []
+        self._most = sum(st.count + EXTRA_HITS for st in rule.steps)
+        self.hits.sort(key=lambda h: h.time)
 
     def add(self, hit: Hit) -> str | None:
         """"fired", "follow-on" or None (counted, not complete)."""
@@ -357,14 +359,17 @@ class Window:
         if any(h.entry == hit.entry and h.step == hit.step for h in self.hits):
             return None  # the same entry read again
         self.hits.append(hit)
-        newest = max(h.time for h in self.hits)
-        self.hits = [h for h in self.hits if newest - h.time <= self.window]
-        self.hits.sort(key=lambda h: h.time)
-        for i, step in enumerate(self.rule.steps):
-            mine = [h for h in self.hits if h.step == i]
-            if len(mine) > step.count + EXTRA_HITS:
-                drop = {id(h) for h in mine[: len(mine) - step.count - EXTRA_HITS]}
-                self.hits = [h for h in self.hits if id(h) not in drop]
+        if len(self.hits) > 1 and hit.time < self.hits[-2].time:
+            self.hits.sort(key=lambda h: h.time)  # read out of order (the follower's lines, then the check's)
+        newest = self.hits[-1].time
+        if newest - self.hits[0].time > self.window:
+            self.hits = [h for h in self.hits if newest - h.time <= self.window]
+        if len(self.hits) > self._most:
+            for i, step in enumerate(self.rule.steps):
+                mine = [h for h in self.hits if h.step == i]
+                if len(mine) > step.count + EXTRA_HITS:
+                    drop = {id(h) for h in mine[: len(mine) - step.count - EXTRA_HITS]}
+                    self.hits = [h for h in self.hits if id(h) not in drop]
         taken = self.complete()
         if taken is None:
             return None
