@@ -245,8 +245,8 @@ def test_a_root_cause_raised_after_its_first_event_was_reviewed_joins_that_event
                 [_entry(0, 0, "backup.service", "tar: x: Cannot write: No space left on device")], 0)
     one = run_review(store, "h")
     assert one.issue_id is not None
-    store_batch(store, result, default_matcher(), "src",
-                [_entry(1, 30, "postgresql.service", 'PANIC:  could not write to file "x": No space left on device')], 0)
+    panic = _entry(1, 30, "postgresql.service", 'PANIC:  could not write to file "x": No space left on device')
+    store_batch(store, result, default_matcher(), "src", [panic], 0)
     two = run_review(store, "h")
     assert two.issue_id == one.issue_id
     with store.session() as s:
