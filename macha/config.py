@@ -564,6 +564,10 @@ class Settings(BaseSettings):
         None, description="a TOML file of extra journal patterns, benign lines and unnamed-line rules ([[pattern]], "
                           "[[benign]], [[unnamed]] tables, as in the built-in catalog)"
     )
+    correlations_file: Path | None = Field(
+        None, description="a TOML file of extra correlation rules and signals ([[rule]], [[signal]] tables, as in "
+                          "the built-in correlations.toml)"
+    )
     journal_directory: str | None = Field(
         None, description="read this journal directory (journalctl -D) instead of the system journal"
     )

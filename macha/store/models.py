@@ -176,7 +176,7 @@ class TriggerEvent(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     hostname: Mapped[str] = mapped_column(String(255))
-    # journal_pattern | metric_threshold | service_state | error_rate | classifier
+    # journal_pattern | metric_threshold | service_state | error_rate | classifier | auth_storm | correlation
     trigger_type: Mapped[str] = mapped_column(String(32))
     trigger_reason: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16))
@@ -422,6 +422,26 @@ class AuthWindow(Base):
     # Not a foreign key: retention may delete the old storm event while this row lives on.
     storm_event_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (UniqueConstraint("hostname", "source", name="uq_auth_windows_source"),)
+
+
+class CorrelationState(Base):
+    """One correlation rule's sequence for one key (a source, a unit, the host) on one host: the step hits seen in
+    its window and the root-cause event it raised, so that a window spanning batches, processes and restarts is
+    neither forgotten nor raised twice (macha.monitor.detect.correlate)."""
+
+    __tablename__ = "correlation_states"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    rule_id: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(255))
+    #: the step hits of the window: [{"step", "time", "entry", "log_id", "event_id", "fields", "text"}]
+    hits: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # Not a foreign key: retention may delete the old root event while this row lives on.
+    root_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: the last hit that joined the root event: the sequence stays open a window after it
+    root_last: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "rule_id", "key", name="uq_correlation_states_key"),)
 
 
 class ClassifiedTemplate(Base):

@@ -36,7 +36,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from macha.store.db import Store
-from macha.store.models import AuthWindow, ClassifierCall, LogEvent, ServiceStatus, SystemMetric, TriggerEvent, utcnow
+from macha.store.models import (
+    AuthWindow,
+    ClassifierCall,
+    CorrelationState,
+    LogEvent,
+    ServiceStatus,
+    SystemMetric,
+    TriggerEvent,
+    utcnow,
+)
 
 Direction = Literal["rising", "falling", "steady"]
 
@@ -366,6 +375,7 @@ def apply_retention(store: Store, retention_days: int, now: datetime | None = No
         # Bookkeeping that grows with time: the classifier's call log, authentication windows of old sources.
         (ClassifierCall.__table__, ClassifierCall.time < cutoff),
         (AuthWindow.__table__, AuthWindow.window_start < cutoff),
+        (CorrelationState.__table__, CorrelationState.updated_at < cutoff),
     ]
     for table, condition in plan:
         if table.name in retained:

@@ -11,6 +11,7 @@ from sqlalchemy import func, inspect, select, text
 from macha.store.db import Store
 from macha.store.models import (
     AuthWindow,
+    CorrelationState,
     ClassifierCall,
     LogEvent,
     Review,
@@ -184,13 +185,15 @@ def test_retention_keeps_pending_events_and_what_they_refer_to(db_url: str) -> N
                    trigger("old_reviewed_no_log", old, None, True)])
         s.add_all([ClassifierCall(hostname="h", time=old, templates=1), ClassifierCall(hostname="h", time=recent),
                    AuthWindow(hostname="h", source="203.0.113.9", window_start=old, count=3),
-                   AuthWindow(hostname="h", source="198.51.100.7", window_start=recent, count=1)])
+                   AuthWindow(hostname="h", source="198.51.100.7", window_start=recent, count=1),
+                   CorrelationState(hostname="h", rule_id="r", key="old", hits=[], updated_at=old),
+                   CorrelationState(hostname="h", rule_id="r", key="recent", hits=[], updated_at=recent)])
 
     report = apply_retention(store, retention_days=30, now=NOW, batch=2)
     assert report.cutoff == NOW - timedelta(days=30)
     assert report.deleted == {"trigger_events": 2, "log_events": 2, "service_status": 2, "system_metrics": 5,
-                              "classifier_calls": 1, "auth_windows": 1}
-    assert report.skipped == {} and report.total == 13
+                              "classifier_calls": 1, "auth_windows": 1, "correlation_states": 1}
+    assert report.skipped == {} and report.total == 14
     with store.session() as s:
         assert sorted(s.execute(select(TriggerEvent.trigger_reason)).scalars()) == ["old_pending",
                                                                                     "recent_reviewed"]

@@ -10,6 +10,7 @@ from macha.config import Settings
 from macha.core.severity import Severity
 from macha.monitor.checks.journal import ensure_host
 from macha.monitor.collect.metrics import MetricSample, sample
+from macha.monitor.detect.correlate import correlator_for
 from macha.monitor.detect.thresholds import SeriesState, Threshold, evaluate
 from macha.monitor.detect.triggers import state_trigger
 from macha.store.db import Store
@@ -64,4 +65,10 @@ def run_metrics(store: Store, settings: Settings, hostname: str | None = None,
             row = state_trigger(hostname, now, "metric_threshold", f"metric_{tr.kind}:{tr.name}", severity, reason,
                                 tr.series, {"subsystem": "metrics", "series": tr.series, "value": tr.value})
             result.trigger_ids += [i for (i,) in insert_ignore(s, TriggerEvent.__table__, [row], returning=("id",))]
+            if tr.kind == "raise":
+                # A full disk by its metric starts a correlation as its journal line does (disk_full_cascade).
+                correlator, _ = correlator_for(settings.correlations_file)
+                seen = {"hostname": hostname, "time": now, "entry_key": f"metric\x1f{tr.series}\x1f{now.isoformat()}",
+                        "message": reason, "unit": None}
+                result.trigger_ids += [i for i, _ in correlator.observe(s, [(seen, None, [row["pattern_id"]])], [row])]
     return result
