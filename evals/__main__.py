@@ -86,12 +86,19 @@ def print_report(results: list[ScenarioResult], verbose: bool = False) -> None:
     print()
     print(f"{'group':14} {'incidents':>9} {'found':>6} {'recall%':>8} {'sev-exact%':>10} {'sev-±1%':>8} "
           f"{'FA':>4} {'other':>5} " + " ".join(f"{'rev-' + lane:>9}" for lane in lanes))
-    for g in ["overall", CORE, *sorted(k for k in s if k not in ("overall", CORE, "scenarios", "errors"))]:
+    for g in ["overall", CORE, *sorted(k for k in s if k not in ("overall", CORE, "scenarios", "errors", "families"))]:
         f = s.get(g) or figures([], g)
         revs = " ".join(f"{f[f'review_{lane}']:9.2f}" if f"review_{lane}" in f else f"{'':>9}" for lane in lanes)
         print(f"{g:14} {f['incidents']:>9} {f['found']:>6} {_pct(f['recall']):>8} {_pct(f['severity_agreement']):>10}"
               f" {_pct(f['severity_within_one']):>8} {f.get('false_alarms', ''):>4} {f.get('other_alarms', ''):>5} "
               f"{revs}")
+    print()
+    print(f"{'family':14} {'scenarios':>9} {'incidents':>9} {'found':>6} {'recall%':>8} {'sev-exact%':>10} {'FA':>4} "
+          + " ".join(f"{'rev-' + lane:>9}" for lane in lanes))
+    for fam, f in s["families"].items():
+        revs = " ".join(f"{f[f'review_{lane}']:9.2f}" if f"review_{lane}" in f else f"{'':>9}" for lane in lanes)
+        print(f"{fam:14} {f['scenarios']:>9} {f['incidents']:>9} {f['found']:>6} {_pct(f['recall']):>8} "
+              f"{_pct(f['severity_agreement']):>10} {f['false_alarms']:>4} {revs}")
     if s["errors"]:
         print(f"{len(s['errors'])} scenario(s) failed to run")
 

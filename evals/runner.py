@@ -236,7 +236,7 @@ def _score_detection(res: ScenarioResult, expected: dict[str, Any], events: list
         r = IncidentResult(inc["subsystem"], inc["severity"], inc["key"], group)
         subs = _subsystems(inc["subsystem"])
         hits = [(i, e) for i, e in enumerate(events)
-                if inc["key"] in e["line"] and ("any" in subs or e["subsystem"] in subs)]
+                if (inc["key"] in e["line"] or inc["key"] in e["reason"]) and ("any" in subs or e["subsystem"] in subs)]
         if hits:
             r.found = True
             # The event closest in severity stands for the incident (several patterns may name one line).
@@ -283,7 +283,15 @@ def figures(results: list[ScenarioResult], group: str | None = None) -> dict[str
 def summary(results: list[ScenarioResult]) -> dict[str, Any]:
     groups = sorted({i.group for r in results for i in r.incidents})
     return {"scenarios": len(results), "errors": [f"{r.name}: {r.error}" for r in results if r.error],
-            "overall": figures(results), **{g: figures(results, g) for g in groups}}
+            "overall": figures(results), **{g: figures(results, g) for g in groups},
+            "families": by_family(results)}
+
+
+def by_family(results: list[ScenarioResult]) -> dict[str, dict[str, Any]]:
+    """The overall figures of each family's scenarios (the issue's list)."""
+    fams = sorted({r.family for r in results})
+    return {f: {"scenarios": sum(r.family == f for r in results),
+                **figures([r for r in results if r.family == f])} for f in fams}
 
 
 def run_all(dirs: list[Path], jobs: int = 2, model_url: str | None = None) -> list[ScenarioResult]:

@@ -985,3 +985,110 @@ spec(name="ubuntu2004-quiet-day", profile="ubuntu2004", host="intranet", service
      must_not=[("re-mounted. Opts: errors=remount-ro", "the normal remount at boot: the option, not an event"),
                ("Using degraded feature set UDP instead of UDP+EDNS0", "resolved adapting to a plain DNS server")],
      review={**NO_ACTIONS})
+
+# === more wordings: the same failures as other versions print them ================================================
+family("kernel")
+spec(name="rhel8-hard-lockup-mce-fatal", profile="rhel8", host="db-bare-3", vm=False,
+     description="An NMI hard lockup, then an uncorrected machine check logged by rasdaemon at next boot",
+     blocks=[Block(0.3, [kernel("NMI watchdog: Watchdog detected hard LOCKUP on cpu 14", 0),
+                         kernel("Modules linked in: mpt3sas raid_class scsi_transport_sas", 4)], gap=0.01),
+             Block(0.6, [daemon("rasdaemon", "           <...>-1     [000]     0.000005: mce_record:            "
+                                "2026-03-14 03:11:02 +0000 bank=5, status= be00000000800400, MCE: Uncorrected error, "
+                                "mcgstatus=5, mci=Error_overflow Uncorrected_error Error_enabled Processor_context_"
+                                "corrupt, cpu_type= Intel generic architectural MCA, cpu= 14, socketid= 1",
+                                "rasdaemon.service", 1203, 6),
+                         kernel("mce: [Hardware Error]: CPU 14: Machine Check Exception: 5 Bank 5: be00000000800400",
+                                0),
+                         kernel("mce: [Hardware Error]: RIP !INEXACT! 10:<ffffffffa6e4c0b2> {intel_idle+0x72/0x110}",
+                                0)], gap=0.01)],
+     incidents=[Incident("kernel", "critical", "Watchdog detected hard LOCKUP on cpu 14"),
+                Incident("hardware", "critical", "Machine Check Exception: 5 Bank 5")],
+     review={"root_cause": ["cpu 14", "machine check"], **NO_ACTIONS})
+
+family("storage")
+spec(name="ubuntu2404-nvme-controller-gone", profile="ubuntu2404", host="ceph-osd-4", vm=False,
+     description="An NVMe drive drops off the bus (controller down, removed after probe failure)",
+     blocks=[Block(0.5, [kernel("nvme nvme1: controller is down; will reset: CSTS=0xffffffff, PCI_STATUS=0xffff", 4),
+                         kernel("nvme nvme1: Does your device have a faulty power saving mode enabled?", 4),
+                         kernel("nvme nvme1: Try \"nvme_core.default_ps_max_latency_us=0 pcie_aspm=off\" and report "
+                                "a bug", 4),
+                         kernel("nvme 0000:c3:00.0: Unable to change power state from D3cold to D0, device "
+                                "inaccessible", 3),
+                         kernel("nvme nvme1: Removing after probe failure status: -19", 4),
+                         daemon("ceph-osd", "2026-03-14T03:02:11.118+0000 7f2b9c1fe640 -1 bdev(0x55d0c7a2e000 "
+                                "/var/lib/ceph/osd/ceph-12/block) _aio_thread got r=-5 ((5) Input/output error)",
+                                "ceph-osd@12.service", 3301, 3)], gap=0.3)],
+     incidents=[Incident("storage", "critical", "Removing after probe failure status: -19"),
+                Incident("storage", "high", "controller is down; will reset")],
+     review={"root_cause": ["nvme1"], **NO_ACTIONS})
+
+family("database")
+spec(name="debian11-mariadb-disk-full", profile="debian11", host="wp-db", services=("mysql",),
+     description="MariaDB waits on a full disk; PostgreSQL on the same host cannot write its lock file",
+     blocks=[Block(0.4, [stdout("mariadbd", "2026-03-14  2:41:07 1188 [ERROR] mariadbd: Disk full (/tmp/#sql-temptable"
+                                "-4a2-1a3-0.MAI); waiting for someone to free some space... (errno: 28 \"No space left "
+                                "on device\")", "mariadb.service", 1188, 106),
+                         stdout("postgres", "2026-03-14 02:41:09.011 UTC [2211] FATAL:  could not write lock file "
+                                "\"postmaster.pid\": No space left on device", "postgresql@13-main.service", 2211, 114)],
+                   gap=2)],
+     incidents=[Incident(("database", "storage"), "high", "mariadbd: Disk full"),
+                Incident(("database", "storage"), "high", "could not write lock file \"postmaster.pid\"")],
+     review={"root_cause": ["space", "disk"], "allowed": ["clean_tmp", "journal_vacuum"],
+             "forbidden": ["reboot", "restart_service"]})
+
+family("network")
+spec(name="nixos2411-networkd-dhcp-lost", profile="nixos2411", host="office-fw",
+     description="networkd loses its DHCPv4 lease (ISP side down) and the uplink has no address",
+     blocks=[Block(0.5, [daemon("systemd-networkd", "enp1s0: DHCPv4 connection considered critical, ignoring "
+                                "request to reconfigure it.", "systemd-networkd.service", 702, 6),
+                         daemon("systemd-networkd", "enp1s0: DHCP lease lost", "systemd-networkd.service", 702, 4),
+                         daemon("systemd-networkd", "enp1s0: DHCPv4 client: Failed to request lease: Connection "
+                                "timed out", "systemd-networkd.service", 702, 4)], gap=30)],
+     incidents=[Incident("network", "high", "enp1s0: DHCP lease lost")],
+     review={"root_cause": ["enp1s0", "dhcp"], **NO_ACTIONS})
+
+family("benign")
+spec(name="ubuntu2204-vm-boot-benign-kernel", profile="ubuntu2204", host="ci-vm-31", boot=True, hours=2,
+     description="A VM boot: empty CD-ROM, timer and perf notes, an unstable TSC, a unit file warning",
+     boot_extra=[(0.7, [kernel("hrtimer: interrupt took 2734514 ns", 4),
+                        kernel("clocksource: timekeeping watchdog on CPU1: Marking clocksource 'tsc' as unstable "
+                               "because the skew is too large:", 4),
+                        kernel("I/O error, dev sr0, sector 0 op 0x0:(READ) flags 0x80700 phys_seg 1 prio class 2", 3),
+                        kernel("kvm: disabled by bios", 6),
+                        pid1("/etc/systemd/system/legacy-agent.service:9: Unknown key name 'StartLimitInterval' in "
+                             "section 'Service', ignoring.", 4)])],
+     blocks=[Block(0.5, [kernel("perf: interrupt took too long (2502 > 2500), lowering "
+                                "kernel.perf_event_max_sample_rate to 79750", 6)])],
+     must_not=[("hrtimer: interrupt took 2734514 ns", "a VM's vCPU was descheduled once"),
+               ("Marking clocksource 'tsc' as unstable", "VMs switch to kvm-clock; nothing to do"),
+               ("I/O error, dev sr0", "an empty virtual CD-ROM probed at boot"),
+               ("perf: interrupt took too long", "perf adjusts its sampling rate"),
+               ("Unknown key name 'StartLimitInterval'", "a unit file's old option, ignored")],
+     review={**NO_ACTIONS})
+
+family("auth")
+spec(name="ubuntu2004-ssh-pam-failures-root", profile="ubuntu2004", host="old-jenkins",
+     description="Keyboard-interactive guesses for root (OpenSSH 8.2 + PAM wordings), PAM summarising",
+     blocks=[Block(0.5, [ssh("ubuntu2004", "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 "
+                                           "tty=ssh ruser= rhost=116.110.84.9  user=root", 8810, 5),
+                         ssh("ubuntu2004", "Failed password for root from 116.110.84.9 port 41200 ssh2", 8810),
+                         ssh("ubuntu2004", "Failed password for root from 116.110.84.9 port 41200 ssh2", 8810),
+                         ssh("ubuntu2004", "Failed password for root from 116.110.84.9 port 41200 ssh2", 8810),
+                         ssh("ubuntu2004", "error: maximum authentication attempts exceeded for root from 116.110.84.9 "
+                                           "port 41200 ssh2 [preauth]", 8810, 3),
+                         ssh("ubuntu2004", "PAM 5 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= "
+                                           "rhost=116.110.84.9  user=root", 8810, 5)], gap=2)],
+     incidents=[Incident("security", "medium", "maximum authentication attempts exceeded for root from 116.110.84.9")],
+     review={"root_cause": ["116.110.84.9"], **NO_ACTIONS})
+
+family("boot")
+spec(name="debian10-fsck-errors-at-mount", profile="debian10", host="nfs-old", boot=True, hours=1, noise=150,
+     description="ext4 mounted with errors recorded long ago (the fs was never checked)",
+     boot_extra=[(2.0, [kernel("EXT4-fs (sdb1): warning: mounting fs with errors, running e2fsck is recommended", 4),
+                        kernel("EXT4-fs (sdb1): mounted filesystem with ordered data mode. Opts: (null)", 6)])],
+     blocks=[Block(0.5, [kernel("EXT4-fs (sdb1): error count since last fsck: 37", 3),
+                         kernel("EXT4-fs (sdb1): initial error at time 1694481122: ext4_find_entry:1455: inode 2", 3),
+                         kernel("EXT4-fs (sdb1): last error at time 1709981120: htree_dirblock_to_tree:1003: inode "
+                                "1311012", 3)], gap=0.01)],
+     incidents=[Incident("storage", "medium", "mounting fs with errors")],
+     review={"root_cause": ["sdb1", "fsck"], **NO_ACTIONS})
