@@ -251,7 +251,7 @@ class Noise:
             return [daemon(ident, f"Connection closed by {ip} port {port} [preauth]", unit, pid, facility=10)]
         if kind < 0.55:
             return [daemon(p.sshd_session if p.openssh < 9.8 else "sshd",
-                           f"error: kex_exchange_identification: Connection closed by remote host"
+                           "error: kex_exchange_identification: Connection closed by remote host"
                            if p.openssh >= 8.2 else f"Did not receive identification string from {ip} port {port}",
                            unit, pid, 6 if p.openssh < 8.2 else 3, facility=10)]
         user = r.choice(SCANNER_USERS)
@@ -442,14 +442,38 @@ class Noise:
                        "mysqld.service", self.fixed["mysqld"], 27)]
 
 
-def boot_lines(p: Profile, host: str, rng: random.Random, vm: bool = True) -> list[Line]:
-    """The start of a boot as the journal keeps it (kernel ring buffer, then systemd)."""
+def boot_lines(p: Profile, host: str, rng: random.Random, vm: bool = True, reaches_multi_user: bool = True,
+               ) -> list[Line]:
+    """The start of a boot as the journal keeps it (kernel ring buffer, then systemd); a boot that stops in
+    emergency mode never reaches multi-user.target."""
     k = p.kernel
-    distro_tag = {"ubuntu": "#{n}-Ubuntu SMP", "debian": "#1 SMP Debian", "rhel": "#1 SMP PREEMPT_DYNAMIC",
-                  "nixos": "#1-NixOS SMP PREEMPT_DYNAMIC", "arch": "#1 SMP PREEMPT_DYNAMIC"}
-    fam = next(f for f in distro_tag if p.name.startswith(f))
-    out = [kernel(f"Linux version {k} (builder@{fam}) (gcc version 12.2.0, GNU ld 2.40) "
-                  f"{distro_tag[fam].format(n=rng.randint(100, 230))} Thu Feb 29 10:12:23 UTC 2024", 5),
+    fam = next(f for f in ("ubuntu", "debian", "rhel", "nixos", "arch") if p.name.startswith(f))
+    version = {
+        "ubuntu": f"(buildd@lcy02-amd64-080) (x86_64-linux-gnu-gcc-11 (Ubuntu 11.4.0-1ubuntu1~22.04) 11.4.0, GNU ld "
+                  f"(GNU Binutils for Ubuntu) 2.38) #{rng.randint(100, 230)}-Ubuntu SMP Fri Apr 26 12:25:41 UTC 2024",
+        "debian": "(debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for "
+                  "Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.90-1 (2024-05-03)",
+        "rhel": "(mockbuild@x86-64-01.build.eng.rdu2.redhat.com) (gcc version 8.5.0 20210514 (Red Hat 8.5.0-20) (GCC)) "
+                "#1 SMP Tue Apr 9 12:31:44 EDT 2024",
+        "nixos": "(nixbld@localhost) (gcc (GCC) 13.2.0, GNU ld (GNU Binutils) 2.41) #1-NixOS SMP PREEMPT_DYNAMIC Thu "
+                 "May 30 07:37:31 UTC 2024",
+        "arch": "(linux@archlinux) (gcc (GCC) 14.2.1 20240910, GNU ld (GNU Binutils) 2.43.0) #1 SMP PREEMPT_DYNAMIC "
+                "Tue, 22 Oct 2024 18:31:38 +0000",
+    }[fam]
+    flags = ("+PAM +AUDIT +SELINUX +APPARMOR +IMA +SMACK +SECCOMP +GCRYPT -GNUTLS +OPENSSL +ACL +BLKID +CURL "
+             "+ELFUTILS +FIDO2 +IDN2 -IDN +IPTC +KMOD +LIBCRYPTSETUP +LIBFDISK +PCRE2 -PWQUALITY +P11KIT +QRENCODE "
+             "+TPM2 +BZIP2 +LZ4 +XZ +ZLIB +ZSTD -BPF_FRAMEWORK -XKBCOMMON +UTMP +SYSVINIT")
+    # systemd before 248 put a period after "system mode" and booted the hybrid cgroup hierarchy by default.
+    running = (f"systemd {p.systemd} running in system mode. ({flags} default-hierarchy=hybrid)" if p.systemd < 248
+               else f"systemd {p.systemd} running in system mode ({flags} default-hierarchy=unified)")
+    if fam == "rhel":
+        root = [kernel("XFS (dm-0): Mounting V5 Filesystem"), kernel("XFS (dm-0): Ending clean mount")]
+    elif p.systemd < 250:
+        root = [kernel("EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)")]
+    else:
+        root = [kernel("EXT4-fs (vda1): mounted filesystem 7d1e5c2a-9b44-4f3e-a1c2-3e8f0b6d9a11 ro with ordered data "
+                       "mode. Quota mode: none.")]
+    out = [kernel(f"Linux version {k} {version}", 5),
            kernel(f"Command line: BOOT_IMAGE=/boot/vmlinuz-{k} root=UUID=7d1e5c2a-9b44-4f3e-a1c2-3e8f0b6d9a11 ro "
                   "quiet", 6),
            kernel("BIOS-provided physical RAM map:"),
@@ -463,28 +487,26 @@ def boot_lines(p: Profile, host: str, rng: random.Random, vm: bool = True) -> li
            kernel("Freeing unused kernel image (initmem) memory: 3292K"),
            kernel("Run /init as init process"),
            kernel("random: crng init done", 5),
-           kernel("EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)" if p.systemd < 250 else
-                  "EXT4-fs (vda1): mounted filesystem 7d1e5c2a-9b44-4f3e-a1c2-3e8f0b6d9a11 ro with ordered data mode. "
-                  "Quota mode: none."),
-           pid1(f"systemd {p.systemd} running in system mode (+PAM +AUDIT +SELINUX +APPARMOR +IMA +SMACK +SECCOMP "
-                "+GCRYPT -GNUTLS +OPENSSL +ACL +BLKID +CURL +ELFUTILS +FIDO2 +IDN2 -IDN +IPTC +KMOD +LIBCRYPTSETUP "
-                "+LIBFDISK +PCRE2 -PWQUALITY +P11KIT +QRENCODE +TPM2 +BZIP2 +LZ4 +XZ +ZLIB +ZSTD -BPF_FRAMEWORK "
-                "-XKBCOMMON +UTMP +SYSVINIT default-hierarchy=unified)", 5),
+           *root,
+           pid1(running, 5),
            pid1("Detected virtualization kvm." if vm else "Detected architecture x86-64."),
            pid1(f"Hostname set to <{host}>."),
            daemon("systemd-journald", "Journal started", "systemd-journald.service", 312),
            daemon("systemd-journald", "Runtime Journal (/run/log/journal/3f0b2c9d8e7a4b6c) is 8.0M, max 78.6M, "
                                       "70.6M free.", "systemd-journald.service", 312),
-           kernel("EXT4-fs (vda1): re-mounted. Opts: errors=remount-ro" if p.systemd < 250 else
-                  "EXT4-fs (vda1): re-mounted 7d1e5c2a-9b44-4f3e-a1c2-3e8f0b6d9a11 r/w. Quota mode: none."),
+           *([] if fam == "rhel" else [
+               kernel("EXT4-fs (vda1): re-mounted. Opts: errors=remount-ro" if p.systemd < 250 else
+                      "EXT4-fs (vda1): re-mounted 7d1e5c2a-9b44-4f3e-a1c2-3e8f0b6d9a11 r/w. Quota mode: none.")]),
            pid1("Reached target Local File Systems." if p.systemd < 250 else
                 "Reached target local-fs.target - Local File Systems."),
            pid1("Reached target Network." if p.systemd < 250 else "Reached target network.target - Network."),
            pid1("Reached target Multi-User System." if p.systemd < 250 else
                 "Reached target multi-user.target - Multi-User System."),
-           pid1(f"Startup finished in 2.134s (kernel) + 5.870s (userspace) = 8.004s." if p.systemd < 250 else
+           pid1("Startup finished in 2.134s (kernel) + 5.870s (userspace) = 8.004s." if p.systemd < 250 else
                 "Startup finished in 1.905s (kernel) + 4.121s (userspace) = 6.027s."),
            ]
+    if not reaches_multi_user:
+        out = out[:-4]
     if vm:
         out.insert(9, kernel("input: ImExPS/2 Generic Explorer Mouse as /devices/platform/i8042/serio1/input/input3"))
         out.insert(10, kernel("ata2.00: ATAPI: QEMU DVD-ROM, 2.5+, max UDMA/100"))

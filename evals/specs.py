@@ -44,6 +44,9 @@ class Spec:
     needs: str | None = None
     services: tuple[str, ...] = ()
     boot: bool = False
+    boot_reaches_multi_user: bool = True
+    #: where the boot falls in the window (0..1); None: the window starts with it
+    reboot_at: float | None = None
     vm: bool = True
     boot_extra: list[tuple[float, list[Line]]] = field(default_factory=list)
     noise: int = 300
@@ -701,8 +704,8 @@ spec(name="nixos2405-timesyncd-unsynchronised", profile="nixos2405", host="edge-
 family("boot")
 spec(name="ubuntu2204-emergency-mode-data-disk", profile="ubuntu2204", host="media-srv",
      description="A data disk listed in fstab is missing: its device times out and the boot drops to emergency mode",
-     boot=True, hours=1, noise=120,
-     boot_extra=[(3.0, [
+     boot=True, hours=4, noise=300, boot_reaches_multi_user=False, reboot_at=0.9,
+     boot_extra=[(91.5, [
          pid1("dev-disk-by\\x2duuid-5f3c1e2a\\x2d9d1b\\x2d4c7e\\x2db3a0\\x2d1f2e3d4c5b6a.device: Job "
               "dev-disk-by\\x2duuid-5f3c1e2a\\x2d9d1b\\x2d4c7e\\x2db3a0\\x2d1f2e3d4c5b6a.device/start timed out.", 3),
          pid1("Timed out waiting for device /dev/disk/by-uuid/5f3c1e2a-9d1b-4c7e-b3a0-1f2e3d4c5b6a.", 3),
@@ -782,7 +785,7 @@ spec(name="ubuntu2204-restart-churn", profile="ubuntu2204", host="queue-2",
      needs="correlation",
      blocks=[Block(0.3 + i * 0.03, [
          stdout("queue-worker", "Error: connect ECONNREFUSED 10.0.4.17:5672", "queue-worker.service", 4000 + i, 1001),
-         pid1(f"Stopping Queue worker..."),
+         pid1("Stopping Queue worker..."),
          pid1("queue-worker.service: Deactivated successfully."),
          pid1("Stopped Queue worker."),
          pid1("Started Queue worker.")], gap=1) for i in range(12)],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import tomllib
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from helpers.journal import have_journal_remote
