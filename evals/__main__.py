@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-lane", action=argparse.BooleanOptionalAction,
                     default=os.environ.get("MACHA_TEST_MODEL_LANE") == "1",
                     help="also review with the real small model (default: on when MACHA_TEST_MODEL_LANE=1)")
+    ap.add_argument("--cli", action="store_true", help="run each scenario through the macha-check command in a "
+                    "process of its own (slower; the default calls the same functions in-process)")
     ap.add_argument("--verbose", "-v", action="store_true", help="show every missed incident and alarm")
     args = ap.parse_args(argv)
     try:
@@ -33,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
             why = model_lane.missing()
             if why:
                 note = f"model lane skipped: {why}"
-                results = run_all(dirs, args.jobs)
+                results = run_all(dirs, args.jobs, cli=args.cli)
             else:
                 with model_lane.llama_server() as url:
                     results = run_all(dirs, 1, model_url=url)
         else:
-            results = run_all(dirs, args.jobs)
+            results = run_all(dirs, args.jobs, cli=args.cli)
     except EvalError as exc:
         print(f"macha-eval: {exc}", file=sys.stderr)
         return 2

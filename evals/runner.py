@@ -114,6 +114,16 @@ def _events(store: Any, hostname: str) -> list[dict[str, Any]]:
              "reason": t.trigger_reason, "count": t.count or 1} for t, msg in rows]
 
 
+def _entries_read(store: Any, hostname: str) -> int:
+    from sqlalchemy import func, select
+
+    from macha.store.models import JournalCursor
+
+    with store.session() as s:
+        return int(s.execute(select(func.sum(JournalCursor.entries_read)).where(
+            JournalCursor.hostname == hostname)).scalar() or 0)
+
+
 def _review(store: Any, hostname: str) -> dict[str, Any] | None:
     from sqlalchemy import select
 
@@ -181,8 +191,25 @@ def _fresh_store(state: Path) -> Any:
     return Store(f"sqlite:///{state / 'macha.db'}", auto_migrate=False)
 
 
-def run_scenario(directory: str, model_url: str | None = None) -> ScenarioResult:
-    """One scenario through the real journal path; never raises (an error is part of the result)."""
+def _through_cli(journal: Path, state: Path) -> str:
+    """The scenario through the `macha-check --local --journal-file` command itself (a process of its own); returns
+    the host the journal was filed under."""
+    import json
+    import sys
+
+    env = {**os.environ, "MACHA_STATE_DIR": str(state), "MACHA_LLM__BACKEND": "none", "MACHA_MEMORY__ENABLE": "false"}
+    env.pop("MACHA_CONFIG", None)
+    env.pop("MACHA_DATABASE_URL", None)
+    proc = subprocess.run([sys.executable, "-m", "macha.cli.check", "--local", "--journal-file", str(journal),
+                           "--json"], capture_output=True, text=True, env=env, timeout=300)
+    if proc.returncode not in (0, 1):  # 1: it found problems, which is the point
+        raise EvalError(f"macha-check exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    return json.loads(proc.stdout)["hostname"]
+
+
+def run_scenario(directory: str, model_url: str | None = None, cli: bool = False) -> ScenarioResult:
+    """One scenario through the real journal path; never raises (an error is part of the result). ``cli``: through
+    the macha-check command in a process of its own (slower: it starts Python and migrates a store per scenario)."""
     from macha import pipeline
     from macha.store.db import Store
 
@@ -193,6 +220,18 @@ def run_scenario(directory: str, model_url: str | None = None) -> ScenarioResult
     tmp = Path(tempfile.mkdtemp(prefix=f"macha-eval-{d.name[:20]}-"))
     try:
         journal = build_journal(d / "journal.export", tmp / "scenario.journal")
+        if cli:
+            host = _through_cli(journal, tmp / "cli")
+            store = Store(f"sqlite:///{tmp / 'cli' / 'macha.db'}", auto_migrate=False)
+            try:
+                events = _events(store, host)
+                res.reviews["rules"] = score_review(_review(store, host), expected)
+                res.entries_read = _entries_read(store, host)
+            finally:
+                store.dispose()
+            res.events = len(events)
+            _score_detection(res, expected, events)
+            return res
         settings = _settings(tmp / "rules")
         store = _fresh_store(tmp / "rules")
         try:
@@ -225,7 +264,7 @@ def run_scenario(directory: str, model_url: str | None = None) -> ScenarioResult
         res.error = f"{type(exc).__name__}: {exc}"[:500]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    res.seconds = time.perf_counter() - t0
+        res.seconds = time.perf_counter() - t0
     return res
 
 
@@ -294,14 +333,15 @@ def by_family(results: list[ScenarioResult]) -> dict[str, dict[str, Any]]:
                 **figures([r for r in results if r.family == f])} for f in fams}
 
 
-def run_all(dirs: list[Path], jobs: int = 2, model_url: str | None = None) -> list[ScenarioResult]:
+def run_all(dirs: list[Path], jobs: int = 2, model_url: str | None = None, cli: bool = False,
+            ) -> list[ScenarioResult]:
     journal_remote()
     if shutil.which("journalctl") is None:
         raise EvalError("journalctl is not installed")
     if jobs <= 1 or model_url or len(dirs) == 1:
-        return [run_scenario(str(d), model_url) for d in dirs]
+        return [run_scenario(str(d), model_url, cli) for d in dirs]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(run_scenario, [str(d) for d in dirs]))
+        return list(pool.map(run_scenario, [str(d) for d in dirs], [None] * len(dirs), [cli] * len(dirs)))
 
 
 def as_json(results: list[ScenarioResult]) -> dict[str, Any]:

@@ -127,3 +127,18 @@ def test_the_model_lane_reviews_the_same_events_and_is_scored(tmp_path) -> None:
         assert (model["reviewer"], model["root_cause_missing"], model["bad_actions"]) == ("openai", [], ["reboot"])
         assert model["score"] == 0.5
         assert res.reviews["rules"]["reviewer"] == "rules" and res.reviews["rules"]["bad_actions"] == []
+
+
+def test_the_macha_check_command_gives_the_same_figures(results) -> None:
+    """The runner calls the functions behind `macha-check --local --journal-file` in-process (fast); the command
+    itself, in a process of its own, files the same events and review."""
+    from evals.runner import run_scenario
+
+    name = "debian12-vm-scsi-medium-floppy"
+    inproc = next(r for r in results if r.name == name)
+    cli = run_scenario(str(SCENARIOS / name), cli=True)
+    assert cli.error is None
+    assert cli.entries_read == inproc.entries_read and cli.events == inproc.events
+    assert [(i.found, i.got_severity) for i in cli.incidents] == [(i.found, i.got_severity) for i in inproc.incidents]
+    assert cli.false_alarms == inproc.false_alarms
+    assert cli.reviews["rules"]["score"] == inproc.reviews["rules"]["score"]
