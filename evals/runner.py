@@ -171,23 +171,26 @@ def _settings(state: Path, model_url: str | None = None) -> Any:
     return load_settings(**kw)
 
 
-_TEMPLATE: Path | None = None
-
-
-def _fresh_store(state: Path) -> Any:
-    """A new SQLite store at the newest schema: a copy of one this process migrated once (migrating every
-    scenario's store would be a third of the suite's time)."""
-    global _TEMPLATE
+def make_template(directory: Path) -> Path:
+    """A store at the newest schema, which each scenario's store copies (migrating every scenario's store would be
+    a third of the suite's time)."""
     from macha.store.db import Store
 
-    if _TEMPLATE is None or not _TEMPLATE.exists():
-        template = Path(tempfile.mkdtemp(prefix="macha-eval-schema-")) / "macha.db"
-        Store(f"sqlite:///{template}").dispose()
-        _TEMPLATE = template
+    template = directory / "macha.db"
+    Store(f"sqlite:///{template}").dispose()
+    return template
+
+
+def _fresh_store(state: Path, template: Path | None) -> Any:
+    """A new SQLite store at the newest schema: a copy of the template, or migrated here without one."""
+    from macha.store.db import Store
+
     state.mkdir(parents=True, exist_ok=True)
+    if template is None:
+        return Store(f"sqlite:///{state / 'macha.db'}")
     for suffix in ("", "-wal", "-shm"):
-        if Path(f"{_TEMPLATE}{suffix}").exists():
-            shutil.copyfile(f"{_TEMPLATE}{suffix}", state / f"macha.db{suffix}")
+        if Path(f"{template}{suffix}").exists():
+            shutil.copyfile(f"{template}{suffix}", state / f"macha.db{suffix}")
     return Store(f"sqlite:///{state / 'macha.db'}", auto_migrate=False)
 
 
@@ -207,7 +210,8 @@ def _through_cli(journal: Path, state: Path) -> str:
     return json.loads(proc.stdout)["hostname"]
 
 
-def run_scenario(directory: str, model_url: str | None = None, cli: bool = False) -> ScenarioResult:
+def run_scenario(directory: str, model_url: str | None = None, cli: bool = False,
+                 template: Path | None = None) -> ScenarioResult:
     """One scenario through the real journal path; never raises (an error is part of the result). ``cli``: through
     the macha-check command in a process of its own (slower: it starts Python and migrates a store per scenario)."""
     from macha import pipeline
@@ -233,7 +237,7 @@ def run_scenario(directory: str, model_url: str | None = None, cli: bool = False
             _score_detection(res, expected, events)
             return res
         settings = _settings(tmp / "rules")
-        store = _fresh_store(tmp / "rules")
+        store = _fresh_store(tmp / "rules", template)
         try:
             source = pipeline.journal_source(str(journal), None, settings)
             state = pipeline.check_step(store, settings, settings.hostname, "manual", source, host_from_journal=True)
@@ -338,10 +342,13 @@ def run_all(dirs: list[Path], jobs: int = 2, model_url: str | None = None, cli: 
     journal_remote()
     if shutil.which("journalctl") is None:
         raise EvalError("journalctl is not installed")
-    if jobs <= 1 or model_url or len(dirs) == 1:
-        return [run_scenario(str(d), model_url, cli) for d in dirs]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(run_scenario, [str(d) for d in dirs], [None] * len(dirs), [cli] * len(dirs)))
+    with tempfile.TemporaryDirectory(prefix="macha-eval-schema-") as tmp:
+        template = make_template(Path(tmp))
+        if jobs <= 1 or model_url or len(dirs) == 1:
+            return [run_scenario(str(d), model_url, cli, template) for d in dirs]
+        n = len(dirs)
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            return list(pool.map(run_scenario, [str(d) for d in dirs], [None] * n, [cli] * n, [template] * n))
 
 
 def as_json(results: list[ScenarioResult]) -> dict[str, Any]:
