@@ -1096,3 +1096,99 @@ spec(name="debian10-fsck-errors-at-mount", profile="debian10", host="nfs-old", b
                                 "1311012", 3)], gap=0.01)],
      incidents=[Incident("storage", "medium", "mounting fs with errors")],
      review={"root_cause": ["sdb1", "fsck"], **NO_ACTIONS})
+
+family("oom")
+spec(name="ubuntu1804-oom-old-wording", profile="ubuntu1804", host="legacy-db", services=("mysql",),
+     description="The 4.15 kernel's OOM wording (Kill process ... or sacrifice child) kills mysqld",
+     blocks=[Block(0.5, [
+         kernel("mysqld invoked oom-killer: gfp_mask=0x14201ca(GFP_HIGHUSER_MOVABLE|__GFP_COLD), nodemask=(null), "
+                "order=0, oom_score_adj=0", 4),
+         kernel("Out of memory: Kill process 1771 (mysqld) score 812 or sacrifice child", 3),
+         kernel("Killed process 1771 (mysqld) total-vm:3122452kB, anon-rss:1612304kB, file-rss:0kB, shmem-rss:0kB", 3),
+         kernel("oom_reaper: reaped process 1771 (mysqld), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB", 6),
+         pid1("mysql.service: Main process exited, code=killed, status=9/KILL", 5),
+         pid1("mysql.service: Failed with result 'signal'.", 4)], gap=0.05)],
+     incidents=[Incident("memory", "high", "Out of memory: Kill process 1771 (mysqld)")],
+     review={"root_cause": ["memory", "mysql"], "allowed": ["restart_service"], "forbidden": ["reboot"]})
+
+family("storage")
+spec(name="rhel8-xfs-log-io-error", profile="rhel8", host="nfs-export-2", vm=False,
+     description="XFS cannot write its log (the SAN LUN went away) and shuts the filesystem down",
+     blocks=[Block(0.5, [
+         kernel("sd 1:0:0:3: rejecting I/O to offline device", 3),
+         kernel("XFS (dm-5): metadata I/O error in \"xlog_iodone\" at daddr 0x1d4c0a0 len 64 error 5", 1),
+         kernel("XFS (dm-5): xfs_do_force_shutdown(0x2) called from line 1271 of file fs/xfs/xfs_log.c. Return "
+                "address = 00000000a2b3c4d5", 1),
+         kernel("XFS (dm-5): Log I/O Error Detected. Shutting down filesystem", 1),
+         kernel("XFS (dm-5): Please umount the filesystem and rectify the problem(s)", 1)], gap=0.01)],
+     incidents=[Incident("storage", "critical", "Log I/O Error Detected. Shutting down filesystem")],
+     review={"root_cause": ["dm-5", "xfs"], **NO_ACTIONS})
+
+spec(name="rhel9-mpt3sas-task-abort", profile="rhel9", host="ceph-hdd-2", vm=False,
+     description="An LSI HBA aborts commands to a dying SAS disk",
+     blocks=[Block(0.5, [
+         kernel("sd 0:0:3:0: attempting task abort!scmd(0x000000008a3c5e21), outstanding for 30420 ms & timeout "
+                "30000 ms", 6),
+         kernel("sd 0:0:3:0: [sdd] tag#1412 CDB: Read(16) 88 00 00 00 00 01 5d 50 a3 00 00 00 00 80 00 00", 6),
+         kernel("scsi target0:0:3: handle(0x000c), sas_address(0x5000c500a1b2c3d4), phy(3)", 6),
+         kernel("sd 0:0:3:0: task abort: SUCCESS scmd(0x000000008a3c5e21)", 6),
+         kernel("mpt3sas_cm0: log_info(0x31110d00): originator(PL), code(0x11), sub_code(0x0d00)", 6)], gap=0.2)],
+     incidents=[Incident("storage", "high", "attempting task abort!scmd(0x000000008a3c5e21)")],
+     review={"root_cause": ["sdd"], **NO_ACTIONS})
+
+family("database")
+spec(name="rhel9-postgres-checksum-failure", profile="rhel9", host="pg-ledger", services=("postgres",),
+     description="PostgreSQL data checksums catch a corrupt page",
+     blocks=[Block(0.6, [
+         stdout("postgres", "2026-03-14 03:12:44.101 UTC [40112] WARNING:  page verification failed, calculated "
+                "checksum 20919 but expected 15254", "postgresql.service", 40112, 26),
+         stdout("postgres", "2026-03-14 03:12:44.101 UTC [40112] ERROR:  invalid page in block 4 of relation "
+                "base/16384/16385", "postgresql.service", 40112, 26),
+         stdout("postgres", "2026-03-14 03:12:44.101 UTC [40112] STATEMENT:  SELECT * FROM entries WHERE id = $1",
+                "postgresql.service", 40112, 26)], gap=0.01)],
+     incidents=[Incident("database", "critical", "page verification failed, calculated checksum 20919")],
+     review={"root_cause": ["checksum", "page"], "forbidden": ["reboot", "restart_service"]})
+
+family("kernel")
+spec(name="debian12-hwpoison-memory-failure", profile="debian12", host="kvm-host-5", vm=False,
+     description="An uncorrected memory error: EDAC reports it and the kernel takes the page offline",
+     blocks=[Block(0.5, [
+         kernel("mce: Uncorrected hardware memory error in user-access at 2dd5b1400", 0),
+         kernel("EDAC MC1: 1 UE memory read error on CPU_SrcID#1_Ha#0_Chan#2_DIMM#1 (channel:2 slot:1 page:0x2dd5b1 "
+                "offset:0x400 grain:32 - OVERFLOW area:DRAM err_code:0101:0092 socket:1 ha:0 channel_mask:4 rank:1)",
+                0),
+         kernel("Memory failure: 0x2dd5b1: recovery action for dirty LRU page: Recovered", 3)], gap=0.01)],
+     incidents=[Incident("hardware", "critical", "EDAC MC1: 1 UE memory read error"),
+                Incident(("hardware", "memory"), "high", "Memory failure: 0x2dd5b1: recovery action")],
+     review={"root_cause": ["memory", "dimm"], **NO_ACTIONS})
+
+family("auth")
+spec(name="arch-sshd-penalty", profile="arch", host="pubshell",
+     description="OpenSSH 9.8+ penalises an address for failed authentication and starts dropping it",
+     blocks=[Block(0.5, [*brute("arch", "80.94.92.164", "admin", 4, 7100, invalid=True),
+                         daemon("sshd", "drop connection #3 from [80.94.92.164]:60124 on [203.0.113.10]:22 penalty: "
+                                "failed authentication", "sshd.service", 701, 6, facility=10)], gap=2)],
+     incidents=[Incident("security", "medium", "penalty: failed authentication")],
+     review={"root_cause": ["80.94.92.164"], **NO_ACTIONS})
+
+family("services")
+spec(name="nixos2411-caddy-acme-rate-limited", profile="nixos2411", host="web-nix",
+     description="Caddy cannot renew a certificate: the ACME server rate-limits it (JSON on stderr, info priority)",
+     blocks=[Block(0.5, [stdout("caddy", "{\"level\":\"error\",\"ts\":1710385001.5124,\"logger\":\"tls.renew\","
+                                "\"msg\":\"could not get certificate from issuer\",\"identifier\":\"docs.example.net\","
+                                "\"issuer\":\"acme-v02.api.letsencrypt.org-directory\",\"error\":\"HTTP 429 "
+                                "urn:ietf:params:acme:error:rateLimited - too many certificates (5) already issued for "
+                                "this exact set of domains in the last 168h0m0s\"}", "caddy.service", 1180, 239)])],
+     incidents=[Incident("security", "high", "could not get certificate from issuer")],
+     review={"root_cause": ["certificate", "docs.example.net"], "forbidden": ["reboot"]})
+
+family("novelty")
+spec(name="ubuntu2404-kubelet-cni-not-ready", profile="ubuntu2404", host="k8s-worker-2",
+     description="kubelet keeps reporting that the CNI plugin is not initialised (klog error lines on stderr)",
+     needs="novelty",
+     blocks=[Block(0.6 + i * 0.02, [stdout("kubelet", f"E0314 03:{24 + i:02d}:11.118843    1402 kubelet.go:2900] "
+                                           "\"Container runtime network not ready\" networkReady=\"NetworkReady=false "
+                                           "reason:NetworkPluginNotReady message:Network plugin returns error: cni "
+                                           "plugin not initialized\"", "kubelet.service", 1402)]) for i in range(8)],
+     incidents=[Incident("any", "medium", "Container runtime network not ready", needs="novelty")],
+     review={"root_cause": ["cni", "network"], **NO_ACTIONS})
