@@ -218,7 +218,10 @@ def run_scenario(directory: str, model_url: str | None = None, cli: bool = False
     from macha.store.db import Store
 
     d = Path(directory)
-    expected = load_expected(d / "expected.toml")
+    try:
+        expected = load_expected(d / "expected.toml")
+    except EvalError as exc:
+        return ScenarioResult(d.name, "?", "?", 0, None, error=str(exc))
     res = ScenarioResult(d.name, expected.get("family", "other"), expected.get("distro", "?"), int(expected.get("systemd", 0)), expected.get("needs"))
     t0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f"macha-eval-{d.name[:20]}-"))

@@ -146,3 +146,16 @@ def test_the_macha_check_command_gives_the_same_figures(results) -> None:
     assert [(i.found, i.got_severity) for i in cli.incidents] == [(i.found, i.got_severity) for i in inproc.incidents]
     assert cli.false_alarms == inproc.false_alarms
     assert cli.reviews["rules"]["score"] == inproc.reviews["rules"]["score"]
+
+
+def test_a_broken_scenario_is_a_one_line_error(tmp_path, capsys) -> None:
+    from evals.__main__ import main
+    from evals.runner import run_scenario
+
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "expected.toml").write_text("[[incident]\nkey = 'x'\n")
+    res = run_scenario(str(bad))
+    assert res.error and "expected.toml" in res.error and "\n" not in res.error
+    assert main(["--scenarios", str(tmp_path / "nothing-here")]) == 2
+    assert capsys.readouterr().err.startswith("macha-eval: no scenarios in ")
