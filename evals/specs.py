@@ -346,7 +346,7 @@ spec(name="rhel8-smart-failing", profile="rhel8", host="backup02", vm=False,
                 Incident("storage", "critical", "FAILED SMART self-check")],
      review={"root_cause": ["sdb", "smart"], **NO_ACTIONS})
 
-spec(name="ubuntu2204-nvme-timeouts", profile="ubuntu2204", host="ml-box", vm=False,
+spec(name="debian12-nvme-timeouts", profile="debian12", host="ml-box", vm=False,
      description="NVMe commands time out, the controller resets, a read fails",
      blocks=[Block(0.5, [kernel("nvme nvme0: I/O 417 QID 3 timeout, aborting", 4),
                          kernel("nvme nvme0: I/O 417 QID 3 timeout, reset controller", 4),
