@@ -80,27 +80,17 @@ def test_every_scenario_runs(results) -> None:
     assert all("rules" in r.reviews for r in results)
 
 
-@pytest.mark.xfail(strict=True, reason="measured 2026-11: core recall 0.946 (88 of 93; goal 0.95): no pattern names "
-                   "Redis 7's 'Failed opening the temp RDB file', Go's lower-case 'no space left on device', apt's "
-                   "'Temporary failure resolving', the HBA's 'attempting task abort!' or the kernel's 'Memory "
-                   "failure: ... recovery action' (EVALS.md)")
 def test_recall_on_what_patterns_can_name(results) -> None:
     core = figures(results, CORE)
     missed = [f"{r.name}: {i.key}" for r in results for i in r.incidents if i.group == CORE and not i.found]
     assert core["recall"] >= 0.95, missed
 
 
-@pytest.mark.xfail(strict=True, reason="measured 2026-11: one high alarm on a must-not line: an empty virtual "
-                   "CD-ROM's 'I/O error, dev sr0' at boot (io_error; benign.toml names fd0 only)")
 def test_no_false_alarms(results) -> None:
     alarms = [f"{r.name}: {a['line']}" for r in results for a in r.false_alarms]
     assert alarms == []
 
 
-@pytest.mark.xfail(strict=True, reason="measured 2026-11: exact severity agreement 0.852 on the core incidents (goal "
-                   "0.9), all within one step (EVALS.md lists them): OOM kills are critical whatever was killed, XFS "
-                   "shutdown and NVMe removal are high, su to root by www-data, a lost DHCP lease and a 312 s clock "
-                   "step are medium, the Java heap OOM line is named by app_exception before java_oom")
 def test_severity_agreement(results) -> None:
     core = figures(results, CORE)
     assert core["severity_agreement"] >= 0.9
