@@ -31,14 +31,14 @@ def roles_of(value: str | None) -> set[str]:
 
 
 def register(store: Store, settings: Settings, role: str) -> None:
-    """This host, as the role started here sees it: its facts (OS, kernel, NixOS generation, Macha version), the
-    role added to those already recorded (a brain and a collector may share a machine), and a first beat."""
+    """This host, as the role started here sees it: its facts (OS, kernel, NixOS generation, Macha version) and
+    the role added to those already recorded (a brain and a collector may share a machine). Its beats come from
+    its worker, once that takes messages: a collector restarted while silent is back when it works again, not when
+    its supervisor starts."""
     ensure_host(store, settings.hostname, host_facts())
     with store.session() as s:
         host = s.execute(select(Host).where(Host.hostname == settings.hostname)).scalar_one()
         host.macha_role = ",".join(sorted(roles_of(host.macha_role) | {role}))
-        if role in BEATING_ROLES:
-            host.beat_at = host.last_seen = utcnow()
 
 
 def beat(store: Store, hostname: str) -> StepRun:
