@@ -160,7 +160,7 @@ def fleet_watch() -> dict:
 
 @app.task(name="macha.expire_approvals")
 def expire_approvals() -> list[int]:
-    step = pipeline.expire_step(_store())
+    step = pipeline.expire_step(_store(), settings)
     dispatch(app, step.follow_ups)
     return step.result["expired"]
 
