@@ -78,7 +78,8 @@ def watch(store: Store, settings: Settings, now: datetime | None = None) -> Step
                 continue
             quiet = now - host.beat_at
             if host.silent_since is None and quiet > limit:
-                host.silent_since = now
+                # Silent since it was last heard from: a beat after that is its return.
+                host.silent_since = host.beat_at
                 reason = (f"host {host.hostname} is silent: its collector was last heard from "
                           f"{_ago(host.beat_at, now)} (silentAfter {int(limit.total_seconds())} s); its checks and "
                           "actions wait in its queue")
@@ -87,8 +88,7 @@ def watch(store: Store, settings: Settings, now: datetime | None = None) -> Step
                 result.silent.append(host.hostname)
             elif host.silent_since is not None and host.beat_at > host.silent_since and quiet <= limit:
                 reason = (f"host {host.hostname} is back: its collector beat again after "
-                          f"{int((host.beat_at - host.silent_since).total_seconds()) + int(limit.total_seconds())} s "
-                          "or more without a beat")
+                          f"{int((host.beat_at - host.silent_since).total_seconds())} s without a beat")
                 row = state_trigger(host.hostname, now, "fleet", BACK, Severity.INFO, reason, "collector",
                                     {"subsystem": "fleet", "silent_since": host.silent_since.isoformat()})
                 host.silent_since = None
