@@ -117,6 +117,12 @@ def test_a_fleet_of_collectors_a_brain_and_a_gpu_worker(tmp_path, pg_url, redis_
     for member in (a, c, brain, gpu):
         assert restarts(member) == [], member.hostname
 
+    # The gpu worker answers a question about B with the (fake) meta model; nothing else asked that model.
+    asked = run_cli("macha-chat", "--ask", "why did nginx fail?", "--host", b.hostname, "--timeout", "60",
+                    env=gpu.env, timeout=90)
+    assert asked.returncode == 0 and asked.stdout.strip(), asked.stderr
+    assert [path for path, _ in fake.requests if path == "/api/chat"]
+
     # C is reading a long batch (50 lines a read) when its collector is killed, every process of it at once.
     assert host(c.hostname).silent_since is None and host(c.hostname).beat_at is not None
     append_journal(c.journal, [Entry(f"fleet batch line {i}: request handler returned an error", priority=3)

@@ -20,8 +20,9 @@ from macha.store.db import Store
 from macha.store.models import Host, TriggerEvent, utcnow
 from macha.store.ops import insert_ignore
 
-#: Roles whose host is expected to beat: a collector reads its host, so its silence means that host is unwatched.
-BEATING_ROLES = ("all", "collector")
+#: Roles the brain watches: a collector reads its host, so its silence means that host is unwatched. An `all` host
+#: beats too (its last beat is shown) but watches itself: it would only ever call itself silent after a restart.
+WATCHED_ROLES = ("collector",)
 SILENT = "host_silent"
 BACK = "host_back"
 
@@ -74,7 +75,7 @@ def watch(store: Store, settings: Settings, now: datetime | None = None) -> Step
     with store.session() as s:
         hosts = s.execute(select(Host).where(Host.beat_at.is_not(None))).scalars().all()
         for host in hosts:
-            if not roles_of(host.macha_role) & set(BEATING_ROLES):
+            if not roles_of(host.macha_role) & set(WATCHED_ROLES):
                 continue
             quiet = now - host.beat_at
             if host.silent_since is None and quiet > limit:
