@@ -23,7 +23,7 @@ from macha.core.errors import MachaError
 from macha.core.ids import parse_id
 from macha.core.states import ActionStatus, AuditEvent
 from macha.store.db import Store
-from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
+from macha.store.models import Action, Host, LogEvent, Review, TriggerEvent, utcnow
 
 
 class ApprovalError(MachaError):
@@ -255,11 +255,15 @@ def expire_due(store: Store, ready_for: timedelta | None = None) -> list[int]:
 
 
 def stale_ready(store: Store, older_than_s: int) -> list[tuple[int, str]]:
-    """Ready actions whose execution task seems lost (a broker restart, a crash after approval)."""
+    """Ready actions whose execution task seems lost (a broker restart, a crash after approval). Not those of a
+    silent host: their message waits in its queue, and copies sent every sweep would pile up behind it until it
+    returns (then, if one was lost after all, the next sweep sends it)."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
+    silent = select(Host.hostname).where(Host.silent_since.is_not(None))
     with store.session() as s:
         rows = list(s.execute(
-            select(Action).where(Action.status == ActionStatus.READY, Action.updated_at < cutoff)
+            select(Action).where(Action.status == ActionStatus.READY, Action.updated_at < cutoff,
+                                 Action.hostname.not_in(silent))
         ).scalars())
         for row in rows:
             # Sent again now; the next sweep waits a full period before sending another.

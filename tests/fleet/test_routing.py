@@ -7,14 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from macha.actions import executor
-from macha.actions.approvals import expire_due
+from macha.actions.approvals import expire_due, stale_ready
 from macha.config import load_settings
 from macha.core.states import ActionStatus
 from macha.store.db import Store
-from macha.store.models import Action, ActionAudit, utcnow
+from macha.store.models import Action, ActionAudit, Host, utcnow
 from workers.app import HOST_TASKS, create_app, host_queue, route, send_execute
 
 DOWN = "down-collector"
@@ -55,6 +55,16 @@ def test_an_action_for_a_down_collector_waits_in_its_queue_then_expires(db_url, 
     # Another host's worker that got it anyway would not run it.
     elsewhere = executor.execute(store, settings, fresh, probe=None)
     assert not elsewhere.ran and "belongs to host down-collector" in elsewhere.reason
+
+    # The reconciler sends a ready action again when its message may be lost, but not while its host is silent:
+    # the message waits in that queue, and copies would pile up behind it.
+    with store.session() as s:
+        s.add(Host(hostname=DOWN, silent_since=utcnow()))
+        s.execute(update(Action).where(Action.id == fresh).values(updated_at=utcnow() - timedelta(hours=1)))
+    assert stale_ready(store, 120) == []
+    with store.session() as s:
+        s.execute(update(Host).where(Host.hostname == DOWN).values(silent_since=None))
+    assert stale_ready(store, 120) == [(fresh, DOWN)]
 
     # Within the approval timeout it stays ready; past it, the sweep expires it and says why.
     stale = _ready_action(store, timedelta(hours=25))
