@@ -35,9 +35,6 @@ def build_beat_schedule(settings: Settings) -> dict[str, Any]:
             "retention": _entry("macha.retention", 3600),
             "fleet-watch": _entry("macha.fleet_watch", settings.trigger_interval),
         })
-    if role == "all" and settings.meta.background_interval:
-        schedule["background-analysis"] = _entry("macha.background_analysis", settings.meta.background_interval,
-                                                 hostname=settings.hostname)
     return schedule
 
 
@@ -53,12 +50,16 @@ def _host_entries(settings: Settings) -> dict[str, Any]:
     # Ahead of collection on its queue (as actions are): a busy collector is not a silent one.
     beat["options"]["priority"] = 1
     schedule = {"check-host": check, "heartbeat": beat}
-    # The registered host checks, on this host's own queue (the route picks it), each as configured. A check
-    # that only reads the store (the classifier) runs where the review queue is: not on a collector's schedule.
+    # The registered host checks, on this host's own queue (the route picks it), each as configured; one that only
+    # reads the store (the classifier) goes to the review queue, to the brain, as does the background analysis.
     for c in HOST_CHECKS:
-        if c.enabled(settings) and (c.on_host or settings.role == "all"):
+        if c.enabled(settings):
             when = crontab(**calendar_to_crontab(c.calendar(settings))) if c.calendar else None
             schedule[c.name] = _entry(c.task, c.every(settings), when, hostname=host)
-    if settings.memory.enable and settings.memory.config_paths:
+    # Indexing the configuration writes semantic memory (Chroma and an embedding model): not on a collector.
+    if settings.role == "all" and settings.memory.enable and settings.memory.config_paths:
         schedule["index-config"] = _entry("macha.index_config", 3600, hostname=host)
+    if settings.meta.background_interval:
+        schedule["background-analysis"] = _entry("macha.background_analysis", settings.meta.background_interval,
+                                                 hostname=host)
     return schedule

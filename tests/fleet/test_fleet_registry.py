@@ -91,3 +91,29 @@ def test_shared_urls_are_read_from_files(tmp_path, monkeypatch) -> None:
         with pytest.raises(ConfigError, match=message) as err:
             load_settings(state_dir=tmp_path, **kwargs)
         assert "secret" not in str(err.value)
+
+
+def test_each_role_runs_its_part_of_the_schedule(tmp_path) -> None:
+    from beat_schedule import build_beat_schedule
+
+    from workers.app import route
+
+    def schedule(role: str) -> dict:
+        return build_beat_schedule(load_settings(hostname="h1", state_dir=tmp_path, role=role, use_trigger_model=True,
+                                                 collect_metrics=True, check_services=True))
+
+    everything, collector, brain = schedule("all"), schedule("collector"), schedule("brain")
+    assert schedule("gpu") == {}
+    assert {"heartbeat", "check-host", "collect-metrics", "check-services", "classify"} <= set(collector)
+    assert not {"review-tick", "reconcile", "expire-approvals", "fleet-watch"} & set(collector)
+    assert {"review-tick", "reconcile", "expire-approvals", "retention", "fleet-watch"} == set(brain)
+    # Indexing the configuration loads semantic memory: the all-in-one host does it, a collector does not.
+    assert set(everything) == set(collector) | set(brain) | {"index-config"}
+    # A collector's journal check starts on its own queue; what reads the machine goes there too, the
+    # classifier (it reads the store and asks a model) to the review queue.
+    assert collector["check-host"]["options"]["queue"] == "host.h1"
+    assert "queue" not in everything["check-host"]["options"]
+    for name in ("heartbeat", "collect-metrics", "check-services"):
+        entry = collector[name]
+        assert route(entry["task"], (), entry["kwargs"], {}) == {"queue": "host.h1"}, name
+    assert route("macha.classify", (), {"hostname": "h1"}, {}) is None
