@@ -117,3 +117,13 @@ def test_each_role_runs_its_part_of_the_schedule(tmp_path) -> None:
         entry = collector[name]
         assert route(entry["task"], (), entry["kwargs"], {}) == {"queue": "host.h1"}, name
     assert route("macha.classify", (), {"hostname": "h1"}, {}) is None
+
+
+def test_a_fleet_role_without_the_shared_servers_is_one_line(tmp_path) -> None:
+    from helpers.processes import macha_env, run_cli
+
+    proc = run_cli("macha-ai", "--role", "collector", env=macha_env(tmp_path / "state"), timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "macha-ai: --role collector is one part of a fleet: set brokerUrl and databaseUrl (or brokerUrlFile and "
+        "databaseUrlFile) to the Redis and PostgreSQL every role shares"]
