@@ -26,8 +26,8 @@ PRIORITY_HIGHEST = 0
 PRIORITY_DEFAULT = 5
 PRIORITY_BACKGROUND = 9
 
-#: Tasks that run on the queue of the host they concern: the journal check, actions, the config index and the
-#: registered host checks that read the machine.
+#: Tasks that run on the queue of the host they concern: the journal check, actions, the config index, the
+#: collector's beat and the registered host checks that read the machine.
 HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.index_config", "macha.heartbeat",
               *(c.task for c in HOST_CHECKS if c.on_host)}
 #: Actions jump ahead of collection on their host's queue.

@@ -161,6 +161,7 @@ def _main(args: Any) -> int:
         status = setup_timescale(store, settings.timescaledb.enable, settings.timescaledb.retention_days)
         (log.info if status.installed else log.warning if settings.timescaledb.enable else log.info)(
             "TimescaleDB: %s", status.note)
+    # Imported here, used once: the check modules stay out of the supervisor unless it starts.
     from macha.monitor.checks.fleet import register
 
     # The fleet registry: this host, its role and facts (a collector's beats follow every triggerInterval).
