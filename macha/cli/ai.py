@@ -21,7 +21,7 @@ from typing import Any
 from macha.broker.client import ensure_reachable, restore_orphaned_messages
 from macha.broker.embedded import EmbeddedRedis
 from macha.cli.common import parser, run, settings_from, setup_logging
-from macha.config import Settings
+from macha.config import ROLES, Settings
 from macha.core.errors import BrokerError, MachaError
 from macha.core.lifetime import tied_argv
 from macha.store.db import Store, redact
@@ -40,6 +40,10 @@ INTERFACE_BACKOFF_MAX = 60.0
 
 def main() -> None:
     p = parser("macha-ai", "Run the Macha pipeline (worker, schedule and, by default, an embedded Redis).")
+    p.add_argument("--role", choices=ROLES, default=None,
+                   help="what runs here: all (the default: everything on one host), collector (this host's "
+                        "checks, follower and actions), brain (schedule, reviews, memory, dashboard, MCP) or gpu "
+                        "(the meta model's queue); a fleet's roles share brokerUrl and databaseUrl")
     p.add_argument("--broker", help="Redis URL of the broker (default: the embedded Redis under state_dir)")
     p.add_argument("--database", help="database URL (default: SQLite under state_dir)")
     p.add_argument("--state-dir", help="state directory (default: ~/.local/state/macha)")
@@ -67,7 +71,35 @@ def _child_env(args: Any, settings: Settings) -> dict[str, str]:
         env["MACHA_DATABASE_URL"] = args.database
     if args.concurrency:
         env["MACHA_WORKER_CONCURRENCY"] = str(args.concurrency)
+    # The worker builds its schedule (and the import guard of a collector) from the role.
+    env["MACHA_ROLE"] = settings.role
     return env
+
+
+#: What each role runs: its queues ("{host}" is this host's queue), whether the schedule, the journal follower and
+#: the interfaces (dashboard, MCP server) run here.
+ROLE_PLAN: dict[str, dict[str, Any]] = {
+    "all": {"queues": "{host},review,gpu", "beat": True, "follow": True, "interfaces": True},
+    "collector": {"queues": "{host}", "beat": True, "follow": True, "interfaces": False},
+    "brain": {"queues": "review", "beat": True, "follow": False, "interfaces": True},
+    "gpu": {"queues": "gpu", "beat": False, "follow": False, "interfaces": False},
+}
+
+
+def plan_for(settings: Settings, args: Any) -> dict[str, Any]:
+    """The role's plan with the command line's narrowing (--queues, --no-beat, --no-follow) applied."""
+    from workers.app import host_queue
+
+    plan = dict(ROLE_PLAN[settings.role])
+    plan["queues"] = args.queues or plan["queues"].format(host=host_queue(settings.hostname))
+    plan["beat"] = plan["beat"] and not args.no_beat
+    plan["follow"] = plan["follow"] and settings.live_follow and not args.no_follow
+    # The interfaces belong with the schedule (the brain), not on every collector.
+    plan["interfaces"] = plan["interfaces"] and not args.no_beat
+    if settings.role != "all" and (settings.embedded_broker or settings.database_url is None):
+        raise MachaError(f"--role {settings.role} is one part of a fleet: set brokerUrl and databaseUrl (or "
+                         "brokerUrlFile and databaseUrlFile) to the Redis and PostgreSQL every role shares")
+    return plan
 
 
 #: Task events for Flower, and an idle worker that stays idle: no gossip (each worker would process the other's
@@ -118,9 +150,10 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
 
 def _main(args: Any) -> int:
     settings = settings_from(args, broker_url=args.broker, database_url=args.database, state_dir=args.state_dir,
-                             worker_concurrency=args.concurrency)
+                             worker_concurrency=args.concurrency, role=args.role)
     setup_logging(args.verbose, "INFO")
-    argvs = worker_argvs(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level)
+    plan = plan_for(settings, args)
+    argvs = worker_argvs(settings, plan["queues"], plan["beat"], args.loglevel or settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)  # migrates, or says plainly why it cannot
     if store.dialect == "postgresql":
@@ -128,8 +161,14 @@ def _main(args: Any) -> int:
         status = setup_timescale(store, settings.timescaledb.enable, settings.timescaledb.retention_days)
         (log.info if status.installed else log.warning if settings.timescaledb.enable else log.info)(
             "TimescaleDB: %s", status.note)
+    # Imported here, used once: the check modules stay out of the supervisor unless it starts.
+    from macha.monitor.checks.fleet import register
+
+    # The fleet registry: this host, its role and facts (a collector's beats follow every triggerInterval).
+    register(store, settings, settings.role)
     store.dispose()
     log.info("store: %s", redact(settings.effective_database_url))
+    log.info("role: %s (queues %s)", settings.role, plan["queues"])
 
     embedded = None
     if settings.embedded_broker:
@@ -173,10 +212,9 @@ def _main(args: Any) -> int:
             if not stopping:
                 # A process group of its own: what the worker leaves behind is swept with it (see _end).
                 children.append(subprocess.Popen(argv, env=env, process_group=0))
-        if settings.live_follow and not args.no_follow and not stopping:
+        if plan["follow"] and not stopping:
             follower = Follower(settings)
-        # The interfaces (dashboard, MCP server) belong with the schedule (the brain), not on every collector.
-        if not stopping and not args.no_beat:
+        if not stopping and plan["interfaces"]:
             interfaces = interface_keepers(settings, env, web=not args.no_web, mcp=not args.no_mcp)
         # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all. The
         # embedded Redis ending does not: it is started again (the workers reconnect), unless it keeps failing.

@@ -77,6 +77,11 @@ class HostSummary(BaseModel):
     macha_version: str | None
     first_seen: datetime
     last_seen: datetime
+    #: The Macha roles run for this host (all, collector, brain, gpu), its collector's last beat, and since when
+    #: the brain calls it silent (None: not silent).
+    macha_roles: list[str] = Field(default_factory=list)
+    last_beat: datetime | None = None
+    silent_since: datetime | None = None
     status: HealthColour
     health_score: int
     open_issues: int
@@ -153,7 +158,9 @@ def open_issue_counts(session: Session, hostnames: list[str]) -> dict[str, int]:
 def _summary(host: Host, h: Health, issues: int, pending: int) -> HostSummary:
     return HostSummary(hostname=host.hostname, role=host.role, os=host.os, kernel=host.kernel,
                        nixos_generation=host.nixos_generation, macha_version=host.macha_version,
-                       first_seen=host.first_seen, last_seen=host.last_seen, status=h.colour,
+                       first_seen=host.first_seen, last_seen=host.last_seen,
+                       macha_roles=sorted(r for r in (host.macha_role or "").split(",") if r),
+                       last_beat=host.beat_at, silent_since=host.silent_since, status=h.colour,
                        health_score=h.score, open_issues=issues, pending_approvals=pending)
 
 

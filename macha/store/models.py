@@ -74,6 +74,11 @@ class Host(Base):
     nixos_generation: Mapped[str | None] = mapped_column(String(64))
     macha_version: Mapped[str | None] = mapped_column(String(64))
     facts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The fleet registry: the Macha roles run for this host (comma-separated: all, collector, brain, gpu), its
+    # collector's last beat, and since when the brain has called it silent (NULL: not silent).
+    macha_role: Mapped[str | None] = mapped_column(String(64))
+    beat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    silent_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class HostRelationship(Base):
