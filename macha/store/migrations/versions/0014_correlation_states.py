@@ -1,7 +1,7 @@
 """correlation states: a correlation rule's step hits and root-cause event per host and key
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '0014'
-down_revision = '0011'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
