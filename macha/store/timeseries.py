@@ -210,16 +210,29 @@ class Bucket:
 def bucketed(session: Session, hostname: str, metric_name: str, since: datetime, until: datetime,
              bucket_seconds: int) -> list[Bucket]:
     """One metric's samples in [since, until) per bucket of ``bucket_seconds``, buckets aligned on the epoch."""
+    return bucketed_many(session, hostname, [metric_name], since, until, bucket_seconds)[metric_name]
+
+
+def bucketed_many(session: Session, hostname: str, metric_names: Sequence[str], since: datetime, until: datetime,
+                  bucket_seconds: int) -> dict[str, list[Bucket]]:
+    """Several metrics' buckets (as bucketed()) in one query: a chart's series cost one round trip and one index
+    range scan per series. Every name is a key; a name without samples in the range has an empty list."""
     if bucket_seconds < 1 or int(bucket_seconds) != bucket_seconds:
         raise ValueError("bucket_seconds must be a positive whole number")
     m = SystemMetric
+    out: dict[str, list[Bucket]] = {name: [] for name in metric_names}
+    if not out:
+        return out
     start = _bucket_start(session, int(bucket_seconds)).label("start")
-    rows = (select(start, m.value).where(m.hostname == hostname, m.metric_name == metric_name,
-                                         m.time >= since, m.time < until).subquery())
-    q = (select(rows.c.start, func.avg(rows.c.value), func.max(rows.c.value), func.min(rows.c.value), func.count())
-         .group_by(rows.c.start).order_by(rows.c.start))
-    return [Bucket(_as_utc(b), float(avg), float(hi), float(lo), int(n))
-            for b, avg, hi, lo, n in session.execute(q)]
+    rows = (select(m.metric_name, start, m.value)
+            .where(m.hostname == hostname, m.metric_name.in_(list(out)), m.time >= since, m.time < until)
+            .subquery())
+    q = (select(rows.c.metric_name, rows.c.start, func.avg(rows.c.value), func.max(rows.c.value),
+                func.min(rows.c.value), func.count())
+         .group_by(rows.c.metric_name, rows.c.start).order_by(rows.c.metric_name, rows.c.start))
+    for name, b, avg, hi, lo, n in session.execute(q):
+        out[name].append(Bucket(_as_utc(b), float(avg), float(hi), float(lo), int(n)))
+    return out
 
 
 def _bucket_start(session: Session, width: int) -> ColumnElement[Any]:

@@ -62,7 +62,7 @@ def host(request: Request, hostname: str, range: str = "1h", session: WebSession
         if series:
             charts.append({"title": title, "series": series})
     return page(request, "host.html", session, h=overview, charts=charts, range=range, since=RANGES[range],
-                ranges=list(RANGES))
+                ranges=list(RANGES), max_series=metrics.MAX_CHART_SERIES)
 
 
 @router.get("/events", response_class=HTMLResponse)
