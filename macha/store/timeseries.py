@@ -258,8 +258,9 @@ def _as_utc(value: datetime | int) -> datetime:
     return datetime.fromtimestamp(value, timezone.utc)
 
 
-def metric_names(session: Session, hostname: str) -> list[str]:
-    """The host's metric names, by a loose index scan: one index seek per name, however many samples there are."""
+def _names(hostname: str) -> Any:
+    """The host's metric names as a recursive CTE (column ``name``; a last NULL row ends the recursion): a loose
+    index scan, one index seek per name however many samples there are."""
     m = SystemMetric
 
     def after(prev: Any) -> Any:
@@ -269,20 +270,35 @@ def metric_names(session: Session, hostname: str) -> list[str]:
     first = (select(m.metric_name).where(m.hostname == hostname).order_by(m.metric_name).limit(1)
              .scalar_subquery())
     names = select(first.label("name")).cte("names", recursive=True)
-    names = names.union_all(select(after(names.c.name)).where(names.c.name.is_not(None)))
+    return names.union_all(select(after(names.c.name)).where(names.c.name.is_not(None)))
+
+
+def metric_names(session: Session, hostname: str) -> list[str]:
+    """The host's metric names, in order."""
+    names = _names(hostname)
     return list(session.execute(select(names.c.name).where(names.c.name.is_not(None))).scalars())
 
 
 def latest(session: Session, hostname: str, names: Sequence[str] | None = None) -> dict[str, tuple[datetime, float]]:
-    """The newest (time, value) of each metric (all of the host's when ``names`` is None)."""
+    """The newest (time, value) of each metric (all of the host's when ``names`` is None), in one query: per name,
+    a backward seek on (hostname, metric_name, time). (A query per name cost more in round trips and statement
+    handling than the seeks themselves: 12 series took 19 ms on SQLite, the seeks under 1 ms.)"""
     m = SystemMetric
+    n = _names(hostname)
+
+    def newest(column: Any) -> Any:
+        return (select(column).where(m.hostname == hostname, m.metric_name == n.c.name)
+                .order_by(m.time.desc()).limit(1).correlate(n).scalar_subquery())
+
+    q = select(n.c.name, newest(m.time), newest(m.value)).where(n.c.name.is_not(None))
+    if names is not None:
+        if not names:
+            return {}
+        q = q.where(n.c.name.in_(list(names)))
     out: dict[str, tuple[datetime, float]] = {}
-    for name in metric_names(session, hostname) if names is None else names:
-        # One backward seek on (hostname, metric_name, time) per metric.
-        row = session.execute(select(m.time, m.value).where(m.hostname == hostname, m.metric_name == name)
-                              .order_by(m.time.desc()).limit(1)).first()
-        if row is not None:
-            out[name] = (row[0], row[1])
+    for name, t, v in session.execute(q):
+        if t is not None:
+            out[name] = (_as_utc(t), float(v))
     return out
 
 
