@@ -136,8 +136,15 @@ class Series(BaseModel):
 
 
 class ChartSeries(BaseModel):
+    """One series' buckets as columns (what a plotting library takes; a tenth of the objects and half the JSON
+    of a list of points): start[i], avg[i], max[i], min[i] and count[i] are bucket i."""
+
     name: str
-    points: list[Point]
+    start: list[datetime]
+    avg: list[float]
+    max: list[float]
+    min: list[float]
+    count: list[int]
 
 
 class Chart(BaseModel):
@@ -151,8 +158,10 @@ class Chart(BaseModel):
 
 def series(store: Store, q: SeriesQuery) -> Series:
     c = chart(store, ChartQuery(host=q.host, names=[q.name], since=q.since, until=q.until, step_s=q.step_s))
+    one = c.series[0]
     return Series(host=c.host, name=q.name, since=c.since, until=c.until, step_s=c.step_s,
-                  points=c.series[0].points)
+                  points=[Point(start=t, avg=a, max=hi, min=lo, count=n)
+                          for t, a, hi, lo, n in zip(one.start, one.avg, one.max, one.min, one.count)])
 
 
 def chart(store: Store, q: ChartQuery) -> Chart:
@@ -172,8 +181,9 @@ def chart(store: Store, q: ChartQuery) -> Chart:
                     raise NotFound(f"host {q.host} has no metric series {name!r}"
                                    + (f" (series starting so: {', '.join(near)})" if near else ""))
     return Chart(host=q.host, since=q.since, until=until, step_s=width,
-                 series=[ChartSeries(name=name, points=[Point(start=b.start, avg=b.avg, max=b.max, min=b.min,
-                                                              count=b.count) for b in found[name]])
+                 series=[ChartSeries(name=name, start=[b.start for b in found[name]],
+                                     avg=[b.avg for b in found[name]], max=[b.max for b in found[name]],
+                                     min=[b.min for b in found[name]], count=[b.count for b in found[name]])
                          for name in q.names])
 
 

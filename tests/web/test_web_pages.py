@@ -99,15 +99,17 @@ def test_a_chart_is_one_request_of_several_series(filled) -> None:
     for s in chart["series"]:
         alone = filled.get("/api/v1/metrics", params={"host": HOST, "name": s["name"], "since": chart["since"],
                                                       "until": chart["until"]}).json()
-        assert alone["step_s"] == chart["step_s"] and alone["points"] == s["points"], s["name"]
-    by_name = {s["name"]: s["points"] for s in chart["series"]}
-    assert sum(p["count"] for p in by_name["cpu_percent"]) == 3
-    assert max(p["max"] for p in by_name["disk_percent{mount=/var}"]) == 93.0
-    assert {p["min"] for p in by_name["disk_percent{mount=/}"]} == {40.0}
+        columns = [dict(zip(("start", "avg", "max", "min", "count"), p))
+                   for p in zip(s["start"], s["avg"], s["max"], s["min"], s["count"])]
+        assert alone["step_s"] == chart["step_s"] and alone["points"] == columns, s["name"]
+    by_name = {s["name"]: s for s in chart["series"]}
+    assert sum(by_name["cpu_percent"]["count"]) == 3 and max(by_name["cpu_percent"]["max"]) == 97.5
+    assert max(by_name["disk_percent{mount=/var}"]["max"]) == 93.0
+    assert set(by_name["disk_percent{mount=/}"]["min"]) == {40.0}
     # A series the host has but that was quiet over the range: no points, not an error.
     quiet = filled.get(f"/api/v1/hosts/{HOST}/chart",
                        params={"name": "cpu_percent", "since": "-30d", "until": "-29d"}).json()
-    assert quiet["series"] == [{"name": "cpu_percent", "points": []}]
+    assert quiet["series"] == [{"name": "cpu_percent", "start": [], "avg": [], "max": [], "min": [], "count": []}]
     # The endpoint is in the OpenAPI document, with its repeated parameter.
     spec = filled.get("/api/openapi.json").json()["paths"]["/api/v1/hosts/{hostname}/chart"]["get"]
     assert {p["name"] for p in spec["parameters"]} >= {"hostname", "name", "since", "until", "step"}

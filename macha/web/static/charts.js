@@ -19,13 +19,13 @@
     var names = JSON.parse(fig.dataset.series);
     var all = names.map(function (n) { return byName[n]; });
     var times = {};
-    all.forEach(function (s) { if (s) s.points.forEach(function (p) { times[Date.parse(p.start) / 1000] = 1; }); });
+    all.forEach(function (s) { if (s) s.start.forEach(function (t) { times[Date.parse(t) / 1000] = 1; }); });
     var xs = Object.keys(times).map(Number).sort(function (a, b) { return a - b; });
     var data = [xs];
     var series = [{}];
     all.forEach(function (s, i) {
       var byT = {};
-      if (s) s.points.forEach(function (p) { byT[Date.parse(p.start) / 1000] = p.avg; });
+      if (s) s.start.forEach(function (t, j) { byT[Date.parse(t) / 1000] = s.avg[j]; });
       data.push(xs.map(function (t) { return t in byT ? byT[t] : null; }));
       series.push({ label: names[i], stroke: palette[i % palette.length], width: 1.5, spanGaps: true });
     });
