@@ -139,7 +139,7 @@ def main() -> None:
     build(args.url)
     state = Path(tempfile.mkdtemp(prefix="macha-web-bench-"))
     port = free_port()
-    env = {**os.environ, "MACHA_STATE_DIR": str(state), "MACHA_DATABASE_URL": args.url,
+    env = {**{k: v for k, v in os.environ.items() if k != "MACHA_BENCH_REDIS"}, "MACHA_STATE_DIR": str(state), "MACHA_DATABASE_URL": args.url,
            "MACHA_BROKER_URL": os.environ.get("MACHA_BENCH_REDIS", "redis://127.0.0.1:6379/14"),
            "MACHA_WEB_INTERFACE__PORT": str(port), "MACHA_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "macha.cli.web"], env=env, start_new_session=True)
