@@ -159,6 +159,12 @@ def _summary(host: Host, h: Health, issues: int, pending: int) -> HostSummary:
                        health_score=h.score, open_issues=issues, pending_approvals=pending)
 
 
+def hostnames(store: Store) -> list[str]:
+    """Every registered host's name, in order: for a filter's choices (list_hosts scores each host, queries apiece)."""
+    with store.session() as s:
+        return list(s.execute(select(Host.hostname).order_by(Host.hostname)).scalars())
+
+
 def list_hosts(store: Store, now: datetime | None = None) -> list[HostSummary]:
     """Every registered host, by name."""
     with store.session() as s:
