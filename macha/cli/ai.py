@@ -78,8 +78,8 @@ QUIET_WORKER = ["--task-events", "--without-gossip", "--without-mingle", "--hear
 
 def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: str) -> list[list[str]]:
     """The Celery workers to run: one for the host's and the review queue (with beat), and the gpu queue in a
-    worker of its own running one task and holding one message at a time, so that priorities order the meta model's work
-    and two analyses never share the model server."""
+    worker of its own, one process running one task and holding one message at a time, so that priorities order the
+    meta model's work and two analyses never share the model server."""
     from workers.app import host_queue
 
     wanted = [q.strip() for q in (queues or f"{host_queue(settings.hostname)},review,gpu").split(",") if q.strip()]
@@ -104,8 +104,9 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
     if "gpu" in wanted:
         argvs.append([
             *celery, "-A", "workers.app", "worker",
-            # prefork with one child rather than solo: the solo pool ignores the task time limits.
-            "--queues", "gpu", "--concurrency", "1", "--prefetch-multiplier", "1",
+            # One process: the solo pool runs the task in the worker itself (no idle pool child holding a second
+            # copy of the imports). Celery enforces no time limit there; workers/solo_limits.py does.
+            "--queues", "gpu", "--pool", "solo", "--prefetch-multiplier", "1",
             "--hostname", f"gpu@{settings.hostname}",
             "--loglevel", loglevel,
             *QUIET_WORKER,
