@@ -321,15 +321,16 @@ class InterfaceKeeper:
 
 def interface_keepers(settings: Settings, env: dict[str, str], *, web: bool = True,
                       mcp: bool = True) -> list[InterfaceKeeper]:
+    """The dashboard and the MCP server, in one child process (macha.cli.interfaces): a Python process apiece
+    would hold the store, settings and read layer twice."""
+    web = web and settings.web_interface.enable
+    mcp = mcp and settings.mcp_server.enable
+    if not (web or mcp):
+        return []
+    name = " and ".join(n for n, on in (("the dashboard", web), ("the MCP server", mcp)) if on)
+    argv = [sys.executable, "-m", "macha.cli.interfaces", *([] if web else ["--no-web"]), *([] if mcp else ["--no-mcp"])]
     # SIGTERM when macha-ai dies (a parent-death signal, like the workers): uvicorn then closes cleanly.
-    keepers = []
-    if web and settings.web_interface.enable:
-        keepers.append(InterfaceKeeper("the dashboard",
-                                       tied_argv([sys.executable, "-m", "macha.cli.web"], signal.SIGTERM), env))
-    if mcp and settings.mcp_server.enable:
-        keepers.append(InterfaceKeeper("the MCP server",
-                                       tied_argv([sys.executable, "-m", "macha.mcp"], signal.SIGTERM), env))
-    return keepers
+    return [InterfaceKeeper(name, tied_argv(argv, signal.SIGTERM), env)]
 
 
 class Follower:

@@ -10,8 +10,8 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-import workers.tasks  # noqa: F401 - Macha's own tasks, as the real worker has them
-from workers.app import app
+# Macha's app with its own tasks registered, as the real worker has them.
+from workers.tasks import app
 
 
 @app.task(name="probe.sleep")
