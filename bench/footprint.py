@@ -45,6 +45,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from macha.core.errors import MachaError
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 BIN = Path(sys.executable).parent
@@ -185,6 +187,10 @@ def _wait(what: str, cond, timeout: float) -> bool:
     return False
 
 
+#: What the interface reads that failed said (the first few are printed).
+FAILURES: list[str] = []
+
+
 def _interfaces(state: Path, web_port: int, mcp_port: int) -> tuple[int, int]:
     """A few reads from the dashboard and the MCP server, as an operator and a client would: (ok, failed)."""
     ok = failed = 0
@@ -193,13 +199,18 @@ def _interfaces(state: Path, web_port: int, mcp_port: int) -> tuple[int, int]:
         base = f"http://127.0.0.1:{web_port}"
         with httpx.Client(base_url=base, timeout=30, headers={"Origin": base}) as web:
             web.post("/login", data={"token": token})
-            for path in ("/", "/api/hosts", "/api/reviews", "/api/issues"):
+            for path in ("/", "/reviews", "/api/v1/hosts", "/api/v1/reviews", "/api/v1/events"):
                 r = web.get(path)
                 ok, failed = (ok + 1, failed) if r.status_code < 400 else (ok, failed + 1)
-    except (OSError, httpx.HTTPError):
+                if r.status_code >= 400:
+                    FAILURES.append(f"GET {path}: {r.status_code} {r.text[:100]!r}")
+    except (OSError, httpx.HTTPError) as exc:
         failed += 1
+        FAILURES.append(f"dashboard: {exc!r}")
     try:
-        token = (state / "secrets" / "mcp-token").read_text().strip().split()[0]
+        from macha.mcp.auth import read_token
+
+        token = read_token(state / "secrets" / "mcp-token")
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream",
                    "Host": f"127.0.0.1:{mcp_port}"}
         url = f"http://127.0.0.1:{mcp_port}/mcp"
@@ -213,8 +224,11 @@ def _interfaces(state: Path, web_port: int, mcp_port: int) -> tuple[int, int]:
                 "name": "list_events", "arguments": {}}})
             for r in (r, r2):
                 ok, failed = (ok + 1, failed) if r.status_code < 400 else (ok, failed + 1)
-    except (OSError, httpx.HTTPError):
+                if r.status_code >= 400:
+                    FAILURES.append(f"MCP: {r.status_code} {r.text[:100]!r}")
+    except (OSError, httpx.HTTPError, MachaError) as exc:
         failed += 1
+        FAILURES.append(f"MCP: {exc!r}")
     return ok, failed
 
 
@@ -243,7 +257,7 @@ def work(ai_log: Path, state: Path, jdir: Path, rounds: int, web_port: int, mcp_
             "memory writes": len(re.findall(r"macha\.remember_review\[\S+\] succeeded", text)),
             "escalations": len(re.findall(r"macha\.escalate\[\S+\] succeeded", text)),
             "checks": len(re.findall(r"macha\.check_host\[\S+\] succeeded", text)),
-            "interface reads": f"{web[0]} ok, {web[1]} failed"}
+            "interface reads": f"{web[0]} ok, {web[1]} failed", "first failures": FAILURES[-3:]}
 
 
 def run_tree(name: str, code: Path | None, args: argparse.Namespace) -> dict:
