@@ -146,6 +146,7 @@ def _main(args: Any) -> int:
     log.info("broker: %s", settings.effective_broker_url if embedded else "Redis by URL")
 
     env = _child_env(args, settings)
+    embedder = embedding_server(settings)
     children: list[subprocess.Popen] = []
     follower: Follower | None = None
     interfaces: list[InterfaceKeeper] = []
@@ -209,6 +210,8 @@ def _main(args: Any) -> int:
             follower.stop()
         for interface in interfaces:
             interface.stop()
+        if embedder is not None:
+            embedder.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
@@ -331,6 +334,26 @@ def interface_keepers(settings: Settings, env: dict[str, str], *, web: bool = Tr
     argv = [sys.executable, "-m", "macha.cli.interfaces", *([] if web else ["--no-web"]), *([] if mcp else ["--no-mcp"])]
     # SIGTERM when macha-ai dies (a parent-death signal, like the workers): uvicorn then closes cleanly.
     return [InterfaceKeeper(name, tied_argv(argv, signal.SIGTERM), env)]
+
+
+def embedding_server(settings: Settings) -> Any:
+    """The offline embedding model, served to the workers from this process (loaded at the first request): one
+    ONNX session for the whole tree rather than one per worker process that remembers or recalls."""
+    memory = settings.memory
+    if not memory.enable or memory.embedding != "onnx":
+        return None
+    from macha.context.memory.embed_service import EmbeddingServer, socket_path
+    from macha.context.memory.embeddings import make_embedding
+
+    state_dir = settings.state_dir
+    server = EmbeddingServer(socket_path(state_dir), lambda: make_embedding(state_dir))
+    try:
+        server.start()
+    except OSError as exc:
+        # Not needed: each worker then loads the model itself.
+        log.warning("cannot serve the embedding model on %s (%s); each worker loads its own", server.path, exc)
+        return None
+    return server
 
 
 class Follower:

@@ -98,9 +98,12 @@ class OfflineMiniLM(ONNXMiniLM_L6_V2):
     the vectors are the same (cosine 0.99999) and short texts embed about 15 times faster.
     """
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, server: Path | None = None) -> None:
         super().__init__()
         self.DOWNLOAD_PATH = model_dir
+        #: The socket of macha-ai's embedding server (embed_service): tried first, so that the model is loaded in
+        #: one process rather than in each worker; without an answer there, the model is loaded here.
+        self.server = server
 
     def _download(self, url: str, fname: str, chunk_size: int = 1024) -> None:
         raise MemoryUnavailable(f"embedding model files vanished from {self.DOWNLOAD_PATH}; restart to re-assemble "
@@ -139,6 +142,16 @@ class OfflineMiniLM(ONNXMiniLM_L6_V2):
         return tok
 
     def _forward(self, documents: list[str], batch_size: int = 32) -> npt.NDArray[np.float32]:
+        if self.server is not None and documents:
+            from macha.context.memory.embed_service import ServerUnreachable, embed_remote
+
+            try:
+                return embed_remote(self.server, list(documents))
+            except ServerUnreachable:
+                pass  # no macha-ai serving this state directory: the model is loaded here
+        return self._forward_here(documents, batch_size)
+
+    def _forward_here(self, documents: list[str], batch_size: int = 32) -> npt.NDArray[np.float32]:
         out: npt.NDArray[np.float32] | None = None
         # Batches of similar length, so one long text does not pad the short ones.
         order = sorted(range(len(documents)), key=lambda i: len(documents[i]))
@@ -227,8 +240,10 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
 
 
 def make_embedding(state_dir: Path, embedding: str = "onnx", embedding_model: str = "nomic-embed-text",
-                   ollama_url: str = "http://127.0.0.1:11434") -> EmbeddingFunction[Documents]:
-    """The embedding function; for onnx this assembles the model folder first (in every process that asks)."""
+                   ollama_url: str = "http://127.0.0.1:11434", server: Path | None = None
+                   ) -> EmbeddingFunction[Documents]:
+    """The embedding function; for onnx this assembles the model folder first (in every process that asks).
+    ``server``: the socket of an embedding server to embed through when one answers there (onnx only)."""
     if embedding == "ollama":
         return OllamaEmbedding(ollama_url, embedding_model)
     if embedding != "onnx":
@@ -237,4 +252,4 @@ def make_embedding(state_dir: Path, embedding: str = "onnx", embedding_model: st
     # Also for any default embedding function Chroma builds by itself in this process: never the download.
     ONNXMiniLM_L6_V2.DOWNLOAD_PATH = model_dir
     with guard("loading the ONNX embedding model"):
-        return OfflineMiniLM(model_dir)
+        return OfflineMiniLM(model_dir, server)
