@@ -111,6 +111,19 @@ def label(p: psutil.Process) -> str:
     return text[:40]
 
 
+#: Native libraries worth naming: which process holds them says where the heavy work ran.
+MAPPED = {"onnxruntime": "onnxruntime_pybind11_state", "chroma": "chromadb_rust_bindings", "tiktoken": "_tiktoken",
+          "tokenizers": "tokenizers.abi3", "uvicorn": "uvloop", "numpy": "_multiarray_umath"}
+
+
+def mapped(p: psutil.Process) -> str:
+    try:
+        maps = Path(f"/proc/{p.pid}/maps").read_text()
+    except OSError:
+        return "?"
+    return ",".join(name for name, lib in MAPPED.items() if lib in maps)
+
+
 def processes(pid: int, extra: list[int]) -> list[psutil.Process]:
     procs = {p.pid: p for p in tree(pid)}
     for other in extra:
@@ -130,11 +143,11 @@ def measure(pid: int, extra: list[int], warmup: float, window: float, detail: bo
     rows = []
     for p in procs:
         cpu = 100 * (cpu_seconds([p]) - start.get(p.pid, 0.0)) / elapsed
-        rows.append((label(p), p.pid, cpu, rss_mb([p]), pss_mb([p])))
+        rows.append((label(p), p.pid, cpu, rss_mb([p]), pss_mb([p]), mapped(p)))
     if detail:
-        print(f"{'process':34} {'pid':>7} {'CPU %':>6} {'RSS MB':>7} {'PSS MB':>7}")
+        print(f"{'process':34} {'pid':>7} {'CPU %':>6} {'RSS MB':>7} {'PSS MB':>7}  libraries loaded")
         for row in sorted(rows, key=lambda r: r[0].strip()):
-            print(f"{row[0]:34} {row[1]:7} {row[2]:6.2f} {row[3]:7.1f} {row[4]:7.1f}")
+            print(f"{row[0]:34} {row[1]:7} {row[2]:6.2f} {row[3]:7.1f} {row[4]:7.1f}  {row[5]}")
     return 100 * (cpu_seconds(procs) - c0) / elapsed, rss_mb(procs), pss_mb(procs), len(procs)
 
 
@@ -160,12 +173,21 @@ def _fake_model():
     return Fake()
 
 
-#: One incident a round, in turn; each is urgent (the follower sends a check at once) and critical.
+#: One incident a round, in turn: kernel lines each of a critical pattern of its own (examples of
+#: macha/monitor/detect/patterns.toml), so that each is a new group the review looks at.
 INCIDENTS = (
-    "Out of memory: Killed process {n}00 (postgres) total-vm:812345kB, anon-rss:512000kB",
-    "app[{n}]: segfault at 0 ip 00007f00deadbeef sp 00007ffc0 error 4 in libfoo.so[7f0+1000]",
-    "Kernel panic - not syncing: Fatal exception in interrupt {n}",
-    "EXT4-fs error (device sda{n}): ext4_find_entry:1455: inode #2: comm ls: reading directory lblock 0",
+    "Out of memory: Killed process {n}00 (postgres) total-vm:8123456kB, anon-rss:7000000kB, file-rss:0kB",
+    "Kernel panic - not syncing: Fatal exception in interrupt",
+    "Oops: 0002 [#1] PREEMPT SMP NOPTI",
+    "kernel BUG at mm/slub.c:3917!",
+    "watchdog: BUG: soft lockup - CPU#{n} stuck for 23s! [kworker/3:1:1234]",
+    "NMI watchdog: Watchdog detected hard LOCKUP on cpu {n}",
+    "EXT4-fs (sda1): Remounting filesystem read-only",
+    "mce: [Hardware Error]: Machine check events logged",
+    "md/raid1:md0: Disk failure on sdb1, disabling device.",
+    "general protection fault: 0000 [#1] SMP PTI",
+    "thermal thermal_zone0: critical temperature reached (105 C), shutting down",
+    "EDAC MC1: 1 UE memory read error on CPU_SrcID#1_Ha#0_Chan#2_DIMM#0 (channel:2 slot:0 page:0x5a1b offset:0x0)",
 )
 
 
@@ -232,32 +254,40 @@ def _interfaces(state: Path, web_port: int, mcp_port: int) -> tuple[int, int]:
     return ok, failed
 
 
+def _remembered(ai_log: Path) -> int:
+    return len(re.findall(r"macha\.remember_review\[\S+\] succeeded", ai_log.read_text(errors="replace")))
+
+
 def work(ai_log: Path, state: Path, jdir: Path, rounds: int, web_port: int, mcp_port: int) -> dict:
-    """Simulated work: one incident a round, reviewed, escalated every third time, remembered."""
+    """Simulated work: one incident a round, stored by the follower, checked, reviewed (every third review asks
+    for an escalation), remembered; then a few reads from the dashboard and the MCP server."""
     from helpers.journal import Entry, append_journal
 
     db = state / "macha.db"
     t0 = time.monotonic()
     web = [0, 0]
     for n in range(rounds):
-        text = INCIDENTS[n % len(INCIDENTS)].format(n=n + 1)
-        append_journal(jdir, [Entry(text, priority=2)])
-        _wait(f"review {n + 1}", lambda: _count(db, "select count(*) from reviews") > n, 180)
-        _wait(f"memory write {n + 1}", lambda: len(re.findall(r"macha\.remember_review\[\S+\] succeeded",
-                                                              ai_log.read_text(errors="replace"))) > n, 120)
+        stored = _count(db, "select count(*) from log_events")
+        append_journal(jdir, [Entry(INCIDENTS[n % len(INCIDENTS)].format(n=n + 1), priority=2)])
+        _wait(f"incident {n + 1} to be stored", lambda: _count(db, "select count(*) from log_events") > stored, 60)
+        _wait(f"incident {n + 1} to be reviewed",
+              lambda: _count(db, "select count(*) from trigger_events where review_id is null") == 0, 150)
+        _wait(f"review {n + 1} to be remembered",
+              lambda: _remembered(ai_log) >= _count(db, "select count(*) from reviews"), 120)
         ok, failed = _interfaces(state, web_port, mcp_port)
         web[0] += ok
         web[1] += failed
-    escalations = rounds // 3
+    escalations = _count(db, "select count(*) from escalations")
     _wait("the escalations", lambda: len(re.findall(r"macha\.escalate\[\S+\] succeeded",
                                                     ai_log.read_text(errors="replace"))) >= escalations, 300)
     text = ai_log.read_text(errors="replace")
-    return {"rounds": rounds, "seconds": time.monotonic() - t0,
+    return {"rounds": rounds, "seconds": round(time.monotonic() - t0),
+            "log events": _count(db, "select count(*) from log_events"),
             "reviews": _count(db, "select count(*) from reviews"),
-            "memory writes": len(re.findall(r"macha\.remember_review\[\S+\] succeeded", text)),
+            "memory writes": _remembered(ai_log),
             "escalations": len(re.findall(r"macha\.escalate\[\S+\] succeeded", text)),
             "checks": len(re.findall(r"macha\.check_host\[\S+\] succeeded", text)),
-            "interface reads": f"{web[0]} ok, {web[1]} failed", "first failures": FAILURES[-3:]}
+            "interface reads": f"{web[0]} ok, {web[1]} failed", "last failures": FAILURES[-3:]}
 
 
 def run_tree(name: str, code: Path | None, args: argparse.Namespace) -> dict:

@@ -99,7 +99,9 @@ class OfflineMiniLM(ONNXMiniLM_L6_V2):
     """
 
     def __init__(self, model_dir: Path, server: Path | None = None) -> None:
-        super().__init__()
+        # Not Chroma's __init__: it imports onnxruntime and tokenizers at once (about 30 MB), which a process that
+        # embeds through the server never needs. They are imported at the first local use (ort, Tokenizer below).
+        self._preferred_providers = None
         self.DOWNLOAD_PATH = model_dir
         #: The socket of macha-ai's embedding server (embed_service): tried first, so that the model is loaded in
         #: one process rather than in each worker; without an answer there, the model is loaded here.
@@ -108,6 +110,24 @@ class OfflineMiniLM(ONNXMiniLM_L6_V2):
     def _download(self, url: str, fname: str, chunk_size: int = 1024) -> None:
         raise MemoryUnavailable(f"embedding model files vanished from {self.DOWNLOAD_PATH}; restart to re-assemble "
                                 "them (Macha never downloads a model)")
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> OfflineMiniLM:
+        # Chroma builds one from the collection's stored configuration (and to check the function is not a legacy
+        # one, on every get_or_create_collection): the local folder, and nothing imported until it embeds.
+        return OfflineMiniLM(Path(ONNXMiniLM_L6_V2.DOWNLOAD_PATH))
+
+    @cached_property
+    def ort(self) -> Any:
+        import onnxruntime
+
+        return onnxruntime
+
+    @cached_property
+    def Tokenizer(self) -> Any:  # noqa: N802 - the name Chroma's code reads
+        from tokenizers import Tokenizer
+
+        return Tokenizer
 
     @cached_property
     def model(self) -> Any:
