@@ -1,7 +1,7 @@
 """Benchmark: the footprint of `macha-ai` on the embedded default at the 30 s interval, idle and after work.
 
 Starts a real `macha-ai` with the defaults: embedded Redis, worker with beat, gpu worker, live follower, metrics
-and services, semantic memory (the offline ONNX embedding), and with `--work` the dashboard and the MCP server.
+and services, semantic memory (the offline ONNX embedding), the dashboard and the MCP server.
 It follows a journal directory of its own, so the host's own journal does not feed it.
 
 Without `--work` (the idle footprint) it measures after a warm-up, over a window:
@@ -308,10 +308,11 @@ def run_tree(name: str, code: Path | None, args: argparse.Namespace) -> dict:
             env["PYTHONPATH"] = str(code)
         fake = None
         web_port, mcp_port = free_port(), free_port()
+        # The interfaces are on (the default), on ports of their own.
+        env.update(MACHA_WEB_INTERFACE__PORT=str(web_port), MACHA_MCP_SERVER__PORT=str(mcp_port))
         if args.work:
             fake = _fake_model()
-            env.update(MACHA_OLLAMA_URL=fake.url, MACHA_WEB_INTERFACE__PORT=str(web_port),
-                       MACHA_MCP_SERVER__PORT=str(mcp_port))
+            env.update(MACHA_OLLAMA_URL=fake.url)
         else:
             env.update(MACHA_LLM__BACKEND="none")
         ai_log = Path(tmp) / "macha-ai.log"

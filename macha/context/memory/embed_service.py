@@ -92,7 +92,11 @@ class EmbeddingServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # closed by stop()
-            threading.Thread(target=self._serve, args=(conn,), name="embedding-request", daemon=True).start()
+            # In this one thread, one request after the other (the model runs one batch at a time anyway): the
+            # buffers of every batch come from one malloc arena, which the embedding trims after each batch; a
+            # thread per request would leave each its own arena, and its own high-water mark.
+            conn.settimeout(CLIENT_TIMEOUT)
+            self._serve(conn)
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
