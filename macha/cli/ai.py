@@ -110,8 +110,8 @@ QUIET_WORKER = ["--task-events", "--without-gossip", "--without-mingle", "--hear
 
 def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: str) -> list[list[str]]:
     """The Celery workers to run: one for the host's and the review queue (with beat), and the gpu queue in a
-    worker of its own running one task and holding one message at a time, so that priorities order the meta model's work
-    and two analyses never share the model server."""
+    worker of its own, one process running one task and holding one message at a time, so that priorities order the
+    meta model's work and two analyses never share the model server."""
     from workers.app import host_queue
 
     wanted = [q.strip() for q in (queues or f"{host_queue(settings.hostname)},review,gpu").split(",") if q.strip()]
@@ -136,8 +136,9 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
     if "gpu" in wanted:
         argvs.append([
             *celery, "-A", "workers.app", "worker",
-            # prefork with one child rather than solo: the solo pool ignores the task time limits.
-            "--queues", "gpu", "--concurrency", "1", "--prefetch-multiplier", "1",
+            # One process: the solo pool runs the task in the worker itself (no idle pool child holding a second
+            # copy of the imports). Celery enforces no time limit there; workers/solo_limits.py does.
+            "--queues", "gpu", "--pool", "solo", "--prefetch-multiplier", "1",
             "--hostname", f"gpu@{settings.hostname}",
             "--loglevel", loglevel,
             *QUIET_WORKER,
@@ -184,6 +185,7 @@ def _main(args: Any) -> int:
     log.info("broker: %s", settings.effective_broker_url if embedded else "Redis by URL")
 
     env = _child_env(args, settings)
+    embedder = embedding_server(settings)
     children: list[subprocess.Popen] = []
     follower: Follower | None = None
     interfaces: list[InterfaceKeeper] = []
@@ -246,6 +248,8 @@ def _main(args: Any) -> int:
             follower.stop()
         for interface in interfaces:
             interface.stop()
+        if embedder is not None:
+            embedder.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
@@ -358,15 +362,36 @@ class InterfaceKeeper:
 
 def interface_keepers(settings: Settings, env: dict[str, str], *, web: bool = True,
                       mcp: bool = True) -> list[InterfaceKeeper]:
+    """The dashboard and the MCP server, in one child process (macha.cli.interfaces): a Python process apiece
+    would hold the store, settings and read layer twice."""
+    web = web and settings.web_interface.enable
+    mcp = mcp and settings.mcp_server.enable
+    if not (web or mcp):
+        return []
+    name = " and ".join(n for n, on in (("the dashboard", web), ("the MCP server", mcp)) if on)
+    argv = [sys.executable, "-m", "macha.cli.interfaces", *([] if web else ["--no-web"]), *([] if mcp else ["--no-mcp"])]
     # SIGTERM when macha-ai dies (a parent-death signal, like the workers): uvicorn then closes cleanly.
-    keepers = []
-    if web and settings.web_interface.enable:
-        keepers.append(InterfaceKeeper("the dashboard",
-                                       tied_argv([sys.executable, "-m", "macha.cli.web"], signal.SIGTERM), env))
-    if mcp and settings.mcp_server.enable:
-        keepers.append(InterfaceKeeper("the MCP server",
-                                       tied_argv([sys.executable, "-m", "macha.mcp"], signal.SIGTERM), env))
-    return keepers
+    return [InterfaceKeeper(name, tied_argv(argv, signal.SIGTERM), env)]
+
+
+def embedding_server(settings: Settings) -> Any:
+    """The offline embedding model, served to the workers from this process (loaded at the first request): one
+    ONNX session for the whole tree rather than one per worker process that remembers or recalls."""
+    memory = settings.memory
+    if not memory.enable or memory.embedding != "onnx":
+        return None
+    from macha.context.memory.embed_service import EmbeddingServer, socket_path
+    from macha.context.memory.embeddings import make_embedding
+
+    state_dir = settings.state_dir
+    server = EmbeddingServer(socket_path(state_dir), lambda: make_embedding(state_dir))
+    try:
+        server.start()
+    except OSError as exc:
+        # Not needed: each worker then loads the model itself.
+        log.warning("cannot serve the embedding model on %s (%s); each worker loads its own", server.path, exc)
+        return None
+    return server
 
 
 class Follower:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 PROMPTS = Path(__file__).with_name("prompts")
@@ -37,8 +37,8 @@ def fence_lines(label: str, lines: Iterable[str]) -> str:
 
 @cache
 def _env() -> Any:
-    # Jinja on first render, not at import: a fleet's collector imports fence() through the context window's
-    # module and never renders a prompt.
+    # Jinja on first render, not at import: a check (and a fleet's collector) imports fence() through the context
+    # window's module and never renders a prompt.
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     return Environment(loader=FileSystemLoader(PROMPTS), undefined=StrictUndefined, autoescape=False,

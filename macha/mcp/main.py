@@ -116,6 +116,16 @@ def http_app(settings: Settings, server: Any) -> Any:
 def _http(settings: Settings) -> int:
     import uvicorn
 
+    config, sock = prepare_http(settings)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def prepare_http(settings: Settings) -> tuple[Any, socket.socket]:
+    """The MCP server's uvicorn configuration and its bound socket (macha-mcp, and macha.cli.interfaces beside
+    the dashboard)."""
+    import uvicorn
+
     from macha.mcp import auth
 
     cfg = settings.mcp_server
@@ -128,8 +138,7 @@ def _http(settings: Settings) -> int:
           file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="info" if logging.getLogger().level <= logging.INFO else "warning",
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    return config, sock
 
 
 if __name__ == "__main__":  # pragma: no cover
