@@ -377,6 +377,7 @@ class BaselineState(Base):
     change_spread: Mapped[float] = mapped_column(Float)
     vol: Mapped[float] = mapped_column(Float)
     vol_recent: Mapped[float] = mapped_column(Float)
+    last: Mapped[float] = mapped_column(Float)
     streak: Mapped[int] = mapped_column(Integer, default=0)
     calm: Mapped[int] = mapped_column(Integer, default=0)
     raised: Mapped[bool] = mapped_column(Boolean, default=False)

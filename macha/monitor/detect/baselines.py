@@ -43,6 +43,8 @@ BUCKET_READY = 20
 SIGMA = 1.2533
 #: Robust sigmas outside the band, by sensitivity.
 Z = {"low": 6.0, "medium": 5.0, "high": 4.0}
+#: A sample's change from the last one counts at most this many times the recent dispersion.
+STEP_CLIP = 6.0
 #: Dispersion this many times above its usual value is a burst; this fraction of it, a flat line.
 VOL_HIGH, VOL_LOW = 3.0, 0.15
 #: The least spread a series is given, by unit (a disk at 45.30% for days is not anomalous at 45.31%), and as a
@@ -72,6 +74,7 @@ class State:
     change_spread: float = 0.0
     vol: float = 0.0
     vol_recent: float = 0.0
+    last: float = 0.0
     streak: int = 0
     calm: int = 0
     raised: bool = False
@@ -121,10 +124,14 @@ def buckets_of(when: datetime) -> tuple[int, int]:
 
 
 def short_term(state: State, x: float) -> tuple[float, float, float]:
-    """The short-term level, the medium level and the short-term dispersion, with ``x`` folded in."""
+    """The short-term level, the medium level and the short-term dispersion, with ``x`` folded in. Dispersion is
+    the change from the last sample, clipped at STEP_CLIP times its recent value: one spike or one step moves it
+    little, a burst of scatter (every sample) much."""
     n = state.samples
-    return (ew(state.fast, n, x, FAST), ew(state.mid, n, x, MID),
-            ew(state.vol, n, abs(x - state.fast) if n else 0.0, VOL))
+    jump = abs(x - state.last) if n else 0.0
+    if n >= WARMUP:
+        jump = min(jump, STEP_CLIP * max(state.vol_recent, 1e-9))
+    return ew(state.fast, n, x, FAST), ew(state.mid, n, x, MID), ew(state.vol, n, jump, VOL)
 
 
 def judge(state: State, day: Bucket, week: Bucket, x: float, unit: str, z: float) -> Verdict:
@@ -178,7 +185,7 @@ def learn(state: State, day: Bucket, week: Bucket, x: float, unit: str, when: da
     change = fast - mid
     _, change_spread = robust(0.0, state.change_spread, n, change, CHANGE, least / 4)
     vol_recent = ew(state.vol_recent, n, vol, RECENT)
-    new_state = replace(state, samples=n + 1, first_at=state.first_at or when, fast=fast, mid=mid, center=center,
+    new_state = replace(state, samples=n + 1, first_at=state.first_at or when, last=x, fast=fast, mid=mid, center=center,
                         spread=spread, change_spread=change_spread, vol=vol, vol_recent=vol_recent)
     scale = 0.25 if anomalous else 1.0
     return new_state, _learn_bucket(day, x, vol, least, scale), _learn_bucket(week, x, vol, least, scale)

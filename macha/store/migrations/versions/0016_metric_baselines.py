@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('change_spread', sa.Float(), nullable=False),
     sa.Column('vol', sa.Float(), nullable=False),
     sa.Column('vol_recent', sa.Float(), nullable=False),
+    sa.Column('last', sa.Float(), nullable=False),
     sa.Column('streak', sa.Integer(), nullable=False),
     sa.Column('calm', sa.Integer(), nullable=False),
     sa.Column('raised', sa.Boolean(), nullable=False),
