@@ -3,10 +3,11 @@
 Several models, each trained on a different window, must agree before a sample counts as anomalous (as Netdata
 does, to cut false alarms), and only `sustain` anomalous samples in a row raise; as many normal ones clear.
 
-- seasonal: the series' usual level, spread and short-term dispersion in this hour of the day, and, once a whole
-  week is learned, in this hour of the week (a weekly job is then normal at its hour). When both are learned, both
-  must find the sample out of their band.
-- recent: the level and spread of the last few hours (adapts to slow trends and to a new normal).
+- seasonal: the series' usual level, spread and short-term dispersion in this 10-minute slot of the day or, once
+  that slot of the week has been seen, of the week (weekends, and a weekly job, are then normal at their time).
+- recent: the series' offset from its seasonal level over the last few hours, and its spread (adapts to a day
+  busier than usual, to slow trends and, within hours, to a new normal; its spread learns slower than its centre,
+  so a slow leak falls behind it instead of widening it).
 - change: the short-term level (about 2.5 minutes) against the medium one (about 10 minutes), the rate of change,
   against how fast this series usually moves.
 - dispersion: the short-term scatter of the samples against its usual value this hour and recently; a variance
@@ -29,6 +30,9 @@ from typing import Literal
 #: slot: 20 samples a day).
 FAST, MID, VOL = 0.2, 0.05, 0.1
 RECENT, CHANGE, BUCKET = 1 / 360, 1 / 2880, 1 / 140
+#: The recent model's spread learns four times slower than its centre: a slow leak moves the centre behind it but
+#: does not widen the band until it is out of it.
+RECENT_SPREAD = RECENT / 4
 #: Seasonal slots are this many minutes: jobs start and end on the clock (a backup from 02:00 to 02:40), and a
 #: slot that mixes a job's level with the quiet one after it would make the quiet one look anomalous.
 SLOT = 10
@@ -101,16 +105,18 @@ def floor(unit: str, level: float) -> float:
     return max(UNIT_FLOOR.get(unit, DEFAULT_FLOOR), RELATIVE_FLOOR * abs(level))
 
 
-def robust(center: float, spread: float, n: int, x: float, alpha: float, least: float) -> tuple[float, float]:
+def robust(center: float, spread: float, n: int, x: float, alpha: float, least: float,
+           warmup: int = WARMUP, spread_alpha: float | None = None) -> tuple[float, float]:
     """One update of a robust centre and mean absolute deviation."""
     if n == 0:
         return x, 0.0
     weight = max(alpha, 1.0 / (n + 1))
+    spread_weight = weight if spread_alpha is None else max(spread_alpha, 1.0 / (n + 1))
     r = x - center
-    if n >= WARMUP:
+    if n >= warmup:
         limit = CLIP * max(spread, least)
         r = min(max(r, -limit), limit)
-    return center + weight * r, spread + weight * (abs(r) - spread)
+    return center + weight * r, spread + spread_weight * (abs(r) - spread)
 
 
 def ew(value: float, n: int, x: float, alpha: float) -> float:
@@ -139,7 +145,9 @@ def judge(state: State, day: Bucket, week: Bucket, x: float, unit: str, z: float
     if day.samples < BUCKET_READY or state.samples < WARMUP:
         return Verdict()
     fast, mid, vol = short_term(state, x)
-    seasons = [b for b in (day, week) if b.samples >= BUCKET_READY]
+    # Once its hour of the week is learned, that bucket is the seasonal model (weekends, weekly jobs); before, the
+    # slot of the day.
+    seasons = [week] if week.samples >= BUCKET_READY else [day]
     bands = [(b.center, z * SIGMA * max(b.spread, floor(unit, b.center))) for b in seasons]
     side = 1 if x > day.center else -1
     seasonal = all(abs(x - c) > w and (x > c) == (side > 0) for c, w in bands)
@@ -149,8 +157,8 @@ def judge(state: State, day: Bucket, week: Bucket, x: float, unit: str, z: float
         low, high = min(c - w for c, w in bands), max(c + w for c, w in bands)
     if seasonal:
         models = ["seasonal"]
-        least = floor(unit, state.center)
-        if (x - state.center) * side > z * SIGMA * max(state.spread, least):
+        least = floor(unit, day.center)
+        if (x - day.center - state.center) * side > z * SIGMA * max(state.spread, least):
             models.append("recent")
         change = fast - mid
         if change * side > z * SIGMA * max(state.change_spread, least / 4):
@@ -181,7 +189,10 @@ def learn(state: State, day: Bucket, week: Bucket, x: float, unit: str, when: da
     n = state.samples
     least = floor(unit, x)
     fast, mid, vol = short_term(state, x)
-    center, spread = robust(state.center, state.spread, n, x, RECENT, least)
+    # The recent model follows the series' offset from this slot's usual level: the daily cycle is left out,
+    # a day that runs busier than usual (or a slow trend) is learned within hours.
+    center, spread = robust(state.center, state.spread, n, x - day.center if day.samples else 0.0, RECENT, least,
+                            spread_alpha=RECENT_SPREAD)
     change = fast - mid
     _, change_spread = robust(0.0, state.change_spread, n, change, CHANGE, least / 4)
     vol_recent = ew(state.vol_recent, n, vol, RECENT)
@@ -192,7 +203,7 @@ def learn(state: State, day: Bucket, week: Bucket, x: float, unit: str, when: da
 
 
 def _learn_bucket(b: Bucket, x: float, vol: float, least: float, scale: float) -> Bucket:
-    center, spread = robust(b.center, b.spread, b.samples, x, BUCKET, least)
+    center, spread = robust(b.center, b.spread, b.samples, x, BUCKET, least, BUCKET_READY)
     v = ew(b.vol, b.samples, vol, BUCKET)
     if scale < 1 and b.samples >= BUCKET_READY:
         # Not counted as a sample either: the bucket's warm-up weights stay for normal ones.
