@@ -86,11 +86,11 @@ def _event(hostname: str, now: datetime, m: MetricSample, v: model.Verdict, sust
     severity = Severity.MEDIUM if v.excess >= 0.5 else Severity.LOW
     agree = ", ".join(v.models[:-1]) + " and " + v.models[-1] if len(v.models) > 1 else v.models[0]
     if v.kind == "level":
-        what = f"{series} is {_num(m)}, outside its expected band {v.low:.4g} to {v.high:.4g} at this hour"
+        what = f"{series} is {_num(m)}, outside its expected band {v.low:.4g} to {v.high:.4g} at this time"
     else:
         shape = "bursts" if v.scatter > v.usual_scatter else "has gone flat"
         what = (f"{series} {shape}: it is {_num(m)} and moves {v.scatter:.3g} between samples, against a usual "
-                f"{v.usual_scatter:.3g} (expected band {v.low:.4g} to {v.high:.4g} at this hour)")
+                f"{v.usual_scatter:.3g} (expected band {v.low:.4g} to {v.high:.4g} at this time)")
     reason = f"{what}; the {agree} models agree, for {sustain} sample(s) in a row"
     return state_trigger(hostname, now, "metric_anomaly", f"metric_anomalous:{m.name}", severity, reason, series,
                          {"subsystem": "metrics", "series": series, "value": m.value,

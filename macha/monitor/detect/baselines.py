@@ -145,40 +145,34 @@ def judge(state: State, day: Bucket, week: Bucket, x: float, unit: str, z: float
     if day.samples < BUCKET_READY or state.samples < WARMUP:
         return Verdict()
     fast, mid, vol = short_term(state, x)
-    # Once its hour of the week is learned, that bucket is the seasonal model (weekends, weekly jobs); before, the
-    # slot of the day.
-    seasons = [week] if week.samples >= BUCKET_READY else [day]
-    bands = [(b.center, z * SIGMA * max(b.spread, floor(unit, b.center))) for b in seasons]
-    side = 1 if x > day.center else -1
-    seasonal = all(abs(x - c) > w and (x > c) == (side > 0) for c, w in bands)
-    low = max(c - w for c, w in bands)
-    high = min(c + w for c, w in bands)
-    if low > high:  # The hour of the week and the hour of the day disagree: the wider of the two.
-        low, high = min(c - w for c, w in bands), max(c + w for c, w in bands)
-    if seasonal:
+    # Once its slot of the week has been seen, that bucket is the seasonal model (weekends, weekly jobs); before,
+    # the slot of the day.
+    season = week if week.samples >= BUCKET_READY else day
+    width = z * SIGMA * max(season.spread, floor(unit, season.center))
+    side = 1 if x > season.center else -1
+    # Every series Macha samples is zero or more (and a percentage at most 100): the band says so.
+    low = max(season.center - width, 0.0)
+    high = min(season.center + width, 100.0) if unit == "%" else season.center + width
+    if abs(x - season.center) > width:
         models = ["seasonal"]
         least = floor(unit, day.center)
         if (x - day.center - state.center) * side > z * SIGMA * max(state.spread, least):
             models.append("recent")
-        change = fast - mid
-        if change * side > z * SIGMA * max(state.change_spread, least / 4):
+        if (fast - mid) * side > z * SIGMA * max(state.change_spread, least / 4):
             models.append("change")
         if len(models) >= 2:
             edge = high if side > 0 else low
-            width = max((high - low) / 2, 1e-9)
             return Verdict(tuple(models), low, high, abs(x - edge) / width, "level")
     # Dispersion: a burst, or a usually noisy series gone flat.
     least = floor(unit, x)
-    usual = [max(b.vol, least / 4) for b in seasons]
+    usual = max(season.vol, least / 4)
     recent = max(state.vol_recent, least / 4)
-    if all(vol > VOL_HIGH * u for u in usual) and vol > VOL_HIGH * recent:
+    if vol > VOL_HIGH * usual and vol > VOL_HIGH * recent:
         return Verdict(("seasonal dispersion", "recent dispersion"), low, high,
-                       vol / (VOL_HIGH * max(usual + [recent])) - 1, "dispersion", vol, max(usual + [recent]))
-    if (all(b.vol > NOISY * least for b in seasons) and all(vol < VOL_LOW * b.vol for b in seasons)
-            and vol < VOL_LOW * state.vol_recent):
-        usual_vol = min(b.vol for b in seasons)
-        return Verdict(("seasonal dispersion", "recent dispersion"), low, high, 1 - vol / (VOL_LOW * usual_vol),
-                       "dispersion", vol, usual_vol)
+                       vol / (VOL_HIGH * max(usual, recent)) - 1, "dispersion", vol, max(usual, recent))
+    if season.vol > NOISY * least and vol < VOL_LOW * season.vol and vol < VOL_LOW * state.vol_recent:
+        return Verdict(("seasonal dispersion", "recent dispersion"), low, high, 1 - vol / (VOL_LOW * season.vol),
+                       "dispersion", vol, season.vol)
     return Verdict()
 
 
