@@ -391,6 +391,27 @@ class ErrorRateSettings(_Section):
     severity: RaisedSeverity = "medium"
 
 
+class BaselineSettings(_Section):
+    """Learned per-series baselines of the metrics (beside the fixed thresholds): several models must agree, for
+    `sustain` samples in a row, before a series is anomalous."""
+
+    enable: bool = True
+    learning_period: PositiveDuration = Field(
+        "2d", description="how long a series is only learned before it can be anomalous"
+    )
+    sustain: int = Field(5, ge=1, le=10_000, description="anomalous samples in a row before it raises (and normal "
+                                                         "ones before it clears)")
+    sensitivity: Literal["low", "medium", "high"] = Field(
+        "medium", description="how far outside its usual band a value must be: low 6, medium 5, high 4 robust sigmas"
+    )
+
+
+class DetectionSettings(_Section):
+    """Layer 1 detection that learns this host."""
+
+    baselines: BaselineSettings = Field(default_factory=BaselineSettings)
+
+
 class GroupingSettings(_Section):
     """Alertmanager-style grouping of repeated journal events, and authentication storms."""
 
@@ -584,6 +605,7 @@ class Settings(BaseSettings):
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
     error_rate: ErrorRateSettings = Field(default_factory=ErrorRateSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     grouping: GroupingSettings = Field(default_factory=GroupingSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     collect_metrics: bool = Field(True, description="sample CPU, memory, disks, load and PSI every triggerInterval")

@@ -373,6 +373,47 @@ class ThresholdState(Base):
     __table_args__ = (UniqueConstraint("hostname", "series", name="uq_threshold_states_series"),)
 
 
+class BaselineState(Base):
+    """One metric series' learned baseline between samples (detect/baselines.py): the recent and short-term
+    models, the anomaly streak and whether it is raised. Compact: no history is kept or scanned."""
+
+    __tablename__ = "baseline_states"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    series: Mapped[str] = mapped_column(String(512))
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fast: Mapped[float] = mapped_column(Float)
+    mid: Mapped[float] = mapped_column(Float)
+    center: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    change_spread: Mapped[float] = mapped_column(Float)
+    vol: Mapped[float] = mapped_column(Float)
+    vol_recent: Mapped[float] = mapped_column(Float)
+    last: Mapped[float] = mapped_column(Float)
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    calm: Mapped[int] = mapped_column(Integer, default=0)
+    raised: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "series", name="uq_baseline_states_series"),)
+
+
+class BaselineBucket(Base):
+    """One metric series' usual level, spread and short-term dispersion in one hour of the day (bucket 0-23) or
+    of the week (24 + 24 * weekday + hour)."""
+
+    __tablename__ = "baseline_buckets"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    series: Mapped[str] = mapped_column(String(512))
+    bucket: Mapped[int] = mapped_column(Integer)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    center: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    vol: Mapped[float] = mapped_column(Float)
+    __table_args__ = (UniqueConstraint("hostname", "series", "bucket", name="uq_baseline_buckets_bucket"),)
+
+
 class ErrorRate(Base):
     """Each unit's usual rate of error-priority journal lines (errors a minute, an EWMA) and whether it spiked."""
 

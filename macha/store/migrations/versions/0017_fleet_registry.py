@@ -1,7 +1,7 @@
 """the fleet registry: each host's Macha roles, its collector's last beat, and since when it is silent
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0017'
-down_revision = '0014'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
