@@ -52,7 +52,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=30)
     args = ap.parse_args()
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores")
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory(prefix="mw-", dir="/tmp") as tmp:
         state, jdir = Path(tmp) / "s", Path(tmp) / "j"
         jdir.mkdir()
@@ -113,7 +114,8 @@ def main() -> None:
     for name, values in (("line -> stored event", stored), ("line -> row in the browser", shown)):
         print(f"{name:28} n={len(values):3}  p50 {pct(values, 50):6.3f} s  p99 {pct(values, 99):6.3f} s  "
               f"max {max(values):6.3f} s")
-    print(f"what the feed and the page add, p50: {statistics.median(shown) - statistics.median(stored):.3f} s")
+    print(f"what the feed and the page add, p50: {statistics.median(shown) - statistics.median(stored):.3f} s "
+          f"(load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 def _up(base: str) -> bool:

@@ -5,12 +5,15 @@ events (log events, a fifth of them with a trigger event) of one host, plus nine
 request, client side (httpx on loopback, token auth):
 
 - host page: /api/v1/hosts/HOST (health score and reasons, failed units, latest review, current metrics)
-- 24 h chart: 5 series of /api/v1/metrics?since=-24h (one chart's worth), as one figure
+- 24 h chart: 5 series in one request, /api/v1/hosts/HOST/chart?name=..x5&since=-24h (what the host page asks);
+  for comparison the same 5 series as 5 requests of /api/v1/metrics (how the page asked before)
 - events page with filters: /events?host&severity=high&unit&since=-24h (the server-rendered page)
 - fleet page: / (every host, pending approvals)
 
 The baseline, in the same run and process, is /healthz: the cost of a request through uvicorn, FastAPI and the
-guards with no database work. Also the web process's resident memory when idle, after the run.
+guards with no database work. The machine's load average is printed with the results: on a shared machine the
+ratios to the baseline are steadier than the milliseconds. Also the web process's resident memory when idle:
+after start-up and one request of each kind, and again after the run.
 
     .venv/bin/python bench/web_read.py --url sqlite:////tmp/web-bench.db [--requests 200]
     .venv/bin/python bench/web_read.py --url postgresql+psycopg2://postgres@127.0.0.1:5432/macha_bench
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -136,7 +140,7 @@ def main() -> None:
     build(args.url)
     state = Path(tempfile.mkdtemp(prefix="macha-web-bench-"))
     port = free_port()
-    env = {**os.environ, "MACHA_STATE_DIR": str(state), "MACHA_DATABASE_URL": args.url,
+    env = {**{k: v for k, v in os.environ.items() if k != "MACHA_BENCH_REDIS"}, "MACHA_STATE_DIR": str(state), "MACHA_DATABASE_URL": args.url,
            "MACHA_BROKER_URL": os.environ.get("MACHA_BENCH_REDIS", "redis://127.0.0.1:6379/14"),
            "MACHA_WEB_INTERFACE__PORT": str(port), "MACHA_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "macha.cli.web"], env=env, start_new_session=True)
@@ -155,29 +159,43 @@ def main() -> None:
         token = (state / "secrets" / "web-token").read_text().strip()
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}", "host": "localhost"},
                               timeout=30)
-        charts = [f"/api/v1/metrics?host={HOST}&name={n}&since=-24h" for n in
-                  ("cpu_percent", "memory_percent", "swap_percent", "load_per_core", "disk_percent")]
+        five = ("cpu_percent", "memory_percent", "swap_percent", "load_per_core", "disk_percent")
+        charts = [f"/api/v1/metrics?host={HOST}&name={n}&since=-24h" for n in five]
+        chart = f"/api/v1/hosts/{HOST}/chart?since=-24h" + "".join(f"&name={n}" for n in five)
         cases = {
             "baseline /healthz": ["/healthz"],
             "host page API": [f"/api/v1/hosts/{HOST}"],
-            "24 h chart, 5 series": charts,
+            "24 h chart, 5 series": [chart],
+            "  (as 5 requests)": charts,
             "events page, filtered": [f"/events?host={HOST}&severity=high&unit=nginx&since=-24h"],
             "events API, text filter": [f"/api/v1/events?host={HOST}&text=worker%2042&since=-7d&limit=100"],
             "fleet page": ["/"],
         }
-        results = {name: timed(client, paths, args.requests) for name, paths in cases.items()}
-        base_p50 = statistics.median(results["baseline /healthz"])
-        print(f"\n{args.url.split(':')[0]}: {args.requests} requests each, milliseconds (client side)")
-        print(f"{'request':26} {'p50':>8} {'p99':>8} {'max':>8} {'p50 / baseline':>15}")
-        for name, values in results.items():
-            print(f"{name:26} {statistics.median(values):8.1f} {pct(values, 99):8.1f} {max(values):8.1f} "
-                  f"{statistics.median(values) / base_p50:15.1f}")
+        for paths in cases.values():  # one of each, then the idle memory of a process that has served them all
+            for path in paths:
+                client.get(path)
         time.sleep(2)
-        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
-        print(f"web process RSS after the run: {rss:.0f} MiB")
+        web = psutil.Process(proc.pid)
+        idle_rss = web.memory_info().rss / 2**20
+        load_before = os.getloadavg()[0]
+        results = {name: timed(client, paths, args.requests) for name, paths in cases.items()}
+        load_after = os.getloadavg()[0]
+        base = results["baseline /healthz"]
+        base_p50, base_p99 = statistics.median(base), pct(base, 99)
+        print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {args.url.split(':')[0]}, {os.cpu_count()} cores, "
+              f"load average {load_before:.1f} before and {load_after:.1f} after the run")
+        print(f"{args.requests} requests each, milliseconds (client side)")
+        print(f"{'request':26} {'p50':>8} {'p99':>8} {'max':>8} {'p50 / base':>11} {'p99 / base':>11}")
+        for name, values in results.items():
+            p50, p99 = statistics.median(values), pct(values, 99)
+            print(f"{name:26} {p50:8.1f} {p99:8.1f} {max(values):8.1f} {p50 / base_p50:11.1f} {p99 / base_p99:11.1f}")
+        time.sleep(2)
+        print(f"web process RSS: {idle_rss:.0f} MiB idle after start-up (one request of each kind), "
+              f"{web.memory_info().rss / 2**20:.0f} MiB after the run")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -391,6 +391,21 @@ class ErrorRateSettings(_Section):
     severity: RaisedSeverity = "medium"
 
 
+class BaselineSettings(_Section):
+    """Learned per-series baselines of the metrics (beside the fixed thresholds): several models must agree, for
+    `sustain` samples in a row, before a series is anomalous."""
+
+    enable: bool = True
+    learning_period: PositiveDuration = Field(
+        "2d", description="how long a series is only learned before it can be anomalous"
+    )
+    sustain: int = Field(5, ge=1, le=10_000, description="anomalous samples in a row before it raises (and normal "
+                                                         "ones before it clears)")
+    sensitivity: Literal["low", "medium", "high"] = Field(
+        "medium", description="how far outside its usual band a value must be: low 6, medium 5, high 4 robust sigmas"
+    )
+
+
 class GroupingSettings(_Section):
     """Alertmanager-style grouping of repeated journal events, and authentication storms."""
 
@@ -412,7 +427,10 @@ class ClassifierSettings(_Section):
 
 
 class DetectionSettings(_Section):
-    """Layer 1 judgement beyond the pattern catalog: novelty (message templates never seen on a host)."""
+    """Layer 1 judgement beyond the pattern catalog, learned on this host: novelty (message templates never seen on
+    it) and metric baselines."""
+
+    baselines: BaselineSettings = Field(default_factory=BaselineSettings)
 
     novelty: bool = Field(True, description="raise error-ish lines whose template this host never showed before")
     novelty_learning: Duration = Field(
@@ -433,6 +451,33 @@ class IssueSettings(_Section):
     resolve_after: PositiveDuration = Field(
         "1h", description="an issue whose events stopped and whose reviews say healthy this long is resolved"
     )
+
+
+class FleetSettings(_Section):
+    """Many hosts, one brain: each host's collector beats every triggerInterval; the brain watches the beats."""
+
+    silent_after: Duration | None = Field(
+        None, description="a collector not heard from this long raises a high \"host silent\" event (cleared when it "
+                          "beats again); unset: 3 x triggerInterval"
+    )
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "unix://")
+#: What one `macha-ai` runs (`--role`): everything (the embedded default), a host's collector, the central brain, or
+#: the gpu worker.
+ROLES = ("all", "collector", "brain", "gpu")
+Role = Literal["all", "collector", "brain", "gpu"]
+
+
+def _read_secret_file(path: Path, option: str) -> str:
+    """A URL with a password in it is read from a file (never the command line, where `ps` shows it)."""
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{option} {path} cannot be read: {exc.strerror or exc}") from None
+    if not text or "\n" in text:
+        raise ValueError(f"{option} {path} must hold one URL on one line")
+    return text
 
 
 class _TomlFileSource(PydanticBaseSettingsSource):
@@ -555,11 +600,15 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     meta: MetaSettings = Field(default_factory=MetaSettings)
     issues: IssueSettings = Field(default_factory=IssueSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    role: Role = Field("all", description="what macha-ai runs here: all, collector, brain or gpu (macha-ai --role)")
 
     # Where things live. None means the embedded default under state_dir.
     state_dir: Path = Field(default_factory=_default_state_dir)
     broker_url: str | None = None
     database_url: str | None = None
+    broker_url_file: Path | None = Field(None, description="a file holding brokerUrl (it may carry a password)")
+    database_url_file: Path | None = Field(None, description="a file holding databaseUrl (it may carry a password)")
     ollama_url: str = "http://127.0.0.1:11434"
     llm: LlmSettings = Field(default_factory=lambda: LlmSettings())
 
@@ -569,6 +618,7 @@ class Settings(BaseSettings):
     # Journal reading.
     journal_batch_size: int = Field(1000, ge=1, le=100_000)
     error_rate: ErrorRateSettings = Field(default_factory=ErrorRateSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     grouping: GroupingSettings = Field(default_factory=GroupingSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
@@ -580,6 +630,10 @@ class Settings(BaseSettings):
     patterns_file: Path | None = Field(
         None, description="a TOML file of extra journal patterns, benign lines and unnamed-line rules ([[pattern]], "
                           "[[benign]], [[unnamed]] tables, as in the built-in catalog)"
+    )
+    correlations_file: Path | None = Field(
+        None, description="a TOML file of extra correlation rules and signals ([[rule]], [[signal]] tables, as in "
+                          "the built-in correlations.toml)"
     )
     journal_directory: str | None = Field(
         None, description="read this journal directory (journalctl -D) instead of the system journal"
@@ -673,9 +727,32 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_scheme(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+        if v is not None and not v.startswith(REDIS_SCHEMES):
             raise ValueError("must be a Redis URL (redis://, rediss:// or redis+socket://PATH)")
         return v
+
+    @model_validator(mode="after")
+    def _urls_from_files(self) -> Settings:
+        for option, url_field, file_field in (("brokerUrlFile", "broker_url", "broker_url_file"),
+                                              ("databaseUrlFile", "database_url", "database_url_file")):
+            path = getattr(self, file_field)
+            if path is None:
+                continue
+            if getattr(self, url_field) is not None:
+                raise ValueError(f"set {option.removesuffix('File')} or {option}, not both")
+            url = _read_secret_file(path, option)
+            if url_field == "broker_url" and not url.startswith(REDIS_SCHEMES):
+                raise ValueError(f"{option} {path}: must hold a Redis URL (redis://, rediss:// or redis+socket://PATH)")
+            # Not through validate_assignment (there is none on Settings): the file's URL is the setting.
+            object.__setattr__(self, url_field, url)
+        return self
+
+    @property
+    def silent_after(self) -> float:
+        """Seconds without a beat after which a collector is silent."""
+        if self.fleet.silent_after is not None:
+            return parse_duration(self.fleet.silent_after).total_seconds()
+        return 3.0 * self.trigger_interval
 
     @classmethod
     def settings_customise_sources(

@@ -220,11 +220,14 @@ def execute_step(store: Store, settings: Settings, action_id: int, hostname: str
                    follow_ups=FollowUps().tell(LiveKind.ACTION, hostname, action_id=action_id, status=outcome.status))
 
 
-def expire_step(store: Store) -> StepRun:
-    """Approvals past approvalTimeout expire; the pages showing them are told."""
+def expire_step(store: Store, settings: Settings | None = None) -> StepRun:
+    """Approvals past approvalTimeout expire, and (with settings) ready actions a down collector did not run
+    within it; the pages showing them are told."""
     from macha.actions.approvals import expire_due
+    from macha.config import parse_duration
 
-    expired = expire_due(store)
+    ready_for = parse_duration(settings.actions.approval_timeout) if settings is not None else None
+    expired = expire_due(store, ready_for)
     follow = FollowUps()
     if expired:
         log.info("expired unapproved actions: %s", expired)

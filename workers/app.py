@@ -6,6 +6,8 @@ one worker with -c 1). On Redis, message priority 0 is the highest.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from typing import Any
 
@@ -24,9 +26,9 @@ PRIORITY_HIGHEST = 0
 PRIORITY_DEFAULT = 5
 PRIORITY_BACKGROUND = 9
 
-#: Tasks that run on the queue of the host they concern: the journal check, actions, the config index and the
-#: registered host checks that read the machine.
-HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.index_config",
+#: Tasks that run on the queue of the host they concern: the journal check, actions, the config index, the
+#: collector's beat and the registered host checks that read the machine.
+HOST_TASKS = {"macha.check_host", "macha.execute_action", "macha.index_config", "macha.heartbeat",
               *(c.task for c in HOST_CHECKS if c.on_host)}
 #: Actions jump ahead of collection on their host's queue.
 PRIORITY_ACTION = 1
@@ -175,7 +177,35 @@ def _settings_or_exit() -> Settings:
         sys.exit(2)
 
 
+#: What a fleet's collector never loads: the model clients, Chroma, the ONNX runtime, tiktoken and Jinja (its
+#: footprint is the checks, the follower and the actions; the brain and the gpu worker hold the rest).
+COLLECTOR_NEVER = ("macha.llm.ollama_backend", "macha.llm.openai_backend", "ollama", "openai", "chromadb",
+                   "onnxruntime", "tiktoken", "jinja2")
+#: Through Celery's logger: the worker configures it (not the root logger), so the line reaches the worker's log.
+_guard_log = logging.getLogger("celery.macha.collector")
+
+
+def heavy_modules_loaded() -> list[str]:
+    return [name for name in COLLECTOR_NEVER if name in sys.modules]
+
+
+def check_collector_imports(when: str, quiet: bool = False) -> list[str]:
+    """Say which of COLLECTOR_NEVER this collector process has loaded (none, when its import paths are lazy);
+    ``quiet``: only when it has."""
+    loaded = heavy_modules_loaded()
+    if loaded:
+        _guard_log.warning("collector process %d loaded %s (%s)", os.getpid(), ", ".join(loaded), when)
+    elif not quiet:
+        _guard_log.info("collector process %d: no model client, Chroma, ONNX runtime, tiktoken or Jinja loaded (%s)",
+                        os.getpid(), when)
+    return loaded
+
+
 settings = _settings_or_exit()
 app = create_app(settings)
+if settings.role == "collector":
+    from celery import signals
+
+    signals.worker_process_init.connect(lambda **_: check_collector_imports("pool process ready"), weak=False)
 # tiktoken keeps its parsed encoding here rather than in a /tmp folder shared with other users.
 use_cache_dir(settings.state_dir / "cache" / "tiktoken")

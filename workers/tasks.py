@@ -11,9 +11,10 @@ from macha.actions import executor
 from macha.broker.client import SingleFlight
 from macha.config import load_settings
 from macha.core.errors import MachaError
+from macha.monitor.checks import fleet
 from macha.monitor.checks.registry import HOST_CHECKS, HostCheck
 from macha.store.db import get_store
-from workers.app import app, check_pipeline, settings
+from workers.app import app, check_collector_imports, check_pipeline, settings
 from workers.dispatch import dispatch
 
 log = logging.getLogger(__name__)
@@ -140,9 +141,26 @@ def execute_action(action_id: int, hostname: str) -> dict:
     return step.result
 
 
+@app.task(name="macha.heartbeat")
+def heartbeat(hostname: str) -> dict:
+    """Runs on host.<hostname> every triggerInterval: the collector's beat in the fleet registry."""
+    if settings.role == "collector":
+        # After the checks and actions it ran: still none of what a collector never loads.
+        check_collector_imports("after its tasks", quiet=True)
+    return fleet.beat(_store(), hostname).result
+
+
+@app.task(name="macha.fleet_watch")
+def fleet_watch() -> dict:
+    """The brain, every triggerInterval: collectors silent for fleet.silentAfter raise "host silent"; back, cleared."""
+    step = fleet.watch(_store(), settings)
+    dispatch(app, step.follow_ups)
+    return step.result
+
+
 @app.task(name="macha.expire_approvals")
 def expire_approvals() -> list[int]:
-    step = pipeline.expire_step(_store())
+    step = pipeline.expire_step(_store(), settings)
     dispatch(app, step.follow_ups)
     return step.result["expired"]
 

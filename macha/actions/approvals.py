@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, Field, field_serializer
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from macha.actions import guard
@@ -23,7 +23,7 @@ from macha.core.errors import MachaError
 from macha.core.ids import parse_id
 from macha.core.states import ActionStatus, AuditEvent
 from macha.store.db import Store
-from macha.store.models import Action, LogEvent, Review, TriggerEvent, utcnow
+from macha.store.models import Action, Host, LogEvent, Review, TriggerEvent, utcnow
 
 
 class ApprovalError(MachaError):
@@ -220,21 +220,50 @@ def reject(store: Store, action_id: int, actor: str, reason: str) -> dict[str, A
         return action_dict(action)
 
 
-def expire_due(store: Store) -> list[int]:
+def expire_ready_if_due(session: Session, action: Action, ready_for: timedelta, now: datetime) -> bool:
+    """A ready action that has not started within ``ready_for`` (approvalTimeout) of its decision expires: its
+    host's collector was down all that time, and what was approved then is not run on a host that changed since.
+    One conditional UPDATE, so the executor starting it and the sweep cannot both win."""
+    since = action.decided_at or action.created_at
+    if action.status != ActionStatus.READY or since is None or since + ready_for > now:
+        return False
+    won = session.execute(
+        update(Action).where(Action.id == action.id, Action.status == ActionStatus.READY)
+        .values(status=ActionStatus.EXPIRED, updated_at=now).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.refresh(action)
+    if won:
+        audit(session, action, AuditEvent.EXPIRED, "system",
+              f"ready since {since.isoformat()[:19]} and not run on {action.hostname} within the approval timeout")
+    return won
+
+
+def expire_due(store: Store, ready_for: timedelta | None = None) -> list[int]:
+    """Pending actions past their expiry; with ``ready_for``, also ready ones their host did not run in time."""
     now = utcnow()
     with store.session() as s:
         due = s.execute(
             select(Action).where(Action.status == ActionStatus.PENDING, Action.expires_at <= now)
         ).scalars()
-        return [a.id for a in due if _expire_if_due(s, a, now)]
+        expired = [a.id for a in due if _expire_if_due(s, a, now)]
+        if ready_for is not None:
+            waiting = s.execute(select(Action).where(Action.status == ActionStatus.READY,
+                                                     func.coalesce(Action.decided_at, Action.created_at)
+                                                     <= now - ready_for)).scalars().all()
+            expired += [a.id for a in waiting if expire_ready_if_due(s, a, ready_for, now)]
+        return expired
 
 
 def stale_ready(store: Store, older_than_s: int) -> list[tuple[int, str]]:
-    """Ready actions whose execution task seems lost (a broker restart, a crash after approval)."""
+    """Ready actions whose execution task seems lost (a broker restart, a crash after approval). Not those of a
+    silent host: their message waits in its queue, and copies sent every sweep would pile up behind it until it
+    returns (then, if one was lost after all, the next sweep sends it)."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
+    silent = select(Host.hostname).where(Host.silent_since.is_not(None))
     with store.session() as s:
         rows = list(s.execute(
-            select(Action).where(Action.status == ActionStatus.READY, Action.updated_at < cutoff)
+            select(Action).where(Action.status == ActionStatus.READY, Action.updated_at < cutoff,
+                                 Action.hostname.not_in(silent))
         ).scalars())
         for row in rows:
             # Sent again now; the next sweep waits a full period before sending another.

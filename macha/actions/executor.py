@@ -14,12 +14,13 @@ from pydantic import BaseModel
 from sqlalchemy import update
 
 from macha.actions import guard
+from macha.actions.approvals import expire_ready_if_due
 from macha.actions.audit import audit
 from macha.actions.catalog import ActionRefused, Catalog, default_catalog
 from macha.actions.policy import Verdict, may_run
 from macha.actions.runner import run_argv
 from macha.actions.observe import LOCAL, HostProbe
-from macha.config import Settings
+from macha.config import Settings, parse_duration
 from macha.core.states import ActionStatus, AuditEvent
 from macha.store.db import Store
 from macha.store.models import Action, utcnow
@@ -62,6 +63,10 @@ def execute(store: Store, settings: Settings, action_id: int, *, catalog: Catalo
         if action.hostname != settings.hostname:
             return ExecutionOutcome(action_id=action_id, status=action.status, ran=False,
                                     reason=f"belongs to host {action.hostname}, this is {settings.hostname}")
+        # Its collector was down past the approval timeout: what was decided then is not run now.
+        if expire_ready_if_due(s, action, parse_duration(settings.actions.approval_timeout), utcnow()):
+            return ExecutionOutcome(action_id=action_id, status=ActionStatus.EXPIRED, ran=False,
+                                    reason="not run within the approval timeout of its decision")
         # Settings, the catalog and the host may have changed since the proposal: everything again, here.
         try:
             validated = guard.validate(catalog, settings, action.hostname, action.action, action.arguments, probe)

@@ -21,7 +21,7 @@ from typing import Any
 from macha.broker.client import ensure_reachable, restore_orphaned_messages
 from macha.broker.embedded import EmbeddedRedis
 from macha.cli.common import parser, run, settings_from, setup_logging
-from macha.config import Settings
+from macha.config import ROLES, Settings
 from macha.core.errors import BrokerError, MachaError
 from macha.core.lifetime import tied_argv
 from macha.store.db import Store, redact
@@ -40,6 +40,10 @@ INTERFACE_BACKOFF_MAX = 60.0
 
 def main() -> None:
     p = parser("macha-ai", "Run the Macha pipeline (worker, schedule and, by default, an embedded Redis).")
+    p.add_argument("--role", choices=ROLES, default=None,
+                   help="what runs here: all (the default: everything on one host), collector (this host's "
+                        "checks, follower and actions), brain (schedule, reviews, memory, dashboard, MCP) or gpu "
+                        "(the meta model's queue); a fleet's roles share brokerUrl and databaseUrl")
     p.add_argument("--broker", help="Redis URL of the broker (default: the embedded Redis under state_dir)")
     p.add_argument("--database", help="database URL (default: SQLite under state_dir)")
     p.add_argument("--state-dir", help="state directory (default: ~/.local/state/macha)")
@@ -67,7 +71,35 @@ def _child_env(args: Any, settings: Settings) -> dict[str, str]:
         env["MACHA_DATABASE_URL"] = args.database
     if args.concurrency:
         env["MACHA_WORKER_CONCURRENCY"] = str(args.concurrency)
+    # The worker builds its schedule (and the import guard of a collector) from the role.
+    env["MACHA_ROLE"] = settings.role
     return env
+
+
+#: What each role runs: its queues ("{host}" is this host's queue), whether the schedule, the journal follower and
+#: the interfaces (dashboard, MCP server) run here.
+ROLE_PLAN: dict[str, dict[str, Any]] = {
+    "all": {"queues": "{host},review,gpu", "beat": True, "follow": True, "interfaces": True},
+    "collector": {"queues": "{host}", "beat": True, "follow": True, "interfaces": False},
+    "brain": {"queues": "review", "beat": True, "follow": False, "interfaces": True},
+    "gpu": {"queues": "gpu", "beat": False, "follow": False, "interfaces": False},
+}
+
+
+def plan_for(settings: Settings, args: Any) -> dict[str, Any]:
+    """The role's plan with the command line's narrowing (--queues, --no-beat, --no-follow) applied."""
+    from workers.app import host_queue
+
+    plan = dict(ROLE_PLAN[settings.role])
+    plan["queues"] = args.queues or plan["queues"].format(host=host_queue(settings.hostname))
+    plan["beat"] = plan["beat"] and not args.no_beat
+    plan["follow"] = plan["follow"] and settings.live_follow and not args.no_follow
+    # The interfaces belong with the schedule (the brain), not on every collector.
+    plan["interfaces"] = plan["interfaces"] and not args.no_beat
+    if settings.role != "all" and (settings.embedded_broker or settings.database_url is None):
+        raise MachaError(f"--role {settings.role} is one part of a fleet: set brokerUrl and databaseUrl (or "
+                         "brokerUrlFile and databaseUrlFile) to the Redis and PostgreSQL every role shares")
+    return plan
 
 
 #: Task events for Flower, and an idle worker that stays idle: no gossip (each worker would process the other's
@@ -78,8 +110,8 @@ QUIET_WORKER = ["--task-events", "--without-gossip", "--without-mingle", "--hear
 
 def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: str) -> list[list[str]]:
     """The Celery workers to run: one for the host's and the review queue (with beat), and the gpu queue in a
-    worker of its own running one task and holding one message at a time, so that priorities order the meta model's work
-    and two analyses never share the model server."""
+    worker of its own, one process running one task and holding one message at a time, so that priorities order the
+    meta model's work and two analyses never share the model server."""
     from workers.app import host_queue
 
     wanted = [q.strip() for q in (queues or f"{host_queue(settings.hostname)},review,gpu").split(",") if q.strip()]
@@ -104,8 +136,9 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
     if "gpu" in wanted:
         argvs.append([
             *celery, "-A", "workers.app", "worker",
-            # prefork with one child rather than solo: the solo pool ignores the task time limits.
-            "--queues", "gpu", "--concurrency", "1", "--prefetch-multiplier", "1",
+            # One process: the solo pool runs the task in the worker itself (no idle pool child holding a second
+            # copy of the imports). Celery enforces no time limit there; workers/solo_limits.py does.
+            "--queues", "gpu", "--pool", "solo", "--prefetch-multiplier", "1",
             "--hostname", f"gpu@{settings.hostname}",
             "--loglevel", loglevel,
             *QUIET_WORKER,
@@ -118,9 +151,10 @@ def worker_argvs(settings: Settings, queues: str | None, beat: bool, loglevel: s
 
 def _main(args: Any) -> int:
     settings = settings_from(args, broker_url=args.broker, database_url=args.database, state_dir=args.state_dir,
-                             worker_concurrency=args.concurrency)
+                             worker_concurrency=args.concurrency, role=args.role)
     setup_logging(args.verbose, "INFO")
-    argvs = worker_argvs(settings, args.queues, not args.no_beat, args.loglevel or settings.log_level)
+    plan = plan_for(settings, args)
+    argvs = worker_argvs(settings, plan["queues"], plan["beat"], args.loglevel or settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)  # migrates, or says plainly why it cannot
     if store.dialect == "postgresql":
@@ -128,8 +162,14 @@ def _main(args: Any) -> int:
         status = setup_timescale(store, settings.timescaledb.enable, settings.timescaledb.retention_days)
         (log.info if status.installed else log.warning if settings.timescaledb.enable else log.info)(
             "TimescaleDB: %s", status.note)
+    # Imported here, used once: the check modules stay out of the supervisor unless it starts.
+    from macha.monitor.checks.fleet import register
+
+    # The fleet registry: this host, its role and facts (a collector's beats follow every triggerInterval).
+    register(store, settings, settings.role)
     store.dispose()
     log.info("store: %s", redact(settings.effective_database_url))
+    log.info("role: %s (queues %s)", settings.role, plan["queues"])
 
     embedded = None
     if settings.embedded_broker:
@@ -145,6 +185,7 @@ def _main(args: Any) -> int:
     log.info("broker: %s", settings.effective_broker_url if embedded else "Redis by URL")
 
     env = _child_env(args, settings)
+    embedder = embedding_server(settings)
     children: list[subprocess.Popen] = []
     follower: Follower | None = None
     interfaces: list[InterfaceKeeper] = []
@@ -173,10 +214,9 @@ def _main(args: Any) -> int:
             if not stopping:
                 # A process group of its own: what the worker leaves behind is swept with it (see _end).
                 children.append(subprocess.Popen(argv, env=env, process_group=0))
-        if settings.live_follow and not args.no_follow and not stopping:
+        if plan["follow"] and not stopping:
             follower = Follower(settings)
-        # The interfaces (dashboard, MCP server) belong with the schedule (the brain), not on every collector.
-        if not stopping and not args.no_beat:
+        if not stopping and plan["interfaces"]:
             interfaces = interface_keepers(settings, env, web=not args.no_web, mcp=not args.no_mcp)
         # One worker ending (crashed, or stopped by a signal) ends macha-ai: its service manager restarts all. The
         # embedded Redis ending does not: it is started again (the workers reconnect), unless it keeps failing.
@@ -208,6 +248,8 @@ def _main(args: Any) -> int:
             follower.stop()
         for interface in interfaces:
             interface.stop()
+        if embedder is not None:
+            embedder.stop()
         if embedded is not None:
             embedded.stop()
             log.info("embedded Redis stopped")
@@ -320,15 +362,36 @@ class InterfaceKeeper:
 
 def interface_keepers(settings: Settings, env: dict[str, str], *, web: bool = True,
                       mcp: bool = True) -> list[InterfaceKeeper]:
+    """The dashboard and the MCP server, in one child process (macha.cli.interfaces): a Python process apiece
+    would hold the store, settings and read layer twice."""
+    web = web and settings.web_interface.enable
+    mcp = mcp and settings.mcp_server.enable
+    if not (web or mcp):
+        return []
+    name = " and ".join(n for n, on in (("the dashboard", web), ("the MCP server", mcp)) if on)
+    argv = [sys.executable, "-m", "macha.cli.interfaces", *([] if web else ["--no-web"]), *([] if mcp else ["--no-mcp"])]
     # SIGTERM when macha-ai dies (a parent-death signal, like the workers): uvicorn then closes cleanly.
-    keepers = []
-    if web and settings.web_interface.enable:
-        keepers.append(InterfaceKeeper("the dashboard",
-                                       tied_argv([sys.executable, "-m", "macha.cli.web"], signal.SIGTERM), env))
-    if mcp and settings.mcp_server.enable:
-        keepers.append(InterfaceKeeper("the MCP server",
-                                       tied_argv([sys.executable, "-m", "macha.mcp"], signal.SIGTERM), env))
-    return keepers
+    return [InterfaceKeeper(name, tied_argv(argv, signal.SIGTERM), env)]
+
+
+def embedding_server(settings: Settings) -> Any:
+    """The offline embedding model, served to the workers from this process (loaded at the first request): one
+    ONNX session for the whole tree rather than one per worker process that remembers or recalls."""
+    memory = settings.memory
+    if not memory.enable or memory.embedding != "onnx":
+        return None
+    from macha.context.memory.embed_service import EmbeddingServer, socket_path
+    from macha.context.memory.embeddings import make_embedding
+
+    state_dir = settings.state_dir
+    server = EmbeddingServer(socket_path(state_dir), lambda: make_embedding(state_dir))
+    try:
+        server.start()
+    except OSError as exc:
+        # Not needed: each worker then loads the model itself.
+        log.warning("cannot serve the embedding model on %s (%s); each worker loads its own", server.path, exc)
+        return None
+    return server
 
 
 class Follower:

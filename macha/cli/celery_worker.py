@@ -40,10 +40,24 @@ def main() -> None:
     signals.worker_process_init.connect(tie_to_worker, weak=False)
     signals.beat_embedded_init.connect(tie_to_worker, weak=False)
     sys.argv = ["celery", *sys.argv[2:]]
+    if _pool(sys.argv) == "solo":
+        # Celery enforces time limits only in the prefork pool.
+        from workers.solo_limits import enforce_in_solo_worker
+
+        enforce_in_solo_worker()
     maybe_patch_concurrency()  # as `python -m celery` does
     from celery.bin.celery import main as celery_main
 
     sys.exit(celery_main())
+
+
+def _pool(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg in ("-P", "--pool") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--pool="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 if __name__ == "__main__":

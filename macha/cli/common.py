@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import math
 import os
@@ -14,22 +13,14 @@ from pathlib import Path
 from rich.text import Text
 
 from macha.config import Settings, load_settings
-from macha.core.errors import MachaError
+# Re-exported: every command imports its entry point helpers from here.
+from macha.core.entry import EXIT_ERROR, OneLineParser, operator_name, run  # noqa: F401
 from macha.core.ids import MAX_ID, parse_id
 from macha.core.text import printable
 
-#: Health exit codes (0, 1) belong to macha.cli.report; every command shares this one.
-EXIT_ERROR = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own exit code 2 matches ours; keep it to one line
-        # The message quotes what was typed (or pasted from a log): shown escaped.
-        self.exit(EXIT_ERROR, f"{self.prog}: {printable(message)} (see --help)\n")
-
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description=description)
+    p = OneLineParser(prog=prog, description=description)
     p.add_argument("--config", type=Path, help="TOML settings file (default: $MACHA_CONFIG)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     return p
@@ -73,14 +64,6 @@ def plain(value: object, style: str = "", *, one_line: bool = False) -> Text:
     return Text(printable("" if value is None else str(value), one_line=one_line), style=style)
 
 
-def operator_name() -> str:
-    """Who runs the command, for the audit logs: the Unix user (its uid when it has no name)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
-
-
 def settings_from(args: argparse.Namespace, **overrides: object) -> Settings:
     if args.config is not None:
         # Exported so that the worker processes and the Celery app read the same file.
@@ -95,25 +78,3 @@ def setup_logging(verbose: bool, level: str = "WARNING") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-def run(prog: str, body: Callable[[], int]) -> None:
-    try:
-        code = body()
-    except MachaError as exc:
-        # One line, whatever it quotes (ids, paths, log and model text): a newline or an escape sequence in a
-        # quoted value can neither forge a second line nor drive the terminal.
-        print(f"{prog}: {printable(str(exc).strip(), one_line=True)}", file=sys.stderr)
-        code = EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - an operator gets a line, a developer asks for the traceback
-        if os.environ.get("MACHA_DEBUG"):
-            raise
-        # Driver errors run on for lines (the SQL, its parameters): the first says what happened.
-        first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"{prog}: internal error: {type(exc).__name__}: {printable(first, one_line=True)} (set MACHA_DEBUG=1 "
-              "for the traceback)", file=sys.stderr)
-        code = EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        code = 130
-    sys.exit(code)

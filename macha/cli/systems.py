@@ -136,11 +136,14 @@ def _render_list(console: Console, rows: list[hosts.HostSummary]) -> None:
         console.print("No hosts yet: a host appears after its first check (`macha-check`).")
         return
     table = Table(title="Hosts")
-    for col in ("Host", "Role", "OS", "Kernel", "NixOS gen.", "Macha", "Last seen", "Status", "Issues",
+    for col in ("Host", "Role", "Runs", "OS", "Kernel", "NixOS gen.", "Macha", "Last seen", "Status", "Issues",
                 "Approvals"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(plain(r.hostname, one_line=True), plain(r.role or "-"), plain(r.os or "-"),
+        runs = ",".join(r.macha_roles) or "-"
+        if r.silent_since is not None:
+            runs += f" (silent since {_ago(r.silent_since)})"
+        table.add_row(plain(r.hostname, one_line=True), plain(r.role or "-"), plain(runs), plain(r.os or "-"),
                       plain(r.kernel or "-"), plain(r.nixos_generation or "-"), plain(r.macha_version or "-"),
                       _ago(r.last_seen), _status(r.status, r.health_score), str(r.open_issues),
                       str(r.pending_approvals))

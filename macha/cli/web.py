@@ -12,7 +12,7 @@ import socket
 from typing import Any
 
 from macha.cli.common import parser, run, settings_from, setup_logging
-from macha.config import is_loopback
+from macha.config import Settings, is_loopback
 from macha.core.errors import ConfigError, MachaError
 
 log = logging.getLogger("macha.web")
@@ -30,20 +30,30 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(args: Any) -> int:
+    settings = settings_from(args, database_url=args.database, broker_url=args.broker, state_dir=args.state_dir)
+    setup_logging(args.verbose, settings.log_level)
+    config, sock = prepare(settings, args.listen, args.port)
+    import uvicorn
+
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def prepare(settings: Settings, listen: str | None = None, port: int | None = None) -> tuple[Any, socket.socket]:
+    """The dashboard's uvicorn configuration and its bound socket (macha-web, and macha.cli.interfaces beside the
+    MCP server). A port in use or a missing TLS file is one line."""
     import uvicorn
 
     from macha.store.db import Store
     from macha.web.app import create_app
 
-    settings = settings_from(args, database_url=args.database, broker_url=args.broker, state_dir=args.state_dir)
-    setup_logging(args.verbose, settings.log_level)
     web = settings.web_interface
-    if args.listen:
-        web.listen_address = args.listen
-    if args.port is not None:
-        if not 1 <= args.port <= 65535:
-            raise ConfigError(f"--port {args.port} is not a port (1 to 65535)")
-        web.port = args.port
+    if listen:
+        web.listen_address = listen
+    if port is not None:
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"--port {port} is not a port (1 to 65535)")
+        web.port = port
     if not is_loopback(web.listen_address) and web.tls_cert is None:
         log.warning("the dashboard listens on %s without TLS: logins and session cookies cross the network in "
                     "clear text; set webInterface.tlsCert and tlsKey, or put it behind a TLS proxy",
@@ -66,8 +76,7 @@ def _main(args: Any) -> int:
                             ssl_certfile=str(web.tls_cert) if web.tls_cert else None,
                             ssl_keyfile=str(web.tls_key) if web.tls_key else None, ws="websockets-sansio")
     log.info("dashboard on %s://%s:%d", "https" if web.tls_cert else "http", web.listen_address, web.port)
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    return config, sock
 
 
 if __name__ == "__main__":

@@ -235,6 +235,31 @@ def header(s: Session, hostname: str, now: datetime, autonomy_level: str) -> Con
     return Content("host", "Host", 0, 0.04, [lambda: lines, lambda: lines[:1]])
 
 
+#: Other hosts named per line of the fleet section, and lines at most.
+FLEET_HOSTS, FLEET_LINES = 8, 15
+
+
+def fleet(s: Session, hostname: str, now: datetime) -> Content:
+    """This host's pending events that other hosts logged too in the last 24 h (same fingerprint: same pattern,
+    unit and message with numbers masked), each once with the hosts: one cause across the fleet, not N problems."""
+    t = TriggerEvent
+    mine = select(t.fingerprint).where(t.hostname == hostname, t.review_id.is_(None)).distinct()
+    rows = s.execute(
+        select(t.fingerprint, t.hostname, func.max(t.pattern_id), func.max(t.trigger_reason), func.sum(t.count))
+        .where(t.fingerprint.in_(mine), t.hostname != hostname, t.time >= now - timedelta(hours=24))
+        .group_by(t.fingerprint, t.hostname).order_by(t.fingerprint, t.hostname)).all()
+    shared: dict[str, dict[str, Any]] = {}
+    for fp, host, pattern, reason, count in rows:
+        entry = shared.setdefault(fp, {"pattern": pattern, "reason": reason, "hosts": []})
+        entry["hosts"].append(f"{host} (x{count or 1})")
+    lines = [f"{e['pattern']} also on {len(e['hosts'])} other host(s): {', '.join(e['hosts'][:FLEET_HOSTS])}"
+             f"{' ...' if len(e['hosts']) > FLEET_HOSTS else ''}; {str(e['reason'])[:200]}"
+             for e in sorted(shared.values(), key=lambda e: -len(e["hosts"]))][:FLEET_LINES]
+    return Content("fleet", "The same events on other hosts (last 24 h)", 3, 0.05,
+                   [lambda: lines or ["no other host logged these events"],
+                    lambda: [line.split(";")[0] for line in lines] or ["no other host logged these events"]])
+
+
 def failing_services(s: Session, hostname: str) -> Content:
     latest = (select(ServiceStatus.service_name, func.max(ServiceStatus.id).label("id"))
               .where(ServiceStatus.hostname == hostname).group_by(ServiceStatus.service_name).subquery())

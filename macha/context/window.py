@@ -152,6 +152,7 @@ def build_window(store: Store, hostname: str, budget: int, *, autonomy_level: st
             "host": lambda: sec.header(s, hostname, now, autonomy_level),
             "events": lambda: events,
             "services": lambda: sec.failing_services(s, hostname),
+            "fleet": lambda: sec.fleet(s, hostname, now),
             "metrics": lambda: sec.metrics(s, hostname, now),
             "issues": lambda: sec.issues_and_approvals(s, hostname, now),
             "memory": lambda: sec.memories(*recalled(recall, hostname, events.query_texts, similar_issues)),

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
 PROMPTS = Path(__file__).with_name("prompts")
-_env = Environment(loader=FileSystemLoader(PROMPTS), undefined=StrictUndefined, autoescape=False,
-                   keep_trailing_newline=True)
 OPEN, CLOSE = "<<<DATA {label}>>>", "<<<END DATA>>>"
 #: Every character str.splitlines breaks at. Inside one line of fenced lines they are shown escaped: text from a
 #: log or a model must not start lines (a fake section, a fake numbered item) of its own.
@@ -38,5 +35,15 @@ def fence_lines(label: str, lines: Iterable[str]) -> str:
     return fence(label, "\n".join(_one_line(line) for line in lines))
 
 
+@cache
+def _env() -> Any:
+    # Jinja on first render, not at import: a check (and a fleet's collector) imports fence() through the context
+    # window's module and never renders a prompt.
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(loader=FileSystemLoader(PROMPTS), undefined=StrictUndefined, autoescape=False,
+                       keep_trailing_newline=True)
+
+
 def render(name: str, **values: Any) -> str:
-    return _env.get_template(f"{name}.j2").render(**values).strip() + "\n"
+    return _env().get_template(f"{name}.j2").render(**values).strip() + "\n"

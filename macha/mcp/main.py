@@ -4,32 +4,23 @@ that starts it itself (no token: whoever can start the process already has the u
 
 from __future__ import annotations
 
-import argparse
-import getpass
 import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from macha.config import Settings, load_settings
+from macha.core.entry import OneLineParser, operator_name, run
 from macha.core.errors import MachaError
-from macha.core.text import printable
 
 log = logging.getLogger("macha.mcp")
-EXIT_ERROR = 2
 PATH = "/mcp"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.exit(EXIT_ERROR, f"{self.prog}: {printable(message, one_line=True)} (see --help)\n")
-
-
 def main(argv: list[str] | None = None) -> None:
-    p = _Parser(prog="macha-mcp", description="Serve Macha's context and tools to MCP clients.")
+    p = OneLineParser(prog="macha-mcp", description="Serve Macha's context and tools to MCP clients.")
     p.add_argument("--config", type=Path, help="TOML settings file (default: $MACHA_CONFIG)")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     p.add_argument("--stdio", action="store_true", help="talk MCP over stdin/stdout (for a client that starts it)")
@@ -38,25 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--show-token", action="store_true",
                    help="print the bearer token a client needs (creating the token file if needed) and exit")
     args = p.parse_args(argv)
-    _run(lambda: _main(args))
-
-
-def _run(body: Callable[[], int]) -> None:
-    try:
-        code = body()
-    except MachaError as exc:
-        print(f"macha-mcp: {printable(str(exc).strip(), one_line=True)}", file=sys.stderr)
-        code = EXIT_ERROR
-    except KeyboardInterrupt:
-        code = 0
-    except Exception as exc:  # noqa: BLE001 - one line for an operator; MACHA_DEBUG=1 for the traceback
-        if os.environ.get("MACHA_DEBUG"):
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0]
-        print(f"macha-mcp: internal error: {type(exc).__name__}: {printable(first, one_line=True)} (set "
-              "MACHA_DEBUG=1 for the traceback)", file=sys.stderr)
-        code = EXIT_ERROR
-    sys.exit(code)
+    run("macha-mcp", lambda: _main(args))
 
 
 def _settings(args: Any) -> Settings:
@@ -101,11 +74,7 @@ def _server(settings: Settings, client: str) -> Any:
 
 
 def _stdio(settings: Settings) -> int:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    server = _server(settings, f"stdio-{user}")
+    server = _server(settings, f"stdio-{operator_name()}")
     server.run("stdio")
     return 0
 
@@ -147,6 +116,16 @@ def http_app(settings: Settings, server: Any) -> Any:
 def _http(settings: Settings) -> int:
     import uvicorn
 
+    config, sock = prepare_http(settings)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def prepare_http(settings: Settings) -> tuple[Any, socket.socket]:
+    """The MCP server's uvicorn configuration and its bound socket (macha-mcp, and macha.cli.interfaces beside
+    the dashboard)."""
+    import uvicorn
+
     from macha.mcp import auth
 
     cfg = settings.mcp_server
@@ -159,8 +138,7 @@ def _http(settings: Settings) -> int:
           file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="info" if logging.getLogger().level <= logging.INFO else "warning",
                             access_log=False, lifespan="on", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    return config, sock
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,10 +1,13 @@
-"""Template mining (drain3) for compaction: every stored log event gets its message's template as it is stored, so
+"""Template mining for compaction: every stored log event gets its message's template as it is stored, so
 the context window can show a burst of 2,000 lines as one "N x <template>" line with a GROUP BY.
 
-The miner's state is the host's rows in ``log_templates`` (id and template tokens per cluster); the prefix tree is
-rebuilt from them in each process. No pickled object is read back from the database. ``template_state.version``
-tells a process that another one changed the templates, and bumping it first in the storing transaction
-serialises miners of one host (it takes the row's lock on PostgreSQL, the write lock on SQLite).
+The miner's state is the host's rows in ``log_templates`` (id and template text per cluster); the parser
+(``template_parser``) is rebuilt from them in each process. No pickled object is read back from the database.
+When the parser merges templates (a word position that turned out to hold names), the events stored under the
+merged-away ids move to the surviving id in the same transaction, and the merged-away rows stay, empty, with
+``merged_into`` set, so that their ids are never reused and an id handed out earlier can still be followed.
+``template_state.version`` tells a process that another one changed the templates, and bumping it first in the
+storing transaction serialises miners of one host (it takes the row's lock on PostgreSQL, the write lock on SQLite).
 """
 
 from __future__ import annotations
@@ -14,81 +17,50 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drain3.drain import Drain, LogCluster
-from drain3.masking import LogMasker, MaskingInstruction
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from macha.store.models import LogTemplate, TemplateState, utcnow
+from macha.monitor.template_masks import mask
+from macha.monitor.template_parser import Parser
+from macha.store.models import LogEvent, LogTemplate, TemplateState, utcnow
 from macha.store.ops import insert_ignore, upsert_many
 
-#: Variable parts masked before mining, most specific first. Which masks and what depth / similarity to use
-#: was measured against Loghub's labelled templates (tests/test_compact.py reports the agreement).
-MASKS: tuple[tuple[str, str], ...] = (
-    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
-    (r"(?<![\w.:])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?![\w.])", "IP"),
-    (r"(?<![\w:])(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}(?![\w:])", "MAC"),
-    (r"\b0x[0-9a-fA-F]+\b", "HEX"),
-    (r"(?<![\w/])(?:/[\w.@+-]+){2,}/?", "PATH"),
-    (r"(?<![\w.-])[-+]?\d+(?:\.\d+)?(?:[kKMGTP]i?B?|ms|s|%)?(?![\w.-])", "NUM"),
-)
-DEPTH = 5
-SIMILARITY = 0.5
 #: Longest message mined; the rest of a huge line adds nothing to its template.
 MAX_MINED_CHARS = 2000
-#: Most tokens kept in a template (a 16 KiB line would otherwise be a 16 KiB template).
-MAX_TOKENS = 80
 
 
 @dataclass
 class HostMiner:
     hostname: str
     version: int
-    drain: Drain
-    masker: LogMasker
+    parser: Parser
     #: clusters created or changed since the last flush: written to log_templates with the batch
     dirty: set[int] = field(default_factory=set)
+    #: ids merged into another since the last flush: their stored events move to the surviving id
+    merged: set[int] = field(default_factory=set)
 
     def add(self, message: str) -> int:
-        text = self.masker.mask(message[:MAX_MINED_CHARS])
-        tokens = self.drain.get_content_as_tokens(text)[:MAX_TOKENS]
-        cluster, change = self.drain.add_log_message(" ".join(tokens))
-        self.dirty.add(cluster.cluster_id)
-        return cluster.cluster_id
+        cluster_id, merged_away = self.parser.add(mask(message[:MAX_MINED_CHARS]))
+        self.dirty.add(cluster_id)
+        self.merged.update(merged_away)
+        return cluster_id
 
     def template(self, cluster_id: int) -> str:
-        return self.drain.id_to_cluster[cluster_id].get_template()
+        return self.parser.clusters[self.parser.resolve(cluster_id)].template()
 
 
-def new_drain() -> Drain:
-    return Drain(depth=DEPTH, sim_th=SIMILARITY, max_children=100, parametrize_numeric_tokens=True)
-
-
-def new_masker() -> LogMasker:
-    return LogMasker([MaskingInstruction(p, name) for p, name in MASKS], "<", ">")
-
-
-def mask(message: str) -> str:
-    return _MASKER.mask(message)
-
-
-_MASKER = new_masker()
 _miners: dict[str, HostMiner] = {}
 
 
 def _load(session: Session, hostname: str, version: int) -> HostMiner:
-    drain = new_drain()
+    parser = Parser()
     rows = session.execute(
-        select(LogTemplate.cluster_id, LogTemplate.template, LogTemplate.size)
+        select(LogTemplate.cluster_id, LogTemplate.template, LogTemplate.size, LogTemplate.merged_into)
         .where(LogTemplate.hostname == hostname).order_by(LogTemplate.cluster_id)
     ).all()
-    for cluster_id, template, size in rows:
-        cluster = LogCluster(template.split(), cluster_id)
-        cluster.size = size
-        drain.id_to_cluster[cluster_id] = cluster
-        drain.add_seq_to_prefix_tree(drain.root_node, cluster)
-        drain.clusters_counter = max(drain.clusters_counter, cluster_id)
-    return HostMiner(hostname, version, drain, new_masker())
+    for cluster_id, template, size, merged_into in rows:
+        parser.load(cluster_id, template, size, merged_into)
+    return HostMiner(hostname, version, parser)
 
 
 def _locked_miner(session: Session, hostname: str) -> HostMiner:
@@ -124,15 +96,26 @@ def assign_templates(session: Session, hostname: str, messages: Sequence[str],
     miner = _locked_miner(session, hostname)
     # Until commit the in-memory miner is ahead of the store: forget it if anything below fails.
     _miners.pop(hostname, None)
+    parser = miner.parser
+    # Resolved after the whole batch: a merge late in the batch also moves the ids handed out earlier in it.
     ids = [miner.add(m) for m in messages]
+    ids = [parser.resolve(i) for i in ids]
     rows = []
-    for cid in sorted(miner.dirty):
-        cluster = miner.drain.id_to_cluster[cid]
-        rows.append({"hostname": hostname, "cluster_id": cid, "template": cluster.get_template(),
-                     "size": cluster.size, "first_seen": now, "last_seen": now})
+    for cid in sorted(miner.dirty | miner.merged):
+        cluster = parser.clusters.get(cid)
+        if cluster is None:  # merged away: the row stays, empty, so that the id is never handed out again
+            rows.append({"hostname": hostname, "cluster_id": cid, "template": "", "size": 0,
+                         "merged_into": parser.resolve(cid), "first_seen": now, "last_seen": now})
+        else:
+            rows.append({"hostname": hostname, "cluster_id": cid, "template": cluster.template(),
+                         "size": cluster.size, "merged_into": None, "first_seen": now, "last_seen": now})
+    for old in sorted(miner.merged):
+        session.execute(update(LogEvent).where(LogEvent.hostname == hostname, LogEvent.template_id == old)
+                        .values(template_id=parser.resolve(old)))
     miner.dirty.clear()
+    miner.merged.clear()
     upsert_many(session, LogTemplate.__table__, rows, keys=["hostname", "cluster_id"],
-                update=["template", "size", "last_seen"])
+                update=["template", "size", "merged_into", "last_seen"])
     _remember_after_commit(session, miner)
     return ids
 
@@ -153,9 +136,9 @@ def forget_miners() -> None:
 
 def mine_offline(messages: Sequence[str]) -> tuple[list[int], dict[int, str]]:
     """Mine messages without a store (benchmarks, agreement with labelled data): ids and final templates."""
-    miner = HostMiner("-", 0, new_drain(), new_masker())
+    miner = HostMiner("-", 0, Parser())
     ids = [miner.add(m) for m in messages]
-    return ids, {cid: c.get_template() for cid, c in miner.drain.id_to_cluster.items()}
+    return [miner.parser.resolve(i) for i in ids], {cid: c.template() for cid, c in miner.parser.clusters.items()}
 
 
 _SPACES = re.compile(r"\s+")

@@ -77,6 +77,11 @@ class HostSummary(BaseModel):
     macha_version: str | None
     first_seen: datetime
     last_seen: datetime
+    #: The Macha roles run for this host (all, collector, brain, gpu), its collector's last beat, and since when
+    #: the brain calls it silent (None: not silent).
+    macha_roles: list[str] = Field(default_factory=list)
+    last_beat: datetime | None = None
+    silent_since: datetime | None = None
     status: HealthColour
     health_score: int
     open_issues: int
@@ -110,7 +115,9 @@ def failed_units(session: Session, hostname: str) -> list[FailedUnit]:
                        result=(r.meta or {}).get("result")) for r in rows.scalars()]
 
 
-def health(session: Session, host: Host, now: datetime | None = None) -> Health:
+def health(session: Session, host: Host, now: datetime | None = None,
+           failed: list[FailedUnit] | None = None) -> Health:
+    """The host's score and reasons; ``failed`` is its failed_units() when the caller has them already."""
     now = now or utcnow()
     reasons: list[HealthReason] = []
     groups = session.execute(
@@ -130,7 +137,7 @@ def health(session: Session, host: Host, now: datetime | None = None) -> Health:
         value = f" (last {t.value:.4g})" if t.value is not None else ""
         reasons.append(HealthReason(kind=ReasonKind.METRIC, ref=t.series, penalty=THRESHOLD_PENALTY,
                                     text=f"{t.series} is past its threshold{value}"))
-    for u in failed_units(session, host.hostname):
+    for u in failed_units(session, host.hostname) if failed is None else failed:
         reasons.append(HealthReason(kind=ReasonKind.UNIT, ref=u.unit, penalty=FAILED_UNIT_PENALTY,
                                     text=f"{u.unit} failed{f' ({u.result})' if u.result else ''}"))
     score = max(0, 100 - sum(r.penalty for r in reasons))
@@ -153,8 +160,16 @@ def open_issue_counts(session: Session, hostnames: list[str]) -> dict[str, int]:
 def _summary(host: Host, h: Health, issues: int, pending: int) -> HostSummary:
     return HostSummary(hostname=host.hostname, role=host.role, os=host.os, kernel=host.kernel,
                        nixos_generation=host.nixos_generation, macha_version=host.macha_version,
-                       first_seen=host.first_seen, last_seen=host.last_seen, status=h.colour,
+                       first_seen=host.first_seen, last_seen=host.last_seen,
+                       macha_roles=sorted(r for r in (host.macha_role or "").split(",") if r),
+                       last_beat=host.beat_at, silent_since=host.silent_since, status=h.colour,
                        health_score=h.score, open_issues=issues, pending_approvals=pending)
+
+
+def hostnames(store: Store) -> list[str]:
+    """Every registered host's name, in order: for a filter's choices (list_hosts scores each host, queries apiece)."""
+    with store.session() as s:
+        return list(s.execute(select(Host.hostname).order_by(Host.hostname)).scalars())
 
 
 def list_hosts(store: Store, now: datetime | None = None) -> list[HostSummary]:
@@ -178,12 +193,14 @@ def host_overview(store: Store, hostname: str, now: datetime | None = None) -> H
     UnknownHost (one line naming the known hosts) when the store has no such host."""
     with store.session() as s:
         host = require_host(s, hostname)
-        h = health(s, host, now)
+        # Each query is a round trip: on a busy PostgreSQL server the trips, not the queries, are the page's cost.
+        failed = failed_units(s, hostname)
+        h = health(s, host, now, failed)
         review = latest_review(s, hostname)
         return HostOverview(
             **_summary(host, h, open_issue_counts(s, [hostname]).get(hostname, 0),
                        approvals.pending_count(s, hostname)).model_dump(),
             facts=dict(host.meta or {}), health=h,
             latest_review=summary_of(review) if review is not None else None,
-            failed_units=failed_units(s, hostname), metrics=current(s, hostname),
+            failed_units=failed, metrics=current(s, hostname),
             relationships=relationships_of(s, hostname))

@@ -22,9 +22,19 @@ from macha.store.models import Escalation, TriggerEvent, utcnow
 KINDS: tuple[str, ...] = tuple(k.value for k in EscalationKind)
 
 
+def root_of(event: TriggerEvent) -> int | None:
+    """The root-cause event a correlation rule linked this event to (itself for a root), or None."""
+    if event.trigger_type == "correlation":
+        return event.id
+    root = (event.meta or {}).get("root_event_id")
+    return root if isinstance(root, int) else None
+
+
 def worst_events(events: Iterable[TriggerEvent]) -> list[TriggerEvent]:
-    """The critical and high events (all of them when there are none): what names the issue."""
+    """The critical and high events (all of them when there are none): what names the issue. Events a
+    correlation folded into a root-cause event are named by their root, not by themselves."""
     events = list(events)
+    events = [e for e in events if root_of(e) in (None, e.id)] or events
     return [e for e in events if e.severity in (Severity.CRITICAL, Severity.HIGH)] or events
 
 

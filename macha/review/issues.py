@@ -25,7 +25,7 @@ from macha.core.errors import MachaError
 from macha.core.ids import parse_id
 from macha.core.severity import SEVERITY_RANK, worst
 from macha.core.states import ACTIVE_ISSUE, IssueEvent, IssueStatus, ReviewResult, ReviewStatus
-from macha.review.escalation import event_group, group_name, issue_key_of_events, worst_events
+from macha.review.escalation import event_group, group_name, issue_key_of_events, root_of, worst_events
 from macha.store.db import Store
 from macha.store.models import Action, Issue, IssueAudit, Review, TriggerEvent, utcnow
 from macha.store.ops import insert_ignore
@@ -53,16 +53,33 @@ def link_review(s: Session, review: Review, events: list[TriggerEvent], now: dat
 
     A review that says degraded or critical opens the issue of its worst groups, or reopens it when it was
     resolved (it recurred). A healthy review opens nothing, but its events still join an issue of theirs that is
-    going on: they are more of it, and it is not quiet. Runs in the review's own transaction."""
-    key = issue_key_of_events(events)
-    if key is None or review.outcome != ReviewResult.OK:
+    going on: they are more of it, and it is not quiet. Events of a correlation (a root-cause event and the
+    events linked to it, macha.monitor.detect.correlate) whose chain already has an issue join that one, whatever
+    their own groups: one issue with its root cause. Runs in the review's own transaction."""
+    if review.outcome != ReviewResult.OK:
         return None
     now = now or utcnow()
+    joined = None
+    for issue_id, members in _chain_issues(s, events).items():
+        chain_issue = s.get(Issue, issue_id)
+        if chain_issue is None:
+            continue
+        _attach(s, chain_issue, members, now)
+        joined = joined or chain_issue
+        events = [e for e in events if e not in members]
+    if not events:
+        if joined is not None:
+            review.issue_id = joined.id
+            s.flush()
+        return joined
+    key = issue_key_of_events(events)
+    if key is None:
+        return joined
     unwell = review.status != ReviewStatus.HEALTHY
     issue = _by_key(s, review.hostname, key)
     if issue is None:
         if not unwell:
-            return None
+            return joined
         worst_ones = worst_events(events)
         first = min(worst_ones, key=lambda e: (SEVERITY_RANK.get(e.severity, 9), e.id))
         inserted = insert_ignore(s, Issue.__table__, [{
@@ -78,7 +95,7 @@ def link_review(s: Session, review: Review, events: list[TriggerEvent], now: dat
             _audit(s, issue.id, IssueEvent.OPENED, SYSTEM, f"review #{review.id} ({review.status})", now)
     elif issue.status == IssueStatus.RESOLVED:
         if not unwell:
-            return None
+            return joined
         won = s.execute(update(Issue).where(Issue.id == issue.id, Issue.status == IssueStatus.RESOLVED).values(
             status=IssueStatus.OPEN, reopened=Issue.reopened + 1, updated_at=now, acknowledged_by=None,
             acknowledged_at=None, resolved_by=None, resolved_at=None, resolve_reason=None,
@@ -87,18 +104,47 @@ def link_review(s: Session, review: Review, events: list[TriggerEvent], now: dat
             _audit(s, issue.id, IssueEvent.REOPENED, SYSTEM, f"it recurred: review #{review.id} ({review.status})",
                    now)
         s.refresh(issue)
+    _attach(s, issue, events, now)
+    review.issue_id = issue.id
+    s.flush()
+    return issue
+
+
+def _attach(s: Session, issue: Issue, events: list[TriggerEvent], now: datetime) -> None:
     ids = [e.id for e in events]
     for start in range(0, len(ids), 1000):  # bounded IN lists: SQLite caps bound parameters
         s.execute(update(TriggerEvent).where(TriggerEvent.id.in_(ids[start:start + 1000]),
                                              TriggerEvent.issue_id.is_(None)).values(issue_id=issue.id))
-    review.issue_id = issue.id
+    for e in events:
+        if e.issue_id is None:
+            e.issue_id = issue.id
     seen = max(_event_time(e) for e in events)
     issue.last_event_at = max(issue.last_event_at, seen)
     issue.severity = worst([issue.severity, *(e.severity for e in events)]).value
     issue.event_count = (issue.event_count or 0) + sum(e.count or 1 for e in events)
     issue.updated_at = now
     s.flush()
-    return issue
+
+
+def _chain_issues(s: Session, events: list[TriggerEvent]) -> dict[int, list[TriggerEvent]]:
+    """Issue id -> the events of correlation chains that already have an issue: the issue of their root event,
+    or of an event linked to the root (the full disk reviewed before the database failed after it)."""
+    chains: dict[int, list[TriggerEvent]] = {}
+    for e in events:
+        if (root := root_of(e)) is not None:
+            chains.setdefault(root, []).append(e)
+    out: dict[int, list[TriggerEvent]] = {}
+    for root_id, members in chains.items():
+        root = s.get(TriggerEvent, root_id)
+        if root is None:
+            continue
+        related = {root_id, *((root.meta or {}).get("linked_events") or [])}
+        issue_id = s.execute(select(TriggerEvent.issue_id).where(
+            TriggerEvent.id.in_(sorted(related)[:1000]), TriggerEvent.issue_id.is_not(None))
+            .order_by(TriggerEvent.id).limit(1)).scalar()
+        if issue_id is not None:
+            out.setdefault(issue_id, []).extend(members)
+    return out
 
 
 def _by_key(s: Session, hostname: str, key: str) -> Issue | None:

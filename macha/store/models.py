@@ -74,6 +74,11 @@ class Host(Base):
     nixos_generation: Mapped[str | None] = mapped_column(String(64))
     macha_version: Mapped[str | None] = mapped_column(String(64))
     facts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The fleet registry: the Macha roles run for this host (comma-separated: all, collector, brain, gpu), its
+    # collector's last beat, and since when the brain has called it silent (NULL: not silent).
+    macha_role: Mapped[str | None] = mapped_column(String(64))
+    beat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    silent_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class HostRelationship(Base):
@@ -101,8 +106,14 @@ class SystemMetric(Base):
     value: Mapped[float] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(32))
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
-    # Unique so that an import (SAR) run twice stores each sample once.
-    __table_args__ = (Index("ix_system_metrics_host_name_time", "hostname", "metric_name", "time", unique=True),)
+    # Unique so that an import (SAR) run twice stores each sample once. The value rides in the index (INCLUDE on
+    # PostgreSQL, a second index on SQLite, which has no INCLUDE): a chart's range scan never visits the table.
+    __table_args__ = (
+        Index("ix_system_metrics_host_name_time", "hostname", "metric_name", "time", unique=True,
+              postgresql_include=["value"]),
+        Index("ix_system_metrics_host_name_time_value", "hostname", "metric_name", "time", "value")
+        .ddl_if(dialect="sqlite"),
+    )
 
 
 class ServiceStatus(Base):
@@ -131,7 +142,7 @@ class LogEvent(Base):
     source: Mapped[str] = mapped_column(String(1024))
     # Identifies the journal entry so that a re-read stores nothing twice.
     entry_key: Mapped[str] = mapped_column(String(64))
-    # The message's template (drain3 cluster id of this host, see LogTemplate), mined as the event is stored.
+    # The message's template (cluster id of this host, see LogTemplate), mined as the event is stored.
     template_id: Mapped[int | None] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     __table_args__ = (
@@ -176,7 +187,7 @@ class TriggerEvent(Base):
     time: Mapped[datetime] = mapped_column(UTCDateTime)
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     hostname: Mapped[str] = mapped_column(String(255))
-    # journal_pattern | metric_threshold | service_state | error_rate | classifier
+    # journal_pattern | metric_threshold | service_state | error_rate | classifier | auth_storm | correlation
     trigger_type: Mapped[str] = mapped_column(String(32))
     trigger_reason: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16))
@@ -198,6 +209,8 @@ class TriggerEvent(Base):
         Index("ix_trigger_events_host_review", "hostname", "review_id"),
         Index("ix_trigger_events_host_time", "hostname", "time"),
         Index("ix_trigger_events_group", "hostname", "fingerprint", "last_seen"),
+        # A host's active groups (seen in the last hour) by range seek: the health score asks on every page.
+        Index("ix_trigger_events_host_active", "hostname", text('coalesce(last_seen, "time")')),
     )
 
 
@@ -360,6 +373,47 @@ class ThresholdState(Base):
     __table_args__ = (UniqueConstraint("hostname", "series", name="uq_threshold_states_series"),)
 
 
+class BaselineState(Base):
+    """One metric series' learned baseline between samples (detect/baselines.py): the recent and short-term
+    models, the anomaly streak and whether it is raised. Compact: no history is kept or scanned."""
+
+    __tablename__ = "baseline_states"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    series: Mapped[str] = mapped_column(String(512))
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fast: Mapped[float] = mapped_column(Float)
+    mid: Mapped[float] = mapped_column(Float)
+    center: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    change_spread: Mapped[float] = mapped_column(Float)
+    vol: Mapped[float] = mapped_column(Float)
+    vol_recent: Mapped[float] = mapped_column(Float)
+    last: Mapped[float] = mapped_column(Float)
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    calm: Mapped[int] = mapped_column(Integer, default=0)
+    raised: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "series", name="uq_baseline_states_series"),)
+
+
+class BaselineBucket(Base):
+    """One metric series' usual level, spread and short-term dispersion in one hour of the day (bucket 0-23) or
+    of the week (24 + 24 * weekday + hour)."""
+
+    __tablename__ = "baseline_buckets"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    series: Mapped[str] = mapped_column(String(512))
+    bucket: Mapped[int] = mapped_column(Integer)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    center: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    vol: Mapped[float] = mapped_column(Float)
+    __table_args__ = (UniqueConstraint("hostname", "series", "bucket", name="uq_baseline_buckets_bucket"),)
+
+
 class ErrorRate(Base):
     """Each unit's usual rate of error-priority journal lines (errors a minute, an EWMA) and whether it spiked."""
 
@@ -375,8 +429,9 @@ class ErrorRate(Base):
 
 
 class LogTemplate(Base):
-    """One message template of a host (a drain3 cluster). These rows are the miner's whole state: the prefix tree
-    is rebuilt from them, so no pickled object is ever loaded from the database."""
+    """One message template of a host. These rows are the miner's whole state: the parser is rebuilt from them, so
+    no pickled object is ever loaded from the database. A template merged into another keeps its row (its id is
+    never handed out again) with an empty template and ``merged_into`` set to the surviving id."""
 
     __tablename__ = "log_templates"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -386,6 +441,7 @@ class LogTemplate(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    merged_into: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (UniqueConstraint("hostname", "cluster_id", name="uq_log_templates_cluster"),)
 
 
@@ -420,6 +476,26 @@ class AuthWindow(Base):
     # Not a foreign key: retention may delete the old storm event while this row lives on.
     storm_event_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (UniqueConstraint("hostname", "source", name="uq_auth_windows_source"),)
+
+
+class CorrelationState(Base):
+    """One correlation rule's sequence for one key (a source, a unit, the host) on one host: the step hits seen in
+    its window and the root-cause event it raised, so that a window spanning batches, processes and restarts is
+    neither forgotten nor raised twice (macha.monitor.detect.correlate)."""
+
+    __tablename__ = "correlation_states"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    rule_id: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(255))
+    #: the step hits of the window: [{"step", "time", "entry", "log_id", "event_id", "fields", "text"}]
+    hits: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # Not a foreign key: retention may delete the old root event while this row lives on.
+    root_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: the last hit that joined the root event: the sequence stays open a window after it
+    root_last: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("hostname", "rule_id", "key", name="uq_correlation_states_key"),)
 
 
 class ClassifiedTemplate(Base):

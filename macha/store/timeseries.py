@@ -36,7 +36,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from macha.store.db import Store
-from macha.store.models import AuthWindow, ClassifierCall, LogEvent, ServiceStatus, SystemMetric, TriggerEvent, utcnow
+from macha.store.models import (
+    AuthWindow,
+    ClassifierCall,
+    CorrelationState,
+    LogEvent,
+    ServiceStatus,
+    SystemMetric,
+    TriggerEvent,
+    utcnow,
+)
 
 Direction = Literal["rising", "falling", "steady"]
 
@@ -210,16 +219,29 @@ class Bucket:
 def bucketed(session: Session, hostname: str, metric_name: str, since: datetime, until: datetime,
              bucket_seconds: int) -> list[Bucket]:
     """One metric's samples in [since, until) per bucket of ``bucket_seconds``, buckets aligned on the epoch."""
+    return bucketed_many(session, hostname, [metric_name], since, until, bucket_seconds)[metric_name]
+
+
+def bucketed_many(session: Session, hostname: str, metric_names: Sequence[str], since: datetime, until: datetime,
+                  bucket_seconds: int) -> dict[str, list[Bucket]]:
+    """Several metrics' buckets (as bucketed()) in one query: a chart's series cost one round trip and one index
+    range scan per series. Every name is a key; a name without samples in the range has an empty list."""
     if bucket_seconds < 1 or int(bucket_seconds) != bucket_seconds:
         raise ValueError("bucket_seconds must be a positive whole number")
     m = SystemMetric
+    out: dict[str, list[Bucket]] = {name: [] for name in metric_names}
+    if not out:
+        return out
     start = _bucket_start(session, int(bucket_seconds)).label("start")
-    rows = (select(start, m.value).where(m.hostname == hostname, m.metric_name == metric_name,
-                                         m.time >= since, m.time < until).subquery())
-    q = (select(rows.c.start, func.avg(rows.c.value), func.max(rows.c.value), func.min(rows.c.value), func.count())
-         .group_by(rows.c.start).order_by(rows.c.start))
-    return [Bucket(_as_utc(b), float(avg), float(hi), float(lo), int(n))
-            for b, avg, hi, lo, n in session.execute(q)]
+    rows = (select(m.metric_name, start, m.value)
+            .where(m.hostname == hostname, m.metric_name.in_(list(out)), m.time >= since, m.time < until)
+            .subquery())
+    q = (select(rows.c.metric_name, rows.c.start, func.avg(rows.c.value), func.max(rows.c.value),
+                func.min(rows.c.value), func.count())
+         .group_by(rows.c.metric_name, rows.c.start).order_by(rows.c.metric_name, rows.c.start))
+    for name, b, avg, hi, lo, n in session.execute(q):
+        out[name].append(Bucket(_as_utc(b), float(avg), float(hi), float(lo), int(n)))
+    return out
 
 
 def _bucket_start(session: Session, width: int) -> ColumnElement[Any]:
@@ -245,8 +267,9 @@ def _as_utc(value: datetime | int) -> datetime:
     return datetime.fromtimestamp(value, timezone.utc)
 
 
-def metric_names(session: Session, hostname: str) -> list[str]:
-    """The host's metric names, by a loose index scan: one index seek per name, however many samples there are."""
+def _names(hostname: str) -> Any:
+    """The host's metric names as a recursive CTE (column ``name``; a last NULL row ends the recursion): a loose
+    index scan, one index seek per name however many samples there are."""
     m = SystemMetric
 
     def after(prev: Any) -> Any:
@@ -256,20 +279,35 @@ def metric_names(session: Session, hostname: str) -> list[str]:
     first = (select(m.metric_name).where(m.hostname == hostname).order_by(m.metric_name).limit(1)
              .scalar_subquery())
     names = select(first.label("name")).cte("names", recursive=True)
-    names = names.union_all(select(after(names.c.name)).where(names.c.name.is_not(None)))
+    return names.union_all(select(after(names.c.name)).where(names.c.name.is_not(None)))
+
+
+def metric_names(session: Session, hostname: str) -> list[str]:
+    """The host's metric names, in order."""
+    names = _names(hostname)
     return list(session.execute(select(names.c.name).where(names.c.name.is_not(None))).scalars())
 
 
 def latest(session: Session, hostname: str, names: Sequence[str] | None = None) -> dict[str, tuple[datetime, float]]:
-    """The newest (time, value) of each metric (all of the host's when ``names`` is None)."""
+    """The newest (time, value) of each metric (all of the host's when ``names`` is None), in one query: per name,
+    a backward seek on (hostname, metric_name, time). (A query per name cost more in round trips and statement
+    handling than the seeks themselves: 12 series took 19 ms on SQLite, the seeks under 1 ms.)"""
     m = SystemMetric
+    n = _names(hostname)
+
+    def newest(column: Any) -> Any:
+        return (select(column).where(m.hostname == hostname, m.metric_name == n.c.name)
+                .order_by(m.time.desc()).limit(1).correlate(n).scalar_subquery())
+
+    q = select(n.c.name, newest(m.time), newest(m.value)).where(n.c.name.is_not(None))
+    if names is not None:
+        if not names:
+            return {}
+        q = q.where(n.c.name.in_(list(names)))
     out: dict[str, tuple[datetime, float]] = {}
-    for name in metric_names(session, hostname) if names is None else names:
-        # One backward seek on (hostname, metric_name, time) per metric.
-        row = session.execute(select(m.time, m.value).where(m.hostname == hostname, m.metric_name == name)
-                              .order_by(m.time.desc()).limit(1)).first()
-        if row is not None:
-            out[name] = (row[0], row[1])
+    for name, t, v in session.execute(q):
+        if t is not None:
+            out[name] = (_as_utc(t), float(v))
     return out
 
 
@@ -366,6 +404,7 @@ def apply_retention(store: Store, retention_days: int, now: datetime | None = No
         # Bookkeeping that grows with time: the classifier's call log, authentication windows of old sources.
         (ClassifierCall.__table__, ClassifierCall.time < cutoff),
         (AuthWindow.__table__, AuthWindow.window_start < cutoff),
+        (CorrelationState.__table__, CorrelationState.updated_at < cutoff),
     ]
     for table, condition in plan:
         if table.name in retained:

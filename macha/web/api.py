@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from macha.actions import approvals
@@ -34,6 +34,18 @@ def api_hosts(request: Request, session: WebSession = Depends(viewer)) -> list[h
 @router.get("/hosts/{hostname}")
 def api_host(request: Request, hostname: str, session: WebSession = Depends(viewer)) -> hosts.HostOverview:
     return found(hosts.host_overview, _store(request), hostname)
+
+
+@router.get("/hosts/{hostname}/chart")
+def api_chart(request: Request, hostname: str,
+              name: list[str] = Query(default=[], description="a series name; repeat for each series (at most "
+                                      f"{metrics.MAX_CHART_SERIES})"),
+              since: str = "-1h", until: str | None = None, step: int | None = None,
+              session: WebSession = Depends(viewer)) -> metrics.Chart:
+    """Several series of the host in buckets over one range, in one request: a chart's (or a page's) worth.
+    404 for an unknown host or a series the host never had; a series quiet over the range has no points."""
+    q = query(metrics.ChartQuery, host=hostname, name=name, since=since, until=until, step_s=step)
+    return found(metrics.chart, _store(request), q)
 
 
 @router.get("/events")

@@ -62,7 +62,7 @@ def host(request: Request, hostname: str, range: str = "1h", session: WebSession
         if series:
             charts.append({"title": title, "series": series})
     return page(request, "host.html", session, h=overview, charts=charts, range=range, since=RANGES[range],
-                ranges=list(RANGES))
+                ranges=list(RANGES), max_series=metrics.MAX_CHART_SERIES)
 
 
 @router.get("/events", response_class=HTMLResponse)
@@ -74,7 +74,7 @@ def events_page(request: Request, host: str | None = None, since: str | None = N
     q = query(events.EventQuery, limit=limit, **filters)
     result = found(events.query_events, _store(request), q)
     return page(request, "events.html", session, entries=result.entries, filters=filters,
-                severities=[s.value for s in Severity], hosts=[h.hostname for h in hosts.list_hosts(_store(request))])
+                severities=[s.value for s in Severity], hosts=hosts.hostnames(_store(request)))
 
 
 @router.get("/reviews", response_class=HTMLResponse)
@@ -110,7 +110,7 @@ def chat_page(request: Request, host: str | None = None, approval: str | None = 
     approval_id = row_id(approval, "action") if approval else None
     hostname = host or request.app.state.settings.hostname
     return page(request, "chat.html", session, host=hostname, approval_id=approval_id,
-                hosts=[h.hostname for h in hosts.list_hosts(_store(request))])
+                hosts=hosts.hostnames(_store(request)))
 
 
 @router.get("/approvals", response_class=HTMLResponse)

@@ -164,7 +164,8 @@ def test_nothing_outlives_a_killed_macha_ai_and_nothing_queued_is_lost(state_dir
     supervisor = psutil.Process(ai.proc.pid)
     tree = supervisor.children(recursive=True)
     names = sorted(p.name() for p in tree)
-    assert "redis-server" in names and "journalctl" in names and len(tree) >= 8, names
+    # Redis, journalctl, the worker with its beat and two pool children, the gpu worker (one process): 7.
+    assert "redis-server" in names and "journalctl" in names and len(tree) >= 7, names
 
     supervisor.send_signal(signal.SIGKILL)  # the supervisor alone, not its process group
     ai.proc.wait()

@@ -1,4 +1,4 @@
-"""Template mining (drain3) against labelled Loghub data, persisted in a real store, shared between processes, and
+"""Template mining against labelled Loghub data, persisted in a real store, shared between processes, and
 the burst compaction it enables in the context window."""
 
 from __future__ import annotations
@@ -20,29 +20,41 @@ from macha.context.window import build_window
 from macha.monitor import templates as compact
 from macha.monitor.checks.journal import run_check
 from macha.monitor.collect.journal import JournalSource
+from macha.monitor.template_parser import MAX_TOKENS
 from macha.monitor.templates import assign_templates, forget_miners, mine_offline
 from macha.store.db import Store
-from macha.store.models import LogEvent, LogTemplate
+from macha.store.models import LogEvent, LogTemplate, utcnow
 
 
 
-def grouping_accuracy(name: str) -> tuple[float, int, int]:
-    """Loghub's grouping accuracy: a line counts when its cluster holds exactly the lines of its true template."""
+def _loghub(name: str) -> list[dict[str, str]]:
     path = LOGHUB / name / f"{name}_2k.log_structured.csv"
     if not path.exists():
         pytest.skip(f"Loghub data not found at {path}")
-    rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    ids, templates = mine_offline([r["Content"] for r in rows])
+    return list(csv.DictReader(path.open(encoding="utf-8")))
+
+
+def _accuracy(rows: list[dict[str, str]], ids: list[int]) -> float:
+    """Loghub's grouping accuracy: a line counts when its cluster holds exactly the lines of its true template."""
     truth: dict[str, set[int]] = defaultdict(set)
     found: dict[int, set[int]] = defaultdict(set)
     for i, (row, cid) in enumerate(zip(rows, ids)):
         truth[row["EventId"]].add(i)
         found[cid].add(i)
     right = sum(len(lines) for lines in truth.values() if found[ids[min(lines)]] == lines)
-    return right / len(rows), len(templates), len(truth)
+    return right / len(rows)
 
 
-@pytest.mark.parametrize("name,floor", [("Linux", 0.65), ("OpenSSH", 0.75)])
+def grouping_accuracy(name: str) -> tuple[float, int, int]:
+    rows = _loghub(name)
+    ids, templates = mine_offline([r["Content"] for r in rows])
+    return _accuracy(rows, ids), len(templates), len({r["EventId"] for r in rows})
+
+
+# drain3 (depth 5, similarity 0.5, the old masks) reached Linux 0.693, OpenSSH 0.787, HDFS 0.998, Apache 1.000,
+# Thunderbird 0.961; the floors are what the parser reaches now (BENCHMARKS.md, "Template mining").
+@pytest.mark.parametrize("name,floor", [("Linux", 0.93), ("OpenSSH", 0.99), ("HDFS", 0.998), ("Apache", 1.0),
+                                        ("Thunderbird", 0.975)])
 def test_templates_agree_with_loghub_labels(name: str, floor: float) -> None:
     accuracy, found, true = grouping_accuracy(name)
     print(f"{name}_2k: grouping accuracy {accuracy:.3f}, {found} templates found, {true} labelled")
@@ -51,9 +63,76 @@ def test_templates_agree_with_loghub_labels(name: str, floor: float) -> None:
     assert 0.6 * true <= found <= 1.3 * true
 
 
+@pytest.mark.parametrize("name,floor", [("Linux", 0.93), ("OpenSSH", 0.99)])
+def test_mining_in_batches_across_restarts_groups_as_well(sqlite_url, name: str, floor: float) -> None:
+    """Lines arrive in batches and the worker restarts now and then: the ids handed out (followed through later
+    merges) group Loghub's lines as well as mining them in one go."""
+    rows = _loghub(name)
+    store = Store(sqlite_url)
+    forget_miners()
+    ids: list[int] = []
+    for n, start in enumerate(range(0, len(rows), 50)):
+        if n % 7 == 6:
+            forget_miners()
+        with store.session() as s:
+            ids += assign_templates(s, "h1", [r["Content"] for r in rows[start:start + 50]])
+    with store.session() as s:
+        merged = dict(s.execute(select(LogTemplate.cluster_id, LogTemplate.merged_into)
+                                .where(LogTemplate.merged_into.is_not(None))).all())
+    for i, cid in enumerate(ids):
+        while cid in merged:
+            cid = merged[cid]
+        ids[i] = cid
+    accuracy = _accuracy(rows, ids)
+    print(f"{name}_2k in batches of 50: grouping accuracy {accuracy:.3f}")
+    assert accuracy >= floor
+    store.dispose()
+
+
+def test_words_that_say_what_happened_keep_templates_apart_and_names_merge(sqlite_url) -> None:
+    store = Store(sqlite_url)
+    forget_miners()
+    with store.session() as s:
+        up, down, up2 = assign_templates(s, "h1", ["link eth0 is up", "link eth0 is down", "link eth1 is up"])
+        first = assign_templates(s, "h1", ["session opened for user root", "session opened for user alice"])
+        for i, tid in enumerate(first):
+            s.add(LogEvent(time=utcnow(), hostname="h1", severity="info", message="m", unit="u", source="t",
+                           entry_key=f"k{i}", template_id=tid, meta={}))
+    assert up == up2 != down
+    assert first[0] != first[1]  # two user names are not yet a variable: they could be "opened" / "closed"
+    with store.session() as s:
+        # A third and fourth name make the position a variable: one template, and what was stored moves to it.
+        later = assign_templates(s, "h1", ["session opened for user bob", "session opened for user carol"])
+    with store.session() as s:
+        stored = set(s.execute(select(LogEvent.template_id)).scalars())
+        rows = {cid: (template, into) for cid, template, into in s.execute(
+            select(LogTemplate.cluster_id, LogTemplate.template, LogTemplate.merged_into))}
+    survivor = first[0]
+    assert later == [survivor, survivor]
+    assert stored == {survivor}
+    assert rows[survivor] == ("session opened for user <*>", None)
+    assert rows[first[1]] == ("", survivor)
+    forget_miners()  # a fresh process maps every name to the survivor, and never hands out a merged-away id again
+    with store.session() as s:
+        again = assign_templates(s, "h1", ["session opened for user alice", "session opened for user dave",
+                                           "something new happened"])
+    assert again[:2] == [survivor, survivor]
+    assert again[2] > max(rows)
+    store.dispose()
+
+
 def test_masking_keeps_the_words_and_hides_the_values() -> None:
     masked = compact.mask("Failed password for root from 10.1.2.3 port 40022 ssh2 at 0x7fff in /var/lib/x/y.db")
     assert masked == "Failed password for root from <IP> port <NUM> ssh2 at <HEX> in <PATH>"
+
+
+def test_masking_hides_times_keys_and_addresses() -> None:
+    masked = compact.mask("Accepted publickey for alice@example.org from 10.0.0.7 port 22 ssh2: RSA "
+                          "SHA256:Zk3fQ0b9V2mX7yLqT1uE4rW8sA6dC5hJ at 2026-11-29T22:02:35.123+00:00 took 15ms")
+    assert masked == "Accepted publickey for <EMAIL> from <IP> port <NUM> ssh2: RSA <KEY> at <TIME> took <NUM>"
+    assert compact.mask("connection from 1.2.3.4 () at Sun Jul 17 12:34:56 2005") == "connection from <IP> () at <TIME>"
+    # Words stay words: a unit name or a host name is not a value.
+    assert compact.mask("Started nginx.service on web-1") == "Started nginx.service on web-1"
 
 
 def _burst(n: int) -> list[Entry]:
@@ -156,13 +235,18 @@ def test_two_processes_mining_one_host_agree(db_url) -> None:
         assert p.exitcode == 0
     store = Store(db_url)
     with store.session() as s:
-        stored = dict(s.execute(select(LogTemplate.cluster_id, LogTemplate.template)).all())
+        rows = s.execute(select(LogTemplate.cluster_id, LogTemplate.template, LogTemplate.merged_into)).all()
         total = s.execute(select(func.sum(LogTemplate.size))).scalar()
     assert total == 2 * 20 * 25
-    # Every id handed out exists, and the message fits its stored template (no id given to two templates).
+    stored = {cid: template for cid, template, _ in rows}
+    merged = {cid: into for cid, _, into in rows if into is not None}
+    # Every id handed out exists (or was merged into one that does), and the message fits its stored template (no
+    # id given to two templates).
     for batches in results:
         for batch, ids in batches:
             for message, cid in zip(batch, ids):
+                while cid in merged:
+                    cid = merged[cid]
                 template = stored[cid].split()
                 tokens = compact.mask(message).split()
                 assert len(template) == len(tokens)
@@ -177,7 +261,7 @@ def test_a_huge_line_makes_a_bounded_template(sqlite_url) -> None:
         (cid,) = assign_templates(s, "h1", ["x" * 50 + " " + " ".join(f"w{i}" for i in range(5000))])
     with store.session() as s:
         template = s.execute(select(LogTemplate.template).where(LogTemplate.cluster_id == cid)).scalar_one()
-    assert len(template.split()) <= compact.MAX_TOKENS
+    assert len(template.split()) <= MAX_TOKENS
     assert count(template) < 1000
     store.dispose()
 

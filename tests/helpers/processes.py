@@ -62,7 +62,9 @@ class MachaAI:
                 raise AssertionError(f"macha-ai exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
             text = self.log.read_text(errors="replace")
             # Both workers: the main one (host and review queues) and the gpu one, unless --queues chose.
-            queues = self.args[self.args.index("--queues") + 1].split(",") if "--queues" in self.args else ["gpu", "x"]
+            role = self.args[self.args.index("--role") + 1] if "--role" in self.args else "all"
+            by_role = {"all": ["gpu", "x"], "collector": ["x"], "brain": ["review"], "gpu": ["gpu"]}
+            queues = self.args[self.args.index("--queues") + 1].split(",") if "--queues" in self.args else by_role[role]
             wanted = (["gpu@"] if "gpu" in queues else []) + (["macha@"] if set(queues) - {"gpu"} else [])
             if all(re.search(rf"{w}\S* ready\.", text) for w in wanted):
                 return

@@ -188,11 +188,11 @@ def test_macha_ai_starts_the_mcp_server_and_starts_it_again(env: dict[str, str],
             return False
 
     wait_for(answering, 60, "the MCP server to answer")
-    [first] = [p for p in psutil.Process(ai.proc.pid).children() if "macha.mcp" in " ".join(p.cmdline())]
+    [first] = [p for p in psutil.Process(ai.proc.pid).children() if "macha.cli.interfaces" in " ".join(p.cmdline())]
     first.kill()
     wait_for(lambda: "the MCP server stopped" in ai.log.read_text(), 30, "macha-ai to see the MCP server end")
     wait_for(answering, 60, "the MCP server to answer again")
-    again = [p for p in psutil.Process(ai.proc.pid).children() if "macha.mcp" in " ".join(p.cmdline())]
+    again = [p for p in psutil.Process(ai.proc.pid).children() if "macha.cli.interfaces" in " ".join(p.cmdline())]
     assert [p.pid for p in again] != [first.pid]
     assert ai.stop() == 0
     wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in again), 15,

@@ -125,3 +125,38 @@ def test_macha_ai_follows_the_journal_and_reviews_a_critical_line_without_waitin
     wait_for(oom_stored, 30, "the restarted follower to store the OOM line")
     assert ai.stop() == 0
     store.dispose()
+
+
+def test_the_follower_and_the_check_raise_one_crash_loop_between_them(tmp_path, journal_dir) -> None:
+    # The follower stores the urgent failures and runs them through the correlation rules at once; the check
+    # then reads the same lines (skipped: stored already) and the rest, and raises nothing twice.
+    settings = load_settings(hostname="f2", state_dir=tmp_path / "state")
+    store = Store(settings.effective_database_url)
+    source = JournalSource.directory(journal_dir)
+    stop = threading.Event()
+    follower = Follower(store, "f2", source, lambda: None)
+    thread = threading.Thread(target=follower.run, kwargs={"should_stop": stop.is_set}, daemon=True)
+    thread.start()
+    failed = "api.service: Failed with result 'exit-code'."
+    try:
+        wait_for(lambda: follower.proc is not None, 10, "journalctl -f to start")
+        time.sleep(0.5)
+        for _ in range(2):
+            append(journal_dir, [Entry(failed, priority=4, identifier="systemd", unit="init.scope", uid=0)])
+        append(journal_dir, [Entry("api.service: Scheduled restart job, restart counter is at 3.", priority=6,
+                                   identifier="systemd", unit="init.scope", uid=0),
+                             Entry(failed, priority=4, identifier="systemd", unit="init.scope", uid=0)])
+
+        def loop():
+            with store.session() as s:
+                return s.execute(select(TriggerEvent).where(TriggerEvent.pattern_id == "crash_loop")).scalar()
+
+        wait_for(loop, 10, "the crash loop to be raised by the follower")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    run_check(store, settings, hostname="f2", source=source, reason="live")
+    with store.session() as s:
+        roots = list(s.execute(select(TriggerEvent).where(TriggerEvent.trigger_type == "correlation")).scalars())
+    assert [(r.pattern_id, r.meta["unit"], r.severity) for r in roots] == [("crash_loop", "api.service", "high")]
+    store.dispose()

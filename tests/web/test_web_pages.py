@@ -89,6 +89,39 @@ def test_metrics_series_are_bucketed(filled) -> None:
     assert "disk_percent{mount=/var}" in names and "cpu_percent" in names
 
 
+def test_a_chart_is_one_request_of_several_series(filled) -> None:
+    names = ["cpu_percent", "disk_percent{mount=/var}", "disk_percent{mount=/}"]
+    r = filled.get(f"/api/v1/hosts/{HOST}/chart", params={"name": names + ["cpu_percent"], "since": "-1h"})
+    assert r.status_code == 200, r.text
+    chart = r.json()
+    # Each series once, in the order asked, with the same buckets /api/v1/metrics gives for it alone.
+    assert [s["name"] for s in chart["series"]] == names and chart["host"] == HOST
+    for s in chart["series"]:
+        alone = filled.get("/api/v1/metrics", params={"host": HOST, "name": s["name"], "since": chart["since"],
+                                                      "until": chart["until"]}).json()
+        columns = [dict(zip(("start", "avg", "max", "min", "count"), p))
+                   for p in zip(s["start"], s["avg"], s["max"], s["min"], s["count"])]
+        assert alone["step_s"] == chart["step_s"] and alone["points"] == columns, s["name"]
+    by_name = {s["name"]: s for s in chart["series"]}
+    assert sum(by_name["cpu_percent"]["count"]) == 3 and max(by_name["cpu_percent"]["max"]) == 97.5
+    assert max(by_name["disk_percent{mount=/var}"]["max"]) == 93.0
+    assert set(by_name["disk_percent{mount=/}"]["min"]) == {40.0}
+    # A series the host has but that was quiet over the range: no points, not an error.
+    quiet = filled.get(f"/api/v1/hosts/{HOST}/chart",
+                       params={"name": "cpu_percent", "since": "-30d", "until": "-29d"}).json()
+    assert quiet["series"] == [{"name": "cpu_percent", "start": [], "avg": [], "max": [], "min": [], "count": []}]
+    # The endpoint is in the OpenAPI document, with its repeated parameter.
+    spec = filled.get("/api/openapi.json").json()["paths"]["/api/v1/hosts/{hostname}/chart"]["get"]
+    assert {p["name"] for p in spec["parameters"]} >= {"hostname", "name", "since", "until", "step"}
+
+
+def test_the_host_page_asks_for_its_charts_in_one_request(filled) -> None:
+    page = filled.get(f"/hosts/{HOST}?range=24h")
+    assert 'data-since="-24h"' in page.text and 'data-max-series="32"' in page.text
+    script = filled.get("/static/charts.js").text
+    assert "/chart?since=" in script and "/api/v1/metrics?" not in script
+
+
 BAD = [
     ("/hosts/no-such-host", 404, "no host named 'no-such-host'"),
     ("/api/v1/hosts/no-such-host", 404, "no host named"),
@@ -100,6 +133,15 @@ BAD = [
     (f"/api/v1/metrics?host={HOST}&name=nope", 404, "no metric series 'nope'"),
     (f"/api/v1/metrics?host={HOST}&name=cpu_percent&since=-1h&until=-2h", 422, "until"),
     (f"/hosts/{HOST}?range=1y", 422, "range"),
+    ("/api/v1/hosts/no-such-host/chart?name=cpu_percent", 404, "no host named 'no-such-host'"),
+    (f"/api/v1/hosts/{HOST}/chart?name=cpu_percent&name=nope", 404, "no metric series 'nope'"),
+    (f"/api/v1/hosts/{HOST}/chart", 422, "bad parameter name"),
+    (f"/api/v1/hosts/{HOST}/chart?name=cpu%0Apercent", 422, "bad parameter name.0"),
+    (f"/api/v1/hosts/{HOST}/chart?name=" + "x" * 513, 422, "bad parameter name.0"),
+    (f"/api/v1/hosts/{HOST}/chart?" + "&".join(f"name=s{i}" for i in range(33)), 422, "bad parameter name"),
+    (f"/api/v1/hosts/{HOST}/chart?name=cpu_percent&since=-1h&until=-2h", 422, "until"),
+    (f"/api/v1/hosts/{HOST}/chart?name=cpu_percent&step=1", 422, "step_s"),
+    (f"/api/v1/hosts/{HOST}/chart?name=cpu_percent&step=ten", 422, "step"),
 ]
 
 

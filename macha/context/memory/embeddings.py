@@ -7,6 +7,8 @@ archive Chroma would download. The alternative is Ollama's /api/embed.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import importlib.util
 import os
@@ -96,13 +98,61 @@ class OfflineMiniLM(ONNXMiniLM_L6_V2):
     the vectors are the same (cosine 0.99999) and short texts embed about 15 times faster.
     """
 
-    def __init__(self, model_dir: Path) -> None:
-        super().__init__()
+    def __init__(self, model_dir: Path, server: Path | None = None) -> None:
+        # Not Chroma's __init__: it imports onnxruntime and tokenizers at once (about 30 MB), which a process that
+        # embeds through the server never needs. They are imported at the first local use (ort, Tokenizer below).
+        self._preferred_providers = None
         self.DOWNLOAD_PATH = model_dir
+        #: The socket of macha-ai's embedding server (embed_service): tried first, so that the model is loaded in
+        #: one process rather than in each worker; without an answer there, the model is loaded here.
+        self.server = server
 
     def _download(self, url: str, fname: str, chunk_size: int = 1024) -> None:
         raise MemoryUnavailable(f"embedding model files vanished from {self.DOWNLOAD_PATH}; restart to re-assemble "
                                 "them (Macha never downloads a model)")
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> OfflineMiniLM:
+        # Chroma builds one from the collection's stored configuration (and to check the function is not a legacy
+        # one, on every get_or_create_collection): the local folder, and nothing imported until it embeds.
+        return OfflineMiniLM(Path(ONNXMiniLM_L6_V2.DOWNLOAD_PATH))
+
+    @cached_property
+    def ort(self) -> Any:
+        import onnxruntime
+
+        return onnxruntime
+
+    @cached_property
+    def Tokenizer(self) -> Any:  # noqa: N802 - the name Chroma's code reads
+        from tokenizers import Tokenizer
+
+        return Tokenizer
+
+    @cached_property
+    def model(self) -> Any:
+        """The ONNX session, built for a small footprint rather than Chroma's few percent of speed:
+        - no constant folding: it would turn the int8 weights into float32 ones at load (about 160 MB instead of
+          35 MB per process); the weights are dequantised as each batch runs;
+        - no memory arena and no memory patterns: the arena keeps the largest batch's buffers for the life of the
+          process (past 800 MB after a batch of long configuration chunks);
+        - one thread: a background agent on a small server, beside the services it watches."""
+        so = self.ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.enable_cpu_mem_arena = False
+        so.enable_mem_pattern = False
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        return self.ort.InferenceSession(os.path.join(self.DOWNLOAD_PATH, self.EXTRACTED_FOLDER_NAME, "model.onnx"),
+                                         providers=["CPUExecutionProvider"], sess_options=so,
+                                         disabled_optimizers=["ConstantFolding"])
+
+    def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - Chroma's keyword
+        try:
+            return super().__call__(input)
+        finally:
+            _release_freed_memory()
 
     @cached_property
     def tokenizer(self) -> Any:
@@ -112,6 +162,16 @@ class OfflineMiniLM(ONNXMiniLM_L6_V2):
         return tok
 
     def _forward(self, documents: list[str], batch_size: int = 32) -> npt.NDArray[np.float32]:
+        if self.server is not None and documents:
+            from macha.context.memory.embed_service import ServerUnreachable, embed_remote
+
+            try:
+                return embed_remote(self.server, list(documents))
+            except ServerUnreachable:
+                pass  # no macha-ai serving this state directory: the model is loaded here
+        return self._forward_here(documents, batch_size)
+
+    def _forward_here(self, documents: list[str], batch_size: int = 32) -> npt.NDArray[np.float32]:
         out: npt.NDArray[np.float32] | None = None
         # Batches of similar length, so one long text does not pad the short ones.
         order = sorted(range(len(documents)), key=lambda i: len(documents[i]))
@@ -128,6 +188,27 @@ class OfflineMiniLM(ONNXMiniLM_L6_V2):
                 out = np.zeros((len(documents), pooled.shape[1]), dtype=np.float32)
             out[idx] = self._normalize(pooled.astype(np.float32))
         return out if out is not None else np.zeros((0, 384), dtype=np.float32)
+
+
+def _release_freed_memory() -> None:
+    """Give the heap the batch freed back to the system (glibc keeps it otherwise, for the life of the process)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+_LIBC: list[Any] = []
+
+
+def _libc() -> Any:
+    if not _LIBC:
+        name = ctypes.util.find_library("c")
+        try:
+            lib = ctypes.CDLL(name) if name else None
+            _LIBC.append(lib if lib is not None and hasattr(lib, "malloc_trim") else None)
+        except OSError:
+            _LIBC.append(None)  # not glibc (musl): nothing to trim
+    return _LIBC[0]
 
 
 class OllamaEmbedding(EmbeddingFunction[Documents]):
@@ -179,8 +260,10 @@ class OllamaEmbedding(EmbeddingFunction[Documents]):
 
 
 def make_embedding(state_dir: Path, embedding: str = "onnx", embedding_model: str = "nomic-embed-text",
-                   ollama_url: str = "http://127.0.0.1:11434") -> EmbeddingFunction[Documents]:
-    """The embedding function; for onnx this assembles the model folder first (in every process that asks)."""
+                   ollama_url: str = "http://127.0.0.1:11434", server: Path | None = None
+                   ) -> EmbeddingFunction[Documents]:
+    """The embedding function; for onnx this assembles the model folder first (in every process that asks).
+    ``server``: the socket of an embedding server to embed through when one answers there (onnx only)."""
     if embedding == "ollama":
         return OllamaEmbedding(ollama_url, embedding_model)
     if embedding != "onnx":
@@ -189,4 +272,4 @@ def make_embedding(state_dir: Path, embedding: str = "onnx", embedding_model: st
     # Also for any default embedding function Chroma builds by itself in this process: never the download.
     ONNXMiniLM_L6_V2.DOWNLOAD_PATH = model_dir
     with guard("loading the ONNX embedding model"):
-        return OfflineMiniLM(model_dir)
+        return OfflineMiniLM(model_dir, server)

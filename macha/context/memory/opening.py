@@ -10,6 +10,7 @@ from typing import Any
 
 from macha.context.memory.backend import Backend
 from macha.context.memory.config_index import ConfigIndex
+from macha.context.memory.embed_service import socket_path
 from macha.context.memory.embeddings import OLLAMA_CHUNK_CHARS, ONNX_CHUNK_CHARS, make_embedding
 from macha.context.memory.errors import MemoryUnavailable
 from macha.context.memory.recall import ReviewRecall
@@ -42,7 +43,8 @@ def open_memory(state_dir: Path, chroma_url: str | None = None, embedding: str =
         if backend is not None and backend.pid != os.getpid():
             raise MemoryUnavailable("semantic memory was opened before this process forked; open it in the worker "
                                     "process itself (e.g. Celery's worker_process_init), not in the parent")
-        ef = make_embedding(state_dir, embedding, embedding_model, ollama_url)
+        # Through macha-ai's embedding server when it runs for this state directory (one model, not one a worker).
+        ef = make_embedding(state_dir, embedding, embedding_model, ollama_url, server=socket_path(state_dir))
         if backend is None:
             backend = _backends[bkey] = Backend(path, chroma_url)
         memory = _memories[key] = Memory(backend, ef, OLLAMA_CHUNK_CHARS if embedding == "ollama" else ONNX_CHUNK_CHARS)

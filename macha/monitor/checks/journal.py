@@ -18,9 +18,10 @@ from macha.core.text import cap, one_line, storable_value
 from macha.monitor.collect.hostinfo import host_facts
 from macha.monitor.collect.journal import CursorInvalid, JournalSource, cursor_time, read_batches
 from macha.monitor.detect import error_rate, novelty
+from macha.monitor.detect.correlate import Correlator, correlator_for, default_correlator
 from macha.monitor.detect.grouping import store_triggers
 from macha.monitor.detect.matcher import Matcher, matcher_for
-from macha.monitor.detect.triggers import Detection, detect, fingerprint
+from macha.monitor.detect.triggers import Detection, detect, fingerprint, signals_of, with_signals
 from macha.monitor.templates import assign_templates
 from macha.store.db import Store
 from macha.store.models import Host, JournalCursor, LogEvent, utcnow
@@ -85,6 +86,8 @@ def run_check(
     if matcher is None:
         matcher, problems = matcher_for(settings.patterns_file)
         result.notes.extend(problems)
+    correlator, problems = correlator_for(settings.correlations_file)
+    result.notes.extend(problems)
     # Facts are the local machine's: only a check of this host's own journal may describe it.
     ensure_host(store, hostname, host_facts() if hostname == settings.hostname else None)
 
@@ -100,13 +103,13 @@ def run_check(
         # The first read of a live system journal starts a bounded time ago, not at the dawn of the journal.
         since = datetime.now(timezone.utc) - parse_duration(settings.journal_initial_lookback)
     try:
-        _ingest(store, settings, result, matcher, source, cursor, since, total_before)
+        _ingest(store, settings, result, matcher, source, cursor, since, total_before, correlator)
     except CursorInvalid as exc:
         restart = cursor_time(cursor or "") or since
         note = f"{exc}; re-reading from {restart.isoformat() if restart else 'the start'} (duplicates are skipped)"
         log.warning(note)
         result.notes.append(note)
-        _ingest(store, settings, result, matcher, source, None, restart, total_before)
+        _ingest(store, settings, result, matcher, source, None, restart, total_before, correlator)
     with store.session() as s:
         ids = error_rate.evaluate(s, settings, hostname, result.error_counts, utcnow())
     if ids:
@@ -127,12 +130,13 @@ def _ingest(
     cursor: str | None,
     since: datetime | None,
     total_before: int,
+    correlator: Correlator | None = None,
 ) -> None:
     feed = Feed(settings.effective_broker_url)
     for batch in read_batches(source, after_cursor=cursor, since=since, batch_size=settings.journal_batch_size,
                               max_message=settings.journal_max_message):
         stored_before = result.new_log_events + result.new_triggers + result.repeats
-        store_batch(store, result, matcher, source.key, batch, total_before, settings.grouping,
+        store_batch(store, result, matcher, source.key, batch, total_before, settings.grouping, correlator,
                     settings.detection)
         if result.new_log_events + result.new_triggers + result.repeats > stored_before:
             # After the batch's commit: a follower woken now finds it in the database.
@@ -140,9 +144,12 @@ def _ingest(
 
 
 def insert_detections(s: Session, detections: list[Detection], grouping: GroupingSettings | None = None,
-                      refused: list[str] | None = None) -> tuple[list, list, int]:
+                      refused: list[str] | None = None, correlator: Correlator | None = None,
+                      ) -> tuple[list, list, int]:
     """Log events (each with its message's template) and their triggers: a repeat within the grouping window adds
-    to its group's count. An entry stored before (same entry key) is skipped, with its triggers.
+    to its group's count. An entry stored before (same entry key) is skipped, with its triggers. The entries
+    stored then go through the correlation rules (``correlator``; the built-in ones when None), whose root-cause
+    events count as new trigger events.
 
     No single entry can stop the others: if the database refuses the detections, they are split until the entry
     it refuses is found, and that entry is stored as an ``unstorable_entry`` event instead (its reason appended to
@@ -153,14 +160,14 @@ def insert_detections(s: Session, detections: list[Detection], grouping: Groupin
         return [], [], 0
     try:
         with savepoint(s):
-            return _insert_detections(s, detections, grouping)
+            return _insert_detections(s, detections, grouping, correlator)
     except Exception as exc:  # noqa: BLE001 - narrowed by _refused; anything else is re-raised
         if not _refused(exc):
             raise
         if len(detections) > 1:
             half = len(detections) // 2
-            first = insert_detections(s, detections[:half], grouping, refused)
-            second = insert_detections(s, detections[half:], grouping, refused)
+            first = insert_detections(s, detections[:half], grouping, refused, correlator)
+            second = insert_detections(s, detections[half:], grouping, refused, correlator)
             return first[0] + second[0], first[1] + second[1], first[2] + second[2]
         reason = _reason(exc)
         log.warning("journal entry %s could not be stored (%s); stored as an %s event",
@@ -169,11 +176,11 @@ def insert_detections(s: Session, detections: list[Detection], grouping: Groupin
             refused.append(reason)
         # Not guarded: this event is storable by construction, so the database refusing it is no entry's fault.
         with savepoint(s):
-            return _insert_detections(s, [unstorable(detections[0], reason)], grouping)
+            return _insert_detections(s, [unstorable(detections[0], reason)], grouping, correlator)
 
 
 def _insert_detections(s: Session, detections: list[Detection], grouping: GroupingSettings | None,
-                       ) -> tuple[list, list, int]:
+                       correlator: Correlator | None = None) -> tuple[list, list, int]:
     by_host: dict[str, list[dict]] = {}
     for d in detections:
         by_host.setdefault(d.log_row["hostname"], []).append(d.log_row)
@@ -191,7 +198,11 @@ def _insert_detections(s: Session, detections: list[Detection], grouping: Groupi
         for t in d.triggers
     ]
     stored = store_triggers(s, trigger_rows, grouping or GroupingSettings())
-    return inserted, stored.new, stored.repeats
+    correlator = correlator or default_correlator()
+    entries = [(d.log_row, ids[d.log_row["entry_key"]], [t["pattern_id"] for t in d.triggers] + signals_of(d.log_row))
+               for d in detections if d.log_row["entry_key"] in ids]
+    roots = correlator.observe(s, entries, trigger_rows)
+    return inserted, stored.new + roots, stored.repeats
 
 
 def _refused(exc: BaseException) -> bool:
@@ -250,19 +261,26 @@ def _is_error(d: Detection) -> bool:
 
 def store_batch(store: Store, result: CheckResult, matcher: Matcher, source_key: str, batch: list,
                 total_before: int, grouping: GroupingSettings | None = None,
-                detection: DetectionSettings | None = None) -> None:
+                correlator: Correlator | None = None, detection: DetectionSettings | None = None) -> None:
     """Detect and store one batch of journal entries; its events and the cursor commit in one transaction."""
     severities: Counter[str] = Counter(result.severity_counts)
+    correlator = correlator or default_correlator()
     # The whole batch through the pattern engine at once (one Hyperscan pass when it is installed).
-    matched = matcher.match_many([e.message for e in batch])
-    detections = [d for e, m in zip(batch, matched)
-                  if (d := detect(e, matcher, result.hostname, source_key, m)) is not None]
+    messages = [e.message for e in batch]
+    matched = matcher.match_many(messages)
+    detections = []
+    for e, m, signals in zip(batch, matched, correlator.match_signals(messages)):
+        d = detect(e, matcher, result.hostname, source_key, m)
+        if signals:
+            d = with_signals(d, e, result.hostname, source_key, signals)
+        if d is not None:
+            detections.append(d)
     result.error_counts.update(d.log_row["unit"] or "?" for d in detections if _is_error(d))
     refused: list[str] = []
     with store.session() as s:
         detections = novelty.observe(s, detection or DetectionSettings(), result.hostname, source_key, batch,
                                      detections)
-        inserted, new_triggers, repeats = insert_detections(s, detections, grouping, refused)
+        inserted, new_triggers, repeats = insert_detections(s, detections, grouping, refused, correlator)
         upsert(
             s,
             JournalCursor.__table__,

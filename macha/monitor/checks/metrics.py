@@ -1,15 +1,20 @@
-"""Layer 1 metrics: store every sample in system_metrics, judge the thresholds (hysteresis, sustain) against the
-stored state, and turn raised or cleared conditions into trigger events, all in one transaction."""
+"""Layer 1 metrics: store every sample in system_metrics, judge the thresholds (hysteresis, sustain) and the learned
+baselines (checks/baselines.py) against the stored state, and turn raised or cleared conditions into trigger
+events, all in one transaction."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from macha.config import Settings
 from macha.core.severity import Severity
+from macha.monitor.checks import baselines
 from macha.monitor.checks.journal import ensure_host
 from macha.monitor.collect.metrics import MetricSample, sample
+from macha.monitor.detect.correlate import correlator_for
 from macha.monitor.detect.thresholds import SeriesState, Threshold, evaluate
 from macha.monitor.detect.triggers import state_trigger
 from macha.store.db import Store
@@ -22,6 +27,8 @@ class MetricsResult(BaseModel):
     samples: int = 0
     raised: list[str] = Field(default_factory=list)
     cleared: list[str] = Field(default_factory=list)
+    anomalous: list[str] = Field(default_factory=list)
+    normal: list[str] = Field(default_factory=list)
     trigger_ids: list[int] = Field(default_factory=list)
 
 
@@ -30,12 +37,13 @@ def thresholds_from(settings: Settings) -> dict[str, Threshold]:
 
 
 def run_metrics(store: Store, settings: Settings, hostname: str | None = None,
-                samples: list[MetricSample] | None = None) -> MetricsResult:
+                samples: list[MetricSample] | None = None, now: datetime | None = None) -> MetricsResult:
+    """``now``: when the samples were taken (a replay's clock; default the present)."""
     hostname = hostname or settings.hostname
     samples = sample() if samples is None else samples
     result = MetricsResult(hostname=hostname, samples=len(samples))
     ensure_host(store, hostname)
-    now = utcnow()
+    now = now or utcnow()
     with store.session() as s:
         # Named by series (disk_percent{mount=/var}): one row per series and time, and trends per mount.
         s.add_all(SystemMetric(time=now, hostname=hostname, metric_name=m.key[:128], value=m.value, unit=m.unit,
@@ -64,4 +72,13 @@ def run_metrics(store: Store, settings: Settings, hostname: str | None = None,
             row = state_trigger(hostname, now, "metric_threshold", f"metric_{tr.kind}:{tr.name}", severity, reason,
                                 tr.series, {"subsystem": "metrics", "series": tr.series, "value": tr.value})
             result.trigger_ids += [i for (i,) in insert_ignore(s, TriggerEvent.__table__, [row], returning=("id",))]
+            if tr.kind == "raise":
+                # A full disk by its metric starts a correlation as its journal line does (disk_full_cascade).
+                correlator, _ = correlator_for(settings.correlations_file)
+                seen = {"hostname": hostname, "time": now, "entry_key": f"metric\x1f{tr.series}\x1f{now.isoformat()}",
+                        "message": reason, "unit": None}
+                result.trigger_ids += [i for i, _ in correlator.observe(s, [(seen, None, [row["pattern_id"]])], [row])]
+        learned = baselines.evaluate(s, settings, hostname, samples, now)
+        result.anomalous, result.normal = learned.anomalous, learned.normal
+        result.trigger_ids += learned.trigger_ids
     return result

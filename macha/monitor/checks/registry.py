@@ -52,7 +52,7 @@ def _metrics(store: Store, settings: Settings, hostname: str) -> StepRun:
     from macha.monitor.checks.metrics import run_metrics
 
     result = run_metrics(store, settings, hostname)
-    follow = _review_if(result.raised, hostname, "metrics").tell(LiveKind.METRICS, hostname)
+    follow = _review_if(result.raised + result.anomalous, hostname, "metrics").tell(LiveKind.METRICS, hostname)
     return StepRun(result=result.model_dump(mode="json"), follow_ups=follow)
 
 

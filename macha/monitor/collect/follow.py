@@ -25,6 +25,7 @@ from macha.core.errors import JournalError, MachaError
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.monitor.checks.journal import ensure_host, insert_detections
 from macha.monitor.collect.journal import JournalSource, parse_entry
+from macha.monitor.detect.correlate import Correlator, correlator_for
 from macha.monitor.detect.matcher import Matcher, default_matcher, matcher_for
 from macha.monitor.detect.triggers import detect
 from macha.store.db import Store
@@ -55,8 +56,12 @@ class FollowStats:
 class Follower:
     def __init__(self, store: Store, hostname: str, source: JournalSource, request_check: Callable[[], None],
                  matcher: Matcher | None = None, max_message: int = 16384,
-                 grouping: GroupingSettings | None = None, feed: Feed | None = None):
+                 grouping: GroupingSettings | None = None, feed: Feed | None = None,
+                 correlator: Correlator | None = None):
         self.store, self.hostname, self.source = store, hostname, source
+        # Urgent lines stored here go through the correlation rules as the check's do (a crash loop, a full disk
+        # and the writes it breaks); the rest reach them through the check.
+        self.correlator = correlator
         self.feed = feed
         self.grouping = grouping
         self.request_check = request_check
@@ -81,7 +86,7 @@ class Follower:
         if detection is None or not any(SEVERITY_RANK[t["severity"]] <= URGENT for t in detection.triggers):
             return False
         with self.store.session() as s:
-            inserted, _, _ = insert_detections(s, [detection], self.grouping)
+            inserted, _, _ = insert_detections(s, [detection], self.grouping, correlator=self.correlator)
         self.stats.stored += len(inserted)
         if inserted and self.feed is not None:
             # Committed: open pages and followers show it now, before the live check reviews it.
@@ -158,8 +163,9 @@ def follow(settings: Settings, should_stop: Callable[[], bool],
             request_check(journal_dir)
 
         matcher, _ = matcher_for(settings.patterns_file)
+        correlator, _ = correlator_for(settings.correlations_file)
         return Follower(store, settings.hostname, source, request_live_check, matcher,
                         settings.journal_max_message, settings.grouping,
-                        feed=Feed(settings.effective_broker_url)).run(should_stop=should_stop)
+                        feed=Feed(settings.effective_broker_url), correlator=correlator).run(should_stop=should_stop)
     finally:
         store.dispose()

@@ -34,6 +34,9 @@ _ADDR = r"((?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}|[A
 _RHOST = re.compile(r"\brhost=" + _ADDR)
 _FROM_PORT = re.compile(r"\bfrom\s+" + _ADDR + r"\s+port\s+\d+")
 _FROM = re.compile(r"\bfrom\s+" + _ADDR)
+_SSH_USER = re.compile(r"\b(?:Accepted|Failed) \S+ for (?:invalid user )?(\S+) from \S+ port \d+")
+_SSH_INVALID = re.compile(r"\bInvalid user (\S+) from ")
+_PAM_USER = re.compile(r"\buser=(\S+)")
 
 
 @dataclass
@@ -51,6 +54,17 @@ def auth_source(text: str) -> str | None:
         found = rx.findall(text)
         if found:
             return found[pick][:255]
+    return None
+
+
+def auth_account(text: str) -> str | None:
+    """The account a login (failed or accepted) was for, read like ``auth_source``: sshd names it before "from"
+    ("Failed password for invalid user NAME from", "Accepted publickey for NAME from"), PAM after "user=". A
+    failure's name is the client's to choose: it is shown, never trusted."""
+    for rx in (_SSH_USER, _SSH_INVALID, _PAM_USER):
+        found = rx.findall(text)
+        if found:
+            return found[-1][:255]
     return None
 
 

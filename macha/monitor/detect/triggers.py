@@ -65,16 +65,7 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
         meta["benign"] = {"id": known.id, "reason": known.reason}
     if rule is not None:
         meta["unnamed_rule"] = rule.id
-    log_row = {
-        "time": entry.time,
-        "hostname": hostname,
-        "severity": severity,
-        "message": entry.message,
-        "unit": unit,
-        "source": source_key,
-        "entry_key": entry_key(entry),
-        "metadata": meta,
-    }
+    log_row = _log_row(entry, hostname, source_key, severity, unit, meta)
     triggers = []
     for p in alarms:
         if known is None:
@@ -94,6 +85,36 @@ def detect(entry: JournalEntry, matcher: Matcher, hostname: str, source_key: str
         triggers.append(_trigger(entry, hostname, unit, "journal_unnamed", rule.id, rule.severity, "journal",
                                  rule.description))
     return Detection(log_row, triggers)
+
+
+def with_signals(d: Detection | None, entry: JournalEntry, hostname: str, source_key: str,
+                 signals: Sequence[str]) -> Detection:
+    """The entry's detection noting the correlation signals it matched (macha.monitor.detect.correlate); an entry
+    that gave none is kept as an info log event raising nothing, for the correlation rules that need it."""
+    if d is None:
+        unit = entry.unit or entry.identifier
+        return Detection(_log_row(entry, hostname, source_key, Severity.INFO, unit,
+                                  {**entry.fields(), "matched": 1, "signals": list(signals)}), [])
+    d.log_row["metadata"]["signals"] = list(signals)
+    return d
+
+
+def signals_of(log_row: dict[str, Any]) -> list[str]:
+    return list((log_row.get("metadata") or {}).get("signals") or ())
+
+
+def _log_row(entry: JournalEntry, hostname: str, source_key: str, severity: str, unit: str | None,
+             meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "time": entry.time,
+        "hostname": hostname,
+        "severity": severity,
+        "message": entry.message,
+        "unit": unit,
+        "source": source_key,
+        "entry_key": entry_key(entry),
+        "metadata": meta,
+    }
 
 
 def _capped(severity: str, ceiling: str) -> Severity:

@@ -2,7 +2,7 @@
 novelty event of each unit, and the append-only audit of benign marks
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = '0015'
-down_revision = '0011'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""The incident eval suite: realistic journals with known incidents, scored through the real detector."""
