@@ -162,7 +162,9 @@ def score_review(review: dict[str, Any] | None, expected: dict[str, Any]) -> dic
 def _settings(state: Path, model_url: str | None = None) -> Any:
     from macha.config import load_settings
 
-    kw: dict[str, Any] = {"hostname": "eval-runner", "state_dir": state, "memory": {"enable": False}}
+    # A scenario is a few hours of one host's journal: novelty learns its first two hours (a host's default is a day).
+    kw: dict[str, Any] = {"hostname": "eval-runner", "state_dir": state, "memory": {"enable": False},
+                          "detection": {"novelty_learning": "2h"}}
     if model_url:
         kw.update(review_model="gemma3-270m", context_size=4096,
                   llm={"backend": "openai", "openai_url": model_url, "answer_tokens": 1024, "timeout": 300})

@@ -112,6 +112,10 @@ def observe(s: Session, cfg: DetectionSettings, hostname: str, source_key: str, 
             lines.append((e, d.log_row["entry_key"], d))
         elif error_ish(e.priority, e.message):
             lines.append((e, entry_key(e), None))
+    # Learning starts with the first line the host sent, whatever it said: a host that rarely logs an error-ish
+    # line has still been watched since then, and its quiet lines are part of what it was seen to do.
+    insert_ignore(s, NoveltyHost.__table__, [{"hostname": hostname, "learning_since": batch[0].time}],
+                  returning=("hostname",))
     if not lines:
         return detections
     ids = assign_templates(s, hostname, [e.message for e, _, _ in lines])
@@ -119,8 +123,6 @@ def observe(s: Session, cfg: DetectionSettings, hostname: str, source_key: str, 
         if d is not None:
             d.log_row["template_id"] = tid
 
-    insert_ignore(s, NoveltyHost.__table__, [{"hostname": hostname, "learning_since": lines[0][0].time}],
-                  returning=("hostname",))
     learning_since = s.execute(
         select(NoveltyHost.learning_since).where(NoveltyHost.hostname == hostname)).scalar_one()
     learned_at = learning_since + parse_duration(cfg.novelty_learning)
