@@ -109,9 +109,14 @@ def _events(store: Any, hostname: str) -> list[dict[str, Any]]:
     with store.session() as s:
         rows = s.execute(select(TriggerEvent, LogEvent.message).outerjoin(
             LogEvent, LogEvent.id == TriggerEvent.log_event_id).where(TriggerEvent.hostname == hostname)).all()
-    return [{"severity": t.severity, "subsystem": str((t.meta or {}).get("subsystem", "other")),
-             "pattern": t.pattern_id or t.trigger_type, "line": msg or t.trigger_reason,
-             "reason": t.trigger_reason, "count": t.count or 1} for t, msg in rows]
+    events = {t.id: {"severity": t.severity, "subsystem": str((t.meta or {}).get("subsystem", "other")),
+                     "pattern": t.pattern_id or t.trigger_type, "line": msg or t.trigger_reason,
+                     "reason": t.trigger_reason, "count": t.count or 1} for t, msg in rows}
+    # A line a correlation folded under its root event is also judged as part of that root: one issue, at the
+    # root's severity (its subsystem stays the line's own).
+    folded = [{**events[t.id], "severity": events[root]["severity"], "pattern": events[root]["pattern"]}
+              for t, _ in rows if (root := (t.meta or {}).get("root_event_id")) in events]
+    return list(events.values()) + folded
 
 
 def _entries_read(store: Any, hostname: str) -> int:

@@ -96,6 +96,16 @@ def test_severity_agreement(results) -> None:
     assert core["severity_agreement"] >= 0.9
 
 
+def test_the_whole_suite_meets_the_goals_with_correlation_and_novelty(results) -> None:
+    """The goals on every incident, the ones only a sequence (correlation rules) or novelty can find included."""
+    every = figures(results)
+    missed = [f"{r.name}: {i.key}" for r in results for i in r.incidents if not i.found]
+    assert every["recall"] >= 0.95, missed
+    assert every["severity_agreement"] >= 0.9
+    for group in ("correlation", "novelty"):
+        assert figures(results, group)["found"] >= 1, group
+
+
 def test_no_alarm_on_background_noise(results) -> None:
     assert [f"{r.name}: {a['line']}" for r in results for a in r.other_alarms] == []
 
