@@ -164,12 +164,15 @@ def score_review(review: dict[str, Any] | None, expected: dict[str, Any]) -> dic
             "outcome": review["outcome"] if review else None}
 
 
+#: A scenario is a few hours of one host's journal: novelty learns its first two hours (a host's default is a day).
+NOVELTY_LEARNING = "2h"
+
+
 def _settings(state: Path, model_url: str | None = None) -> Any:
     from macha.config import load_settings
 
-    # A scenario is a few hours of one host's journal: novelty learns its first two hours (a host's default is a day).
     kw: dict[str, Any] = {"hostname": "eval-runner", "state_dir": state, "memory": {"enable": False},
-                          "detection": {"novelty_learning": "2h"}}
+                          "detection": {"novelty_learning": NOVELTY_LEARNING}}
     if model_url:
         kw.update(review_model="gemma3-270m", context_size=4096,
                   llm={"backend": "openai", "openai_url": model_url, "answer_tokens": 1024, "timeout": 300})
@@ -207,7 +210,8 @@ def _through_cli(journal: Path, state: Path) -> str:
     import json
     import sys
 
-    env = {**os.environ, "MACHA_STATE_DIR": str(state), "MACHA_LLM__BACKEND": "none", "MACHA_MEMORY__ENABLE": "false"}
+    env = {**os.environ, "MACHA_STATE_DIR": str(state), "MACHA_LLM__BACKEND": "none", "MACHA_MEMORY__ENABLE": "false",
+           "MACHA_DETECTION__NOVELTY_LEARNING": NOVELTY_LEARNING}
     env.pop("MACHA_CONFIG", None)
     env.pop("MACHA_DATABASE_URL", None)
     proc = subprocess.run([sys.executable, "-m", "macha.cli.check", "--local", "--journal-file", str(journal),

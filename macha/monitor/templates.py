@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from macha.core.text import storable
 from macha.monitor.template_masks import mask
 from macha.monitor.template_parser import Parser
 from macha.store.models import LogEvent, LogTemplate, TemplateState, utcnow
@@ -98,7 +99,8 @@ def assign_templates(session: Session, hostname: str, messages: Sequence[str],
     _miners.pop(hostname, None)
     parser = miner.parser
     # Resolved after the whole batch: a merge late in the batch also moves the ids handed out earlier in it.
-    ids = [miner.add(m) for m in messages]
+    # A template is stored: mined from the storable text (PostgreSQL refuses a NUL, any backend a lone surrogate).
+    ids = [miner.add(storable(m)) for m in messages]
     ids = [parser.resolve(i) for i in ids]
     rows = []
     for cid in sorted(miner.dirty | miner.merged):
@@ -137,7 +139,8 @@ def forget_miners() -> None:
 def mine_offline(messages: Sequence[str]) -> tuple[list[int], dict[int, str]]:
     """Mine messages without a store (benchmarks, agreement with labelled data): ids and final templates."""
     miner = HostMiner("-", 0, Parser())
-    ids = [miner.add(m) for m in messages]
+    # A template is stored: mined from the storable text (PostgreSQL refuses a NUL, any backend a lone surrogate).
+    ids = [miner.add(storable(m)) for m in messages]
     return [miner.parser.resolve(i) for i in ids], {cid: c.template() for cid, c in miner.parser.clusters.items()}
 
 
