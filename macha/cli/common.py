@@ -13,10 +13,14 @@ from pathlib import Path
 from rich.text import Text
 
 from macha.config import Settings, load_settings
-# Re-exported: every command imports its entry point helpers from here.
-from macha.core.entry import EXIT_ERROR, OneLineParser, operator_name, run  # noqa: F401
+from macha.core.entry import EXIT_ERROR, OneLineParser, operator_name, run
 from macha.core.ids import MAX_ID, parse_id
 from macha.core.text import printable
+
+
+# The entry point helpers are re-exported: every command imports what it shares from here.
+__all__ = ["EXIT_ERROR", "count_type", "id_type", "operator_name", "parser", "plain", "run", "seconds_type",
+           "settings_from", "setup_logging"]
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
