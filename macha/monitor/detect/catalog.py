@@ -22,6 +22,7 @@ from pathlib import Path
 
 from macha.core.errors import ConfigError
 from macha.core.severity import SEVERITIES, SEVERITY_RANK, Severity
+from macha.core.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +78,20 @@ class UnnamedRule:
         return self.regex is None or self.regex.search(message) is not None
 
 
-def _read(path: Path) -> dict:
+def read_tables(path: Path, what: str = "pattern file", kinds: tuple[str, ...] = ("pattern", "benign", "unnamed")
+                ) -> dict:
+    """A detection data file (patterns, correlation rules): its TOML, each of ``kinds`` a list of tables; any
+    problem is one line naming the file."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"pattern file {path} does not exist") from None
+        raise ConfigError(f"{what} {path} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"pattern file {path}: {exc}") from None
-    for kind in ("pattern", "benign", "unnamed"):
+        raise ConfigError(f"{what} {path}: {one_line(str(exc))}") from None
+    for kind in kinds:
         if not isinstance(data.get(kind, []), list):
-            raise ConfigError(f"pattern file {path}: expected [[{kind}]] tables")
+            raise ConfigError(f"{what} {path}: expected [[{kind}]] tables")
     return data
 
 
@@ -182,14 +186,14 @@ def _unnamed(item: object, index: int, path: Path) -> UnnamedRule:
 def load_catalog(path: Path = BUILTIN) -> list[Pattern]:
     """Every pattern and benign entry of one file, or a ConfigError naming the first bad one (used for the
     built-in files)."""
-    data = _read(path)
+    data = read_tables(path)
     return ([_entry(item, i, path, "pattern") for i, item in enumerate(data.get("pattern", []))]
             + [_entry(item, i, path, "benign") for i, item in enumerate(data.get("benign", []))])
 
 
 def load_unnamed(path: Path = BUILTIN) -> list[UnnamedRule]:
     """The rules of one file for lines no pattern names, in order (the first that applies decides)."""
-    return [_unnamed(item, i, path) for i, item in enumerate(_read(path).get("unnamed", []))]
+    return [_unnamed(item, i, path) for i, item in enumerate(read_tables(path).get("unnamed", []))]
 
 
 def load_builtin() -> list[Pattern]:
@@ -204,7 +208,7 @@ def load_with_user(user_file: Path | None) -> tuple[list[Pattern], list[str]]:
     problems: list[str] = []
     if user_file is not None:
         try:
-            data = _read(user_file)
+            data = read_tables(user_file)
         except ConfigError as exc:
             return list(patterns.values()), [str(exc)]
         for kind in ("pattern", "benign"):
@@ -227,7 +231,7 @@ def unnamed_with_user(user_file: Path | None) -> tuple[list[UnnamedRule], list[s
     if user_file is None:
         return builtin, []
     try:
-        items = _read(user_file).get("unnamed", [])
+        items = read_tables(user_file).get("unnamed", [])
     except ConfigError:
         return builtin, []  # reported once, by load_with_user
     own: list[UnnamedRule] = []

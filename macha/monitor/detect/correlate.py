@@ -22,7 +22,6 @@ import hashlib
 import logging
 import re
 import string
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,7 +35,7 @@ from sqlalchemy.orm import Session
 from macha.core.errors import ConfigError
 from macha.core.severity import SEVERITY_RANK, Severity
 from macha.core.text import cap, one_line
-from macha.monitor.detect.catalog import Pattern, _compile, _lines
+from macha.monitor.detect.catalog import Pattern, _compile, _lines, read_tables
 from macha.monitor.detect.grouping import auth_account, auth_source
 from macha.monitor.detect.matcher import Matcher
 from macha.store.models import CorrelationState, TriggerEvent, utcnow
@@ -125,20 +124,6 @@ class Hit:
 
 
 # --- loading -----------------------------------------------------------------------------------------------------
-
-def _read(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"correlation file {path} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"correlation file {path}: {one_line(str(exc))}") from None
-    for kind in ("rule", "signal"):
-        if not isinstance(data.get(kind, []), list):
-            raise ConfigError(f"correlation file {path}: expected [[{kind}]] tables")
-    return data
-
 
 def _positive(item: dict, key: str, where: str, default: int | None = None, most: int = 7 * 86400) -> int:
     value = item.get(key, default)
@@ -235,7 +220,7 @@ def _signal(item: object, index: int, path: Path) -> Pattern:
 
 def load_file(path: Path) -> tuple[list[Rule], list[Pattern]]:
     """The rules and signals of one file, or a ConfigError (one line) naming the first bad one."""
-    data = _read(path)
+    data = read_tables(path, "correlation file", ("rule", "signal"))
     return ([_rule(item, i, path) for i, item in enumerate(data.get("rule", []))],
             [_signal(item, i, path) for i, item in enumerate(data.get("signal", []))])
 
